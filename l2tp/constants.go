@@ -38,9 +38,10 @@ const (
 
 // AVP header bits (RFC 2661 4.1).
 const (
-	avpFlagM      = 0x8000
-	avpFlagH      = 0x4000
-	avpLengthMask = 0x03ff
+	avpFlagM        = 0x8000
+	avpFlagH        = 0x4000
+	avpLengthMask   = 0x03ff
+	avpReservedMask = 0x3c00
 )
 
 // MessageType is the value of the Message Type AVP (RFC 2661 3.2, RFC 3931 3.1).

@@ -178,8 +178,9 @@ func (m *Message) AddBytes(t AVPType, mandatory bool, v []byte) {
 // reveal hidden AVPs (nil: a hidden AVP is an error). Message Type must be
 // the first AVP. An unknown AVP with the M bit set makes it return the
 // parsed message together with an *UnknownAVPError (RFC 2661 4.1); unknown
-// optional AVPs are kept in AVPs (AVP.Known reports false). Reserved bits of
-// the AVP header are ignored. Whether the message type itself is known is
+// optional AVPs are kept in AVPs (AVP.Known reports false). An AVP with
+// reserved header bits set is treated as unrecognised and dropped (an
+// *UnknownAVPError if its M bit is set). Whether the message type itself is known is
 // left to the caller (MessageType.Known).
 func ParseMessage(body []byte, secret []byte) (*Message, error) {
 	if len(body) == 0 {
@@ -207,6 +208,14 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 			return nil, fmt.Errorf("l2tp: %s: %w", m.Type, err)
 		}
 		off += n
+		if binary.BigEndian.Uint16(body[off-n:])&avpReservedMask != 0 {
+			// Reserved bits set: treat as unrecognised and do not keep it,
+			// as its meaning cannot be re-encoded.
+			if unknown == nil && a.Mandatory {
+				unknown = &UnknownAVPError{Vendor: a.Vendor, Type: uint16(a.Type), Mandatory: true}
+			}
+			continue
+		}
 		if a.Vendor == 0 {
 			switch a.Type {
 			case AVPMessageType:
