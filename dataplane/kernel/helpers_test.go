@@ -1,0 +1,11 @@
+package kernel
+
+import (
+	"net/netip"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+var cmpAddrPort = cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })
