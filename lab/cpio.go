@@ -62,7 +62,7 @@ func (c *cpioWriter) Add(e cpioEntry) error {
 		return c.err
 	}
 	name := path.Clean(e.Name)
-	if name == "" || name[0] == '/' || name == ".." || len(name) > 2 && name[:3] == "../" {
+	if e.Name == "" || name == "." || name[0] == '/' || name == ".." || len(name) > 2 && name[:3] == "../" {
 		return fmt.Errorf("cpio: bad entry name %q", e.Name)
 	}
 	nlink := 1
