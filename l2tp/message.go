@@ -314,8 +314,8 @@ func AppendMessage(b []byte, m *Message, secret []byte, rnd io.Reader) ([]byte, 
 	b = binary.BigEndian.AppendUint16(b, uint16(m.Type))
 	var (
 		rv       []byte
-		rvBuf    [randomVectorLen]byte
-		usedWith []AVPType // hidden types already keyed with rv
+		usedArr  [8]AVPType
+		usedWith = usedArr[:0] // hidden types already keyed with rv
 	)
 	if rnd == nil {
 		rnd = rand.Reader
@@ -351,12 +351,12 @@ func AppendMessage(b []byte, m *Message, secret []byte, rnd io.Reader) ([]byte, 
 			}
 		}
 		if reuse {
-			if _, err := io.ReadFull(rnd, rvBuf[:]); err != nil {
-				return nil, fmt.Errorf("l2tp: %s: reading Random Vector: %w", m.Type, err)
-			}
 			b = appendAVPHeader(b, true, false, 0, AVPRandomVector, randomVectorLen)
 			start := len(b)
-			b = append(b, rvBuf[:]...)
+			b = append(b, make([]byte, randomVectorLen)...)
+			if _, err := io.ReadFull(rnd, b[start:]); err != nil {
+				return nil, fmt.Errorf("l2tp: %s: reading Random Vector: %w", m.Type, err)
+			}
 			rv, usedWith = b[start:], usedWith[:0]
 		}
 		usedWith = append(usedWith, a.Type)
