@@ -360,6 +360,31 @@ func TestBadNr(t *testing.T) {
 	}
 }
 
+// TestRetransmitCapNotPowerOfTwo: the doubling stops at the cap even when
+// the cap is not initial*2^k.
+func TestRetransmitCapNotPowerOfTwo(t *testing.T) {
+	c := New(Config{RetransmitCap: 10 * time.Second, MaxRetransmits: 6}, t0)
+	c.Send(t0, msg(0))
+	c.Output(t0, nil)
+	var gaps []time.Duration
+	for now := t0; !c.Failed(); {
+		next := c.Deadline()
+		if next.IsZero() {
+			t.Fatal("no deadline with a message outstanding")
+		}
+		gaps = append(gaps, next.Sub(now))
+		now = next
+		c.Output(now, nil)
+	}
+	want := []time.Duration{1, 2, 4, 8, 10, 10, 10} // six retransmissions, then failure
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if !slices.Equal(gaps, want) {
+		t.Errorf("gaps %v, want %v", gaps, want)
+	}
+}
+
 func TestRetransmitSchedule(t *testing.T) {
 	c := New(Config{MaxRetransmits: 6}, t0)
 	c.Send(t0, msg(0))
@@ -538,7 +563,13 @@ func TestPeerWindow(t *testing.T) {
 	if out := c.Output(at(500*time.Millisecond), nil); len(out) != 0 {
 		t.Fatalf("5th message sent before an ack: %+v", out)
 	}
+	if d := c.Deadline(); !d.Equal(at(time.Second)) {
+		t.Fatalf("window full: Deadline +%v, want the first retransmission at +1s", d.Sub(t0))
+	}
 	ackOne(t, c, at(600*time.Millisecond))
+	if d := c.Deadline(); d.After(at(600 * time.Millisecond)) {
+		t.Fatalf("window opened at +600ms but Deadline is +%v", d.Sub(t0))
+	}
 	out = c.Output(at(600*time.Millisecond), nil)
 	if len(out) != 1 || string(out[0].Body) != "m104" {
 		t.Fatalf("after ack: %+v, want the 5th message", out)
@@ -642,5 +673,20 @@ func TestHelloDue(t *testing.T) {
 	}
 	if New(Config{}, t0).HelloDue(at(time.Hour)) {
 		t.Error("Hello due with HelloInterval 0")
+	}
+}
+
+func TestDeadlineQueued(t *testing.T) {
+	c := New(Config{}, t0)
+	if !c.Deadline().IsZero() {
+		t.Fatalf("idle channel (no Hello) has deadline %v", c.Deadline())
+	}
+	c.Send(at(time.Second), msg(0))
+	if d := c.Deadline(); !d.Equal(at(time.Second)) {
+		t.Fatalf("queued message: Deadline +%v, want +1s (send now)", d.Sub(t0))
+	}
+	c.Output(at(time.Second), nil)
+	if d := c.Deadline(); !d.Equal(at(2 * time.Second)) {
+		t.Fatalf("sent message: Deadline +%v, want +2s (retransmission)", d.Sub(t0))
 	}
 }
