@@ -1,0 +1,620 @@
+package ppp
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/l2tpd/l2tpd/auth"
+)
+
+// Role says which side of authentication a Link takes.
+type Role uint8
+
+// Roles.
+const (
+	RoleAuthenticator Role = iota // LNS: we authenticate the peer
+	RolePeer                      // LAC dialling out: we prove who we are
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleAuthenticator:
+		return "authenticator"
+	case RolePeer:
+		return "peer"
+	}
+	return fmt.Sprintf("role-%d", uint8(r))
+}
+
+// Policy says whether a network control protocol is negotiated.
+type Policy uint8
+
+// Policies. The zero value allows the protocol.
+const (
+	PolicyAllow   Policy = iota // negotiate; the link stays up without it
+	PolicyRequire               // negotiate; the link goes down without it
+	PolicyDisable               // Protocol-Reject it
+)
+
+func (p Policy) String() string {
+	switch p {
+	case PolicyAllow:
+		return "allow"
+	case PolicyRequire:
+		return "require"
+	case PolicyDisable:
+		return "disable"
+	}
+	return fmt.Sprintf("policy-%d", uint8(p))
+}
+
+// Phase is the link phase (RFC 1661 section 3.2).
+type Phase uint8
+
+// Phases.
+const (
+	PhaseDead Phase = iota
+	PhaseEstablish
+	PhaseAuthenticate
+	PhaseNetwork
+	PhaseTerminate
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseDead:
+		return "dead"
+	case PhaseEstablish:
+		return "establish"
+	case PhaseAuthenticate:
+		return "authenticate"
+	case PhaseNetwork:
+		return "network"
+	case PhaseTerminate:
+		return "terminate"
+	}
+	return fmt.Sprintf("phase-%d", uint8(p))
+}
+
+// Config configures a Link. Zero values take the defaults noted.
+type Config struct {
+	Role Role
+	// MRU we ask for (default 1500: not requested).
+	MRU int
+	// AuthMethods in order of preference. Authenticator: we propose the
+	// first and accept a Nak'd one from this list; empty means no
+	// authentication. Peer: the methods we agree to (empty: all).
+	AuthMethods []auth.Method
+	// Username and Password: peer role credentials.
+	Username, Password string
+	// Hostname is our CHAP name (default "l2tpd").
+	Hostname string
+	// EchoInterval between LCP Echo-Requests in Opened (default 30 s,
+	// negative disables); EchoFailures unanswered ones close the link
+	// (default 4).
+	EchoInterval time.Duration
+	EchoFailures int
+	// RFC 1661 counters and timer (defaults 3 s, 10, 5, 2).
+	RestartTimer                           time.Duration
+	MaxConfigure, MaxFailure, MaxTerminate int
+	// AuthTimeout bounds the authentication phase (default 30 s).
+	AuthTimeout time.Duration
+	// IPv4 (IPCP) and IPv6 (IPv6CP) policies.
+	IPv4, IPv6 Policy
+	// AcceptPeerAddress: authenticator role, when SetAddresses gave no
+	// peer address, acknowledge the address the peer asks for.
+	AcceptPeerAddress bool
+	// RequestDNS: peer role, ask for primary and secondary DNS.
+	RequestDNS bool
+	// Session is copied into every auth.Request.
+	Session auth.SessionInfo
+	// Rand supplies magic numbers, challenges and interface identifiers
+	// (default crypto/rand).
+	Rand io.Reader
+}
+
+func (c *Config) setDefaults() {
+	if c.MRU == 0 {
+		c.MRU = defaultMRU
+	}
+	c.MRU = max(c.MRU, minMRU)
+	if c.Hostname == "" {
+		c.Hostname = defaultHostname
+	}
+	if c.EchoInterval == 0 {
+		c.EchoInterval = echoIntervalDefault
+	}
+	if c.EchoFailures <= 0 {
+		c.EchoFailures = echoFailuresDefault
+	}
+	if c.RestartTimer <= 0 {
+		c.RestartTimer = restartTimerDefault
+	}
+	if c.MaxConfigure <= 0 {
+		c.MaxConfigure = maxConfigureDefault
+	}
+	if c.MaxFailure <= 0 {
+		c.MaxFailure = maxFailureDefault
+	}
+	if c.MaxTerminate <= 0 {
+		c.MaxTerminate = maxTerminateDefault
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = authTimeoutDefault
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+}
+
+// Action is something the caller must do, drained with Link.Actions.
+type Action interface{ isAction() }
+
+// SendFrame: send Frame (protocol field first) to the peer. The Link does
+// not keep Frame.
+type SendFrame struct{ Frame []byte }
+
+// NeedAuth: check these credentials and call Link.AuthDone.
+type NeedAuth struct{ Req *auth.Request }
+
+// NeedAddress: authentication succeeded (Result is the authenticator's
+// answer, nil without authentication); call Link.SetAddresses with what
+// IPCP should offer.
+type NeedAddress struct{ Result *auth.Result }
+
+// NetworkUp: the network layer is up, or changed (emitted again when
+// another NCP opens or one closes).
+type NetworkUp struct {
+	IPv4, IPv6  bool // which NCPs are open
+	Local, Peer netip.Addr
+	DNS, NBNS   [2]netip.Addr // authenticator: offered; peer: received
+	LocalIfID   [8]byte
+	PeerIfID    [8]byte
+	MTU         int // the peer's MRU: the largest frame we may send
+	MRU         int // ours
+}
+
+// LinkDown: the link is finished; Reason says why (for logs and the
+// L2TP CDN). It is emitted once; the Link may still answer frames.
+type LinkDown struct{ Reason string }
+
+func (SendFrame) isAction()   {}
+func (NeedAuth) isAction()    {}
+func (NeedAddress) isAction() {}
+func (NetworkUp) isAction()   {}
+func (LinkDown) isAction()    {}
+
+// Link is one PPP link: LCP, authentication, IPCP and IPv6CP.
+type Link struct {
+	cfg     Config
+	actions []Action
+	phase   Phase
+
+	lcp    lcpLayer
+	ipcp   ipcpLayer
+	ipv6cp ipv6cpLayer
+	au     authState
+
+	echoTimer   time.Time
+	echoPending int
+	echoID      uint8
+
+	result     *auth.Result
+	sessionEnd time.Time
+	idle       time.Duration
+	lastData   time.Time
+
+	addrSet    bool
+	netMask    uint8 // NCPs reported in the last NetworkUp
+	downSent   bool
+	reason     string
+	earlyAuth  []byte // an auth frame that arrived before LCP opened
+	protoRejID uint8
+}
+
+// NewLink returns a link in the Dead phase; Open starts it.
+func NewLink(cfg Config, now time.Time) *Link {
+	cfg.setDefaults()
+	cfg.AuthMethods = slices.Clone(cfg.AuthMethods)
+	l := &Link{cfg: cfg}
+	l.lcp.init(l)
+	l.ipcp.init(l)
+	l.ipv6cp.init(l)
+	return l
+}
+
+// Phase returns the current phase.
+func (l *Link) Phase() Phase { return l.phase }
+
+// LCPState, IPCPState and IPv6CPState expose the automata (for stats).
+func (l *Link) LCPState() State    { return l.lcp.f.state }
+func (l *Link) IPCPState() State   { return l.ipcp.f.state }
+func (l *Link) IPv6CPState() State { return l.ipv6cp.f.state }
+
+// Open signals that the lower layer is up: LCP starts negotiating.
+func (l *Link) Open(now time.Time) {
+	if l.lcp.f.state != StateInitial && l.lcp.f.state != StateStarting {
+		return
+	}
+	l.phase = PhaseEstablish
+	l.lcp.f.event(now, EvOpen, Packet{}, 0, nil)
+	l.lcp.f.event(now, EvUp, Packet{}, 0, nil)
+}
+
+// Close closes the link administratively: LCP Terminate, then LinkDown
+// with reason.
+func (l *Link) Close(now time.Time, reason string) { l.fail(now, reason) }
+
+// Down signals that the lower layer went away: LinkDown at once.
+func (l *Link) Down(now time.Time, reason string) {
+	if l.reason == "" {
+		l.reason = reason
+	}
+	l.lcp.f.event(now, EvDown, Packet{}, 0, nil)
+	l.emitDown()
+}
+
+// DataSeen tells the link that subscriber traffic passed (the caller
+// compares the data path's counters); it restarts the idle timer.
+func (l *Link) DataSeen(now time.Time) { l.lastData = now }
+
+// Actions appends the pending actions to dst and clears them.
+func (l *Link) Actions(dst []Action) []Action {
+	dst = append(dst, l.actions...)
+	clear(l.actions)
+	l.actions = l.actions[:0]
+	return dst
+}
+
+// Deadline is when Tick must next be called (zero: no timer).
+func (l *Link) Deadline() time.Time {
+	var d time.Time
+	for _, t := range [...]time.Time{l.lcp.f.timer, l.ipcp.f.timer, l.ipv6cp.f.timer, l.au.timer, l.au.deadline, l.echoTimer, l.sessionEnd, l.idleDeadline()} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+func (l *Link) idleDeadline() time.Time {
+	if l.idle <= 0 || l.phase != PhaseNetwork {
+		return time.Time{}
+	}
+	return l.lastData.Add(l.idle)
+}
+
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// Tick runs the timers that are due.
+func (l *Link) Tick(now time.Time) {
+	l.lcp.f.tick(now)
+	l.ipcp.f.tick(now)
+	l.ipv6cp.f.tick(now)
+	l.authTick(now)
+	if due(l.echoTimer, now) {
+		l.echoTimer = time.Time{}
+		if l.lcp.f.state == StateOpened {
+			if l.echoPending >= l.cfg.EchoFailures {
+				l.fail(now, fmt.Sprintf("peer not responding: %d LCP Echo-Requests unanswered", l.echoPending))
+			} else {
+				l.sendEchoRequest()
+				l.echoPending++
+				l.echoTimer = now.Add(l.cfg.EchoInterval)
+			}
+		}
+	}
+	if due(l.sessionEnd, now) {
+		l.sessionEnd = time.Time{}
+		l.fail(now, "session timeout")
+	}
+	if due(l.idleDeadline(), now) {
+		l.idle = 0
+		l.fail(now, "idle timeout")
+	}
+}
+
+// Input handles one frame from the peer. The frame is not kept.
+func (l *Link) Input(now time.Time, frame []byte) {
+	if len(frame) > maxFrameLen {
+		return
+	}
+	proto, payload, err := SplitFrame(frame)
+	if err != nil {
+		return
+	}
+	l.echoPending = 0
+	if l.lcp.f.state == StateInitial || l.lcp.f.state == StateStarting {
+		l.Open(now) // the peer is there: start now rather than drop this
+	}
+	switch proto {
+	case ProtoLCP:
+		p, err := ParsePacket(payload)
+		if err != nil {
+			return
+		}
+		wasOpened := l.lcp.f.state == StateOpened
+		l.lcp.f.input(now, p, payload, func(p Packet) bool { return l.lcpExtra(now, p) })
+		if p.Code == CodeTermReq && wasOpened {
+			if l.reason == "" {
+				l.reason = "terminated by peer"
+				if len(p.Data) > 0 {
+					l.reason += ": " + printable(p.Data)
+				}
+			}
+			l.emitDown()
+		}
+	case ProtoPAP, ProtoCHAP:
+		if l.lcp.f.state != StateOpened {
+			l.earlyAuth = append(l.earlyAuth[:0], frame...)
+			return
+		}
+		if proto != protocolOf(l.au.method) {
+			return // not negotiated
+		}
+		p, err := ParsePacket(payload)
+		if err != nil {
+			return
+		}
+		l.authInput(now, proto, p)
+	case ProtoIPCP:
+		l.ncpInput(now, &l.ipcp.f, l.cfg.IPv4, &l.ipcp.early, frame, payload)
+	case ProtoIPv6CP:
+		l.ncpInput(now, &l.ipv6cp.f, l.cfg.IPv6, &l.ipv6cp.early, frame, payload)
+	default:
+		if l.lcp.f.state == StateOpened && proto != ProtoIPv4 && proto != ProtoIPv6 {
+			l.sendProtocolReject(proto, payload)
+		}
+	}
+}
+
+func (l *Link) ncpInput(now time.Time, f *fsm, pol Policy, early *[]byte, frame, payload []byte) {
+	if pol == PolicyDisable {
+		if l.lcp.f.state == StateOpened {
+			l.sendProtocolReject(f.proto, payload)
+		}
+		return
+	}
+	if l.phase != PhaseNetwork || f.state == StateInitial || f.state == StateStarting {
+		// Not ready yet (LCP, authentication or addresses pending): keep
+		// the latest frame and replay it when the NCP starts.
+		*early = append((*early)[:0], frame...)
+		return
+	}
+	p, err := ParsePacket(payload)
+	if err != nil {
+		return
+	}
+	f.input(now, p, payload, nil)
+}
+
+func (l *Link) lcpExtra(now time.Time, p Packet) bool {
+	switch p.Code {
+	case CodeEchoReq, CodeDiscardReq:
+		if p.Code == CodeEchoReq {
+			l.lcp.f.event(now, EvRXR, p, 0, nil)
+		}
+		return true
+	case CodeEchoReply:
+		return true // any frame already reset echoPending
+	case CodeProtoRej:
+		if len(p.Data) < 2 || l.lcp.f.state != StateOpened {
+			return true
+		}
+		switch Protocol(be16(p.Data)) {
+		case ProtoIPCP:
+			l.ipcp.f.event(now, EvRXJMinus, p, 0, nil)
+		case ProtoIPv6CP:
+			l.ipv6cp.f.event(now, EvRXJMinus, p, 0, nil)
+		case ProtoLCP:
+			l.lcp.f.event(now, EvRXJMinus, p, 0, nil)
+		case ProtoPAP, ProtoCHAP:
+			l.fail(now, "peer rejected the authentication protocol")
+		}
+		return true
+	}
+	return false
+}
+
+// replyCap bounds every reply by our own limits, never by the peer's MRU
+// alone.
+func (l *Link) replyCap() int {
+	c := min(l.cfg.MRU, defaultMRU)
+	if m := int(l.lcp.peerMRU); m != 0 {
+		c = min(c, m)
+	}
+	return c
+}
+
+func (l *Link) sendPacket(proto Protocol, p Packet) {
+	fr := make([]byte, 0, protoLen+headerLen+len(p.Data))
+	l.actions = append(l.actions, SendFrame{Frame: p.AppendFrame(fr, proto)})
+}
+
+func (l *Link) sendProtocolReject(proto Protocol, payload []byte) {
+	max := l.replyCap() - protoLen - headerLen - 2
+	if len(payload) > max {
+		payload = payload[:max]
+	}
+	data := make([]byte, 0, 2+len(payload))
+	data = binary.BigEndian.AppendUint16(data, uint16(proto))
+	data = append(data, payload...)
+	l.protoRejID++
+	l.sendPacket(ProtoLCP, Packet{Code: CodeProtoRej, ID: l.protoRejID, Data: data})
+}
+
+func (l *Link) sendEchoRequest() {
+	l.echoID++
+	var d [4]byte
+	binary.BigEndian.PutUint32(d[:], l.lcp.magicForEcho())
+	l.sendPacket(ProtoLCP, Packet{Code: CodeEchoReq, ID: l.echoID, Data: d[:]})
+}
+
+func (l *Link) sendEchoReply(rx Packet) {
+	rest := []byte(nil)
+	if len(rx.Data) > 4 {
+		rest = rx.Data[4:]
+	}
+	if max := l.replyCap() - protoLen - headerLen - 4; len(rest) > max {
+		rest = rest[:max]
+	}
+	d := make([]byte, 4, 4+len(rest))
+	binary.BigEndian.PutUint32(d, l.lcp.magicForEcho())
+	d = append(d, rest...)
+	l.sendPacket(ProtoLCP, Packet{Code: CodeEchoReply, ID: rx.ID, Data: d})
+}
+
+// fail closes the link with reason (the first reason given wins).
+func (l *Link) fail(now time.Time, reason string) {
+	if l.reason == "" {
+		l.reason = reason
+	}
+	l.phase = PhaseTerminate
+	l.lcp.f.event(now, EvClose, Packet{}, 0, nil)
+}
+
+func (l *Link) emitDown() {
+	if l.downSent {
+		return
+	}
+	l.downSent = true
+	if l.reason == "" {
+		l.reason = "LCP negotiation failed"
+	}
+	l.phase = PhaseDead
+	l.echoTimer, l.sessionEnd, l.idle = time.Time{}, time.Time{}, 0
+	l.au.stopTimers()
+	l.actions = append(l.actions, LinkDown{Reason: l.reason})
+}
+
+func (l *Link) random(b []byte) {
+	if _, err := io.ReadFull(l.cfg.Rand, b); err != nil {
+		// A failing random source is a programming error of the caller's
+		// configuration; fall back to something non-constant.
+		for i := range b {
+			b[i] ^= byte(i*131) + l.echoID + 1
+		}
+	}
+}
+
+func printable(b []byte) string {
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			out = append(out, c)
+		} else {
+			out = append(out, '?')
+		}
+	}
+	return string(out)
+}
+
+// enterNetwork starts the NCPs once authentication is done.
+func (l *Link) enterNetwork(now time.Time) {
+	l.phase = PhaseNetwork
+	l.lastData = now
+	if l.cfg.IPv4 == PolicyDisable && l.cfg.IPv6 == PolicyDisable {
+		l.fail(now, "no network protocol enabled")
+		return
+	}
+	if l.cfg.IPv4 != PolicyDisable {
+		if l.cfg.Role == RoleAuthenticator && !l.addrSet {
+			l.actions = append(l.actions, NeedAddress{Result: l.result})
+		} else {
+			l.startNCP(now, &l.ipcp.f, &l.ipcp.early)
+		}
+	}
+	if l.cfg.IPv6 != PolicyDisable {
+		l.startNCP(now, &l.ipv6cp.f, &l.ipv6cp.early)
+	}
+}
+
+func (l *Link) startNCP(now time.Time, f *fsm, early *[]byte) {
+	if f.state != StateInitial && f.state != StateStarting {
+		return
+	}
+	f.event(now, EvOpen, Packet{}, 0, nil)
+	f.event(now, EvUp, Packet{}, 0, nil)
+	if len(*early) > 0 {
+		fr := *early
+		*early = nil
+		l.Input(now, fr)
+	}
+}
+
+// SetAddresses supplies what IPCP offers (authenticator role): our
+// address, the peer's, DNS and NBNS servers (invalid entries are not
+// offered). It may be called before or after NeedAddress.
+func (l *Link) SetAddresses(now time.Time, local, peer netip.Addr, dns, nbns [2]netip.Addr) {
+	l.ipcp.local, l.ipcp.peer = local, peer
+	l.ipcp.reqAddr = local.Is4()
+	l.ipcp.dns, l.ipcp.nbns = dns, nbns
+	l.addrSet = true
+	if l.phase == PhaseNetwork && l.cfg.IPv4 != PolicyDisable {
+		l.startNCP(now, &l.ipcp.f, &l.ipcp.early)
+	}
+}
+
+// ncpChanged re-evaluates the network layer after an NCP opened, closed or
+// failed.
+func (l *Link) ncpChanged(now time.Time) {
+	if l.phase != PhaseNetwork {
+		return
+	}
+	v4 := l.ipcp.f.state == StateOpened
+	v6 := l.ipv6cp.f.state == StateOpened
+	v4dead := l.cfg.IPv4 == PolicyDisable || l.ipcp.f.state == StateStopped || l.ipcp.f.state == StateClosed
+	v6dead := l.cfg.IPv6 == PolicyDisable || l.ipv6cp.f.state == StateStopped || l.ipv6cp.f.state == StateClosed
+	switch {
+	case l.cfg.IPv4 == PolicyRequire && v4dead:
+		l.fail(now, "IPCP failed and IPv4 is required")
+		return
+	case l.cfg.IPv6 == PolicyRequire && v6dead:
+		l.fail(now, "IPv6CP failed and IPv6 is required")
+		return
+	case v4dead && v6dead:
+		l.fail(now, "no network protocol could be negotiated")
+		return
+	}
+	if !v4 && !v6 {
+		return
+	}
+	if l.cfg.IPv4 == PolicyRequire && !v4 || l.cfg.IPv6 == PolicyRequire && !v6 {
+		return
+	}
+	var mask uint8
+	if v4 {
+		mask |= 1
+	}
+	if v6 {
+		mask |= 2
+	}
+	if mask == l.netMask {
+		return
+	}
+	l.netMask = mask
+	up := NetworkUp{IPv4: v4, IPv6: v6, MTU: int(l.lcp.peerMRU), MRU: int(l.lcp.mru)}
+	if up.MTU == 0 {
+		up.MTU = defaultMRU
+	}
+	if v4 {
+		up.Local, up.Peer = l.ipcp.local, l.ipcp.peer
+		if l.cfg.Role == RoleAuthenticator {
+			up.DNS, up.NBNS = l.ipcp.dns, l.ipcp.nbns
+		} else {
+			up.DNS = l.ipcp.gotDNS
+		}
+	}
+	if v6 {
+		up.LocalIfID, up.PeerIfID = l.ipv6cp.local, l.ipv6cp.peer
+	}
+	l.actions = append(l.actions, up)
+}
