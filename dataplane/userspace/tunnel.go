@@ -1,0 +1,465 @@
+package userspace
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/l2tp"
+)
+
+type tunnel struct {
+	plane *Plane
+	cfg   dataplane.TunnelConfig
+	w     io.Writer
+
+	mu       sync.RWMutex
+	sessions map[uint16]*session
+	closed   bool
+
+	rxErrors atomic.Uint64 // malformed or unknown-session data messages
+}
+
+// AddSession implements dataplane.Tunnel.
+func (t *tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) (dataplane.Session, error) {
+	if cfg.LocalID == 0 || cfg.LocalID > 0xffff || cfg.PeerID > 0xffff {
+		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d/%d: L2TPv2 session IDs are 16 bits, non-zero", t.cfg.LocalID, cfg.LocalID, cfg.PeerID)
+	}
+	if cfg.PWType != 0 && cfg.PWType != dataplane.PWTypePPP {
+		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d: pseudowire type %#x: %w", t.cfg.LocalID, cfg.LocalID, uint16(cfg.PWType), dataplane.ErrUnsupported)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d: tunnel closed", t.cfg.LocalID, cfg.LocalID)
+	}
+	if _, dup := t.sessions[uint16(cfg.LocalID)]; dup {
+		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d: already exists", t.cfg.LocalID, cfg.LocalID)
+	}
+	s := &session{tunnel: t, cfg: cfg, rx: rx}
+	t.sessions[uint16(cfg.LocalID)] = s
+	return s, nil
+}
+
+// HandleData implements dataplane.Tunnel. It does not allocate (except to
+// hand a PFC-compressed non-IP frame to the FrameHandler, which wants the
+// 2-byte protocol field).
+func (t *tunnel) HandleData(pkt []byte) {
+	h, payload, err := l2tp.ParseHeader(pkt)
+	if err != nil || h.Control || h.Version != l2tp.Version2 || h.TunnelID != t.cfg.LocalID {
+		t.rxErrors.Add(1)
+		return
+	}
+	t.mu.RLock()
+	s := t.sessions[uint16(h.SessionID)]
+	t.mu.RUnlock()
+	if s == nil {
+		t.rxErrors.Add(1)
+		return
+	}
+	s.receive(&h, payload)
+}
+
+// Close implements dataplane.Tunnel.
+func (t *tunnel) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ss := make([]*session, 0, len(t.sessions))
+	for _, s := range t.sessions {
+		ss = append(ss, s)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range ss {
+		errs = append(errs, s.Close())
+	}
+	p := t.plane
+	p.mu.Lock()
+	delete(p.tunnels, t.cfg.LocalID)
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// netState is what Up installed; replaced atomically, read per packet.
+type netState struct {
+	peer     netip.Addr
+	peerIfID [8]byte
+	hasIfID  bool
+	routes   []netip.Prefix // every prefix routed to the session (peer/32 first)
+	local    netip.Addr
+	dev      device
+}
+
+func (n *netState) sourceOK(src netip.Addr) bool {
+	if src == n.peer {
+		return true
+	}
+	if n.hasIfID && linkLocal.Contains(src) {
+		b := src.As16()
+		return [8]byte(b[8:]) == n.peerIfID
+	}
+	for _, p := range n.routes {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
+}
+
+type session struct {
+	tunnel *tunnel
+	cfg    dataplane.SessionConfig
+	rx     dataplane.FrameHandler
+
+	net     atomic.Pointer[netState] // nil until Up
+	closed  atomic.Bool
+	peerSeq atomic.Bool   // the peer sends Ns (LAC: we must too, RFC 2661 5.4)
+	ns      atomic.Uint32 // next Ns we send
+
+	seqMu   sync.Mutex
+	seqSeen bool
+	nextNs  uint16 // next Ns expected from the peer
+
+	txPackets, txBytes, txErrors atomic.Uint64
+	rxPackets, rxBytes, rxErrors atomic.Uint64
+}
+
+func (s *session) String() string {
+	return fmt.Sprintf("tunnel %d session %d", s.tunnel.cfg.LocalID, s.cfg.LocalID)
+}
+
+// acceptSeq applies RFC 2661 5.4 ordering: with no reorder buffer, a packet
+// older than the last one accepted (serial-number comparison modulo 2^16)
+// is dropped.
+func (s *session) acceptSeq(ns uint16) bool {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	if s.seqSeen && int16(ns-s.nextNs) < 0 {
+		return false
+	}
+	s.seqSeen = true
+	s.nextNs = ns + 1
+	return true
+}
+
+func (s *session) receive(h *l2tp.Header, payload []byte) {
+	if s.closed.Load() {
+		s.rxErrors.Add(1)
+		return
+	}
+	if h.HasSeq {
+		if !s.acceptSeq(h.Ns) {
+			s.rxErrors.Add(1)
+			return
+		}
+		if !s.cfg.LNSMode {
+			s.peerSeq.Store(true)
+		}
+	} else if s.cfg.RecvSeq {
+		s.rxErrors.Add(1)
+		return
+	}
+	frame := payload
+	if len(frame) >= 2 && frame[0] == pppAddress && frame[1] == pppControl {
+		frame = frame[2:]
+	}
+	if len(frame) == 0 {
+		s.rxErrors.Add(1)
+		return
+	}
+	var proto uint16
+	var body []byte
+	compressed := frame[0]&1 == 1 // RFC 1661 6.5: PFC leaves one odd byte
+	if compressed {
+		proto, body = uint16(frame[0]), frame[1:]
+	} else {
+		if len(frame) < 2 {
+			s.rxErrors.Add(1)
+			return
+		}
+		proto, body = binary.BigEndian.Uint16(frame), frame[2:]
+	}
+	s.rxPackets.Add(1)
+	s.rxBytes.Add(uint64(len(payload)))
+	switch proto {
+	case protoIPv4, protoIPv6:
+		s.toDevice(proto, body)
+		return
+	}
+	if s.rx == nil {
+		return
+	}
+	if compressed {
+		full := make([]byte, 2+len(body))
+		full[1] = byte(proto)
+		copy(full[2:], body)
+		frame = full
+	}
+	s.rx(frame)
+}
+
+func (s *session) toDevice(proto uint16, pkt []byte) {
+	st := s.net.Load()
+	if st == nil {
+		s.rxErrors.Add(1) // IP before Up
+		return
+	}
+	var src netip.Addr
+	switch {
+	case proto == protoIPv4 && len(pkt) >= 20 && pkt[0]>>4 == 4:
+		src = netip.AddrFrom4([4]byte(pkt[12:16]))
+	case proto == protoIPv6 && len(pkt) >= 40 && pkt[0]>>4 == 6:
+		src = netip.AddrFrom16([16]byte(pkt[8:24]))
+	default:
+		s.rxErrors.Add(1)
+		return
+	}
+	if !st.sourceOK(src) {
+		s.rxErrors.Add(1) // spoofed source
+		return
+	}
+	if _, err := st.dev.Write(pkt); err != nil {
+		s.rxErrors.Add(1)
+	}
+}
+
+func (s *session) sendSeq() bool {
+	return s.cfg.SendSeq || s.peerSeq.Load()
+}
+
+// send prepends the L2TP header and FF 03 to the PPP frame (protocol field
+// first) in buf[off:off+n] and writes the message on the tunnel's socket.
+// buf must have at least maxHeader bytes of headroom before off.
+func (s *session) send(buf []byte, off, n int) error {
+	t := s.tunnel
+	h := l2tp.Header{Version: l2tp.Version2, TunnelID: t.cfg.PeerID, SessionID: s.cfg.PeerID}
+	if s.sendSeq() {
+		h.HasSeq = true
+		h.Ns = uint16(s.ns.Add(1) - 1)
+	}
+	hl := h.Len()
+	if hl+2+n > 0xffff {
+		s.txErrors.Add(1)
+		return fmt.Errorf("userspace dataplane: %s: %d-byte frame too long", s, n)
+	}
+	start := off - hl - 2
+	b := l2tp.AppendHeader(buf[start:start], h, 2+n)
+	_ = append(b, pppAddress, pppControl)
+	if _, err := t.w.Write(buf[start : off+n]); err != nil {
+		s.txErrors.Add(1)
+		return fmt.Errorf("userspace dataplane: %s: send: %w", s, err)
+	}
+	s.txPackets.Add(1)
+	s.txBytes.Add(uint64(n))
+	return nil
+}
+
+// sendIP sends the IP packet at buf[off:off+n] (headroom before off).
+func (s *session) sendIP(buf []byte, off, n int, proto uint16) {
+	binary.BigEndian.PutUint16(buf[off-2:], proto)
+	_ = s.send(buf, off-2, n+2)
+}
+
+// SendFrame implements dataplane.Session.
+func (s *session) SendFrame(frame []byte) error {
+	if s.closed.Load() {
+		return fmt.Errorf("userspace dataplane: %s: send on closed session", s)
+	}
+	if len(frame) < 2 {
+		return fmt.Errorf("userspace dataplane: %s: %d-byte frame has no protocol field", s, len(frame))
+	}
+	buf := make([]byte, maxHeader+len(frame))
+	copy(buf[maxHeader:], frame)
+	return s.send(buf, maxHeader, len(frame))
+}
+
+// Up implements dataplane.Session: it opens the device if needed, adds the
+// local address, routes the peer's address and prefixes to the session and
+// starts forwarding IP. Called again, it installs the new configuration
+// (routes no longer wanted are removed).
+func (s *session) Up(cfg dataplane.NetConfig) error {
+	if s.closed.Load() {
+		return fmt.Errorf("userspace dataplane: %s: up on closed session", s)
+	}
+	var want []netip.Prefix
+	if cfg.Peer.IsValid() {
+		if !cfg.Peer.Is4() {
+			return fmt.Errorf("userspace dataplane: %s: peer address %v is not IPv4", s, cfg.Peer)
+		}
+		want = append(want, netip.PrefixFrom(cfg.Peer, 32))
+	}
+	for _, r := range slices.Concat(cfg.Routes, cfg.IPv6Routes) {
+		if !r.IsValid() {
+			return fmt.Errorf("userspace dataplane: %s: invalid route %v", s, r)
+		}
+		r = r.Masked()
+		if !slices.Contains(want, r) {
+			want = append(want, r)
+		}
+	}
+	var zeroID [8]byte
+	hasIfID := cfg.PeerIfID != zeroID
+
+	p := s.tunnel.plane
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.table.mu.RLock()
+	for _, r := range want {
+		if o := p.table.ownerLocked(r); o != nil && o != s {
+			p.table.mu.RUnlock()
+			return fmt.Errorf("userspace dataplane: %s: %v is already routed to %s", s, r, o)
+		}
+	}
+	if hasIfID {
+		if o := p.table.ifid[cfg.PeerIfID]; o != nil && o != s {
+			p.table.mu.RUnlock()
+			return fmt.Errorf("userspace dataplane: %s: interface id %x is already used by %s", s, cfg.PeerIfID, o)
+		}
+	}
+	p.table.mu.RUnlock()
+
+	old := s.net.Load()
+	if old == nil {
+		if err := p.acquireDeviceLocked(); err != nil {
+			return fmt.Errorf("userspace dataplane: %s: open %s: %w", s, p.cfg.IfName, err)
+		}
+		old = &netState{dev: p.dev}
+		s.net.Store(old) // from here on Close releases the device
+	}
+	dev := old.dev
+	local := old.local
+	if cfg.Local.IsValid() && cfg.Local != local {
+		if err := p.addAddrLocked(dev, cfg.Local); err != nil {
+			return fmt.Errorf("userspace dataplane: %s: %w", s, err)
+		}
+		if local.IsValid() {
+			p.delAddrLocked(dev, local)
+		}
+		local = cfg.Local
+	}
+	installed := slices.Clone(old.routes)
+	var errs []error
+	for _, r := range want {
+		if err := dev.AddRoute(r, cfg.MTU); err != nil {
+			errs = append(errs, fmt.Errorf("route %v: %w", r, err))
+			continue
+		}
+		if !slices.Contains(installed, r) {
+			installed = append(installed, r)
+		}
+	}
+	var keep []netip.Prefix
+	for _, r := range installed {
+		if slices.Contains(want, r) {
+			keep = append(keep, r)
+			continue
+		}
+		if err := dev.DelRoute(r); err != nil {
+			errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
+		}
+	}
+	p.table.mu.Lock()
+	for _, r := range old.routes {
+		p.table.delLocked(r, s)
+	}
+	if old.hasIfID {
+		p.table.delIfIDLocked(old.peerIfID, s)
+	}
+	for _, r := range keep {
+		p.table.addLocked(r, s)
+	}
+	if hasIfID {
+		p.table.setIfIDLocked(cfg.PeerIfID, s)
+	}
+	p.table.mu.Unlock()
+	s.net.Store(&netState{peer: cfg.Peer, peerIfID: cfg.PeerIfID, hasIfID: hasIfID, routes: keep, local: local, dev: dev})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("userspace dataplane: %s: up: %w", s, err)
+	}
+	return nil
+}
+
+func (p *Plane) addAddrLocked(dev device, a netip.Addr) error {
+	if p.addrs[a] == 0 {
+		if err := dev.AddAddr(a); err != nil {
+			return fmt.Errorf("add address %v to %s: %w", a, p.cfg.IfName, err)
+		}
+	}
+	p.addrs[a]++
+	return nil
+}
+
+func (p *Plane) delAddrLocked(dev device, a netip.Addr) {
+	p.addrs[a]--
+	if p.addrs[a] <= 0 {
+		delete(p.addrs, a)
+		_ = dev.DelAddr(a) // best effort: the device may be going away
+	}
+}
+
+// Stats implements dataplane.Session.
+func (s *session) Stats() (dataplane.Stats, error) {
+	return dataplane.Stats{
+		TxPackets: s.txPackets.Load(), TxBytes: s.txBytes.Load(), TxErrors: s.txErrors.Load(),
+		RxPackets: s.rxPackets.Load(), RxBytes: s.rxBytes.Load(), RxErrors: s.rxErrors.Load(),
+	}, nil
+}
+
+// Close implements dataplane.Session: it removes the session's routes and,
+// if it was the last session Up, the device.
+func (s *session) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	t := s.tunnel
+	t.mu.Lock()
+	if t.sessions[uint16(s.cfg.LocalID)] == s {
+		delete(t.sessions, uint16(s.cfg.LocalID))
+	}
+	t.mu.Unlock()
+
+	p := t.plane
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := s.net.Swap(nil)
+	if st == nil {
+		return nil
+	}
+	p.table.mu.Lock()
+	for _, r := range st.routes {
+		p.table.delLocked(r, s)
+	}
+	if st.hasIfID {
+		p.table.delIfIDLocked(st.peerIfID, s)
+	}
+	p.table.mu.Unlock()
+	if st.dev != p.dev {
+		return nil // the device was closed under us (Plane.Close)
+	}
+	var errs []error
+	if p.devUsers > 1 {
+		for _, r := range st.routes {
+			if err := st.dev.DelRoute(r); err != nil {
+				errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
+			}
+		}
+		if st.local.IsValid() {
+			p.delAddrLocked(st.dev, st.local)
+		}
+	}
+	errs = append(errs, p.releaseDeviceLocked())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("userspace dataplane: %s: close: %w", s, err)
+	}
+	return nil
+}
