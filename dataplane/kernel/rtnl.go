@@ -1,0 +1,196 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Links configures the subscriber's network interface (rtnetlink). The
+// plane uses RTNL; tests use a fake.
+type Links interface {
+	// LinkIndex returns the ifindex of the interface called name.
+	LinkIndex(name string) (int, error)
+	// SetLink renames the interface (name "" keeps it) and sets its MTU
+	// (0 keeps it). Renaming needs the link down.
+	SetLink(index int, name string, mtu int) error
+	// SetUp sets IFF_UP.
+	SetUp(index int) error
+	// AddAddr adds local with a point-to-point peer (IFA_LOCAL, IFA_ADDRESS).
+	AddAddr(index int, local, peer netip.Addr, prefixLen int) error
+	DelAddr(index int, local, peer netip.Addr, prefixLen int) error
+	// AddRoute routes dst through the interface (main table, scope link).
+	AddRoute(index int, dst netip.Prefix) error
+	DelRoute(index int, dst netip.Prefix) error
+}
+
+// RTNL is the real Links over a NETLINK_ROUTE socket.
+type RTNL struct{ c *netlink.Conn }
+
+var _ Links = (*RTNL)(nil)
+
+// DialRTNL opens a NETLINK_ROUTE socket.
+func DialRTNL() (*RTNL, error) {
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: dial rtnetlink: %w", err)
+	}
+	return NewRTNL(c), nil
+}
+
+// NewRTNL wraps c (tests pass one from nltest.Dial).
+func NewRTNL(c *netlink.Conn) *RTNL { return &RTNL{c: c} }
+
+func (r *RTNL) Close() error { return r.c.Close() }
+
+const (
+	sizeofIfInfomsg = 16
+	sizeofIfAddrmsg = 8
+	sizeofRtMsg     = 12
+	rtprotL2TPD     = unix.RTPROT_STATIC // routes we add, as an operator's static route
+)
+
+// ifinfomsg: family u8, pad u8, type u16, index s32, flags u32, change u32.
+func ifinfomsg(index int, flags, change uint32) []byte {
+	b := make([]byte, sizeofIfInfomsg)
+	b[0] = unix.AF_UNSPEC
+	binary.NativeEndian.PutUint32(b[4:], uint32(int32(index)))
+	binary.NativeEndian.PutUint32(b[8:], flags)
+	binary.NativeEndian.PutUint32(b[12:], change)
+	return b
+}
+
+func (r *RTNL) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, body []byte, ae *netlink.AttributeEncoder) ([]netlink.Message, error) {
+	if ae != nil {
+		attrs, err := ae.Encode()
+		if err != nil {
+			return nil, err
+		}
+		body = append(body, attrs...)
+	}
+	return r.c.Execute(netlink.Message{
+		Header: netlink.Header{Type: typ, Flags: netlink.Request | netlink.Acknowledge | flags},
+		Data:   body,
+	})
+}
+
+func (r *RTNL) LinkIndex(name string) (int, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.IFLA_IFNAME, name)
+	msgs, err := r.c.Execute(netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request},
+		Data:   append(ifinfomsg(0, 0, 0), mustEncode(ae)...),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("RTM_GETLINK %s: %w", name, err)
+	}
+	for _, m := range msgs {
+		if m.Header.Type == unix.RTM_NEWLINK && len(m.Data) >= sizeofIfInfomsg {
+			return int(int32(binary.NativeEndian.Uint32(m.Data[4:]))), nil
+		}
+	}
+	return 0, fmt.Errorf("RTM_GETLINK %s: no link in reply", name)
+}
+
+func mustEncode(ae *netlink.AttributeEncoder) []byte {
+	b, err := ae.Encode()
+	if err != nil {
+		panic(err) // only fixed-size attributes and strings: cannot fail
+	}
+	return b
+}
+
+func (r *RTNL) SetLink(index int, name string, mtu int) error {
+	ae := netlink.NewAttributeEncoder()
+	if name != "" {
+		ae.String(unix.IFLA_IFNAME, name)
+	}
+	if mtu > 0 {
+		ae.Uint32(unix.IFLA_MTU, uint32(mtu))
+	}
+	if _, err := r.exec(unix.RTM_NEWLINK, 0, ifinfomsg(index, 0, 0), ae); err != nil {
+		return fmt.Errorf("RTM_NEWLINK ifindex %d name %q mtu %d: %w", index, name, mtu, err)
+	}
+	return nil
+}
+
+func (r *RTNL) SetUp(index int) error {
+	if _, err := r.exec(unix.RTM_NEWLINK, 0, ifinfomsg(index, unix.IFF_UP, unix.IFF_UP), nil); err != nil {
+		return fmt.Errorf("RTM_NEWLINK ifindex %d up: %w", index, err)
+	}
+	return nil
+}
+
+func addrMsg(index int, local, peer netip.Addr, prefixLen int) ([]byte, *netlink.AttributeEncoder) {
+	b := make([]byte, sizeofIfAddrmsg)
+	if local.Is4() {
+		b[0] = unix.AF_INET
+	} else {
+		b[0] = unix.AF_INET6
+	}
+	b[1] = uint8(prefixLen)
+	b[3] = unix.RT_SCOPE_UNIVERSE
+	if local.Is6() && local.IsLinkLocalUnicast() {
+		b[3] = unix.RT_SCOPE_LINK
+	}
+	binary.NativeEndian.PutUint32(b[4:], uint32(index))
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(unix.IFA_LOCAL, local.AsSlice())
+	if peer.IsValid() {
+		ae.Bytes(unix.IFA_ADDRESS, peer.AsSlice())
+	}
+	return b, ae
+}
+
+func (r *RTNL) AddAddr(index int, local, peer netip.Addr, prefixLen int) error {
+	b, ae := addrMsg(index, local, peer, prefixLen)
+	if _, err := r.exec(unix.RTM_NEWADDR, netlink.Create|netlink.Replace, b, ae); err != nil {
+		return fmt.Errorf("RTM_NEWADDR ifindex %d %v peer %v: %w", index, local, peer, err)
+	}
+	return nil
+}
+
+func (r *RTNL) DelAddr(index int, local, peer netip.Addr, prefixLen int) error {
+	b, ae := addrMsg(index, local, peer, prefixLen)
+	if _, err := r.exec(unix.RTM_DELADDR, 0, b, ae); err != nil {
+		return fmt.Errorf("RTM_DELADDR ifindex %d %v: %w", index, local, err)
+	}
+	return nil
+}
+
+func routeMsg(index int, dst netip.Prefix) ([]byte, *netlink.AttributeEncoder) {
+	b := make([]byte, sizeofRtMsg)
+	if dst.Addr().Is4() {
+		b[0] = unix.AF_INET
+	} else {
+		b[0] = unix.AF_INET6
+	}
+	b[1] = uint8(dst.Bits())
+	b[4] = unix.RT_TABLE_MAIN
+	b[5] = rtprotL2TPD
+	b[6] = unix.RT_SCOPE_LINK
+	b[7] = unix.RTN_UNICAST
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(unix.RTA_DST, dst.Masked().Addr().AsSlice())
+	ae.Uint32(unix.RTA_OIF, uint32(index))
+	return b, ae
+}
+
+func (r *RTNL) AddRoute(index int, dst netip.Prefix) error {
+	b, ae := routeMsg(index, dst)
+	if _, err := r.exec(unix.RTM_NEWROUTE, netlink.Create|netlink.Replace, b, ae); err != nil {
+		return fmt.Errorf("RTM_NEWROUTE %v dev ifindex %d: %w", dst, index, err)
+	}
+	return nil
+}
+
+func (r *RTNL) DelRoute(index int, dst netip.Prefix) error {
+	b, ae := routeMsg(index, dst)
+	if _, err := r.exec(unix.RTM_DELROUTE, 0, b, ae); err != nil {
+		return fmt.Errorf("RTM_DELROUTE %v dev ifindex %d: %w", dst, index, err)
+	}
+	return nil
+}
