@@ -1,0 +1,214 @@
+package endpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+)
+
+// handleSCCRQ handles a control message with tunnel ID 0 that arrived on a
+// listener: an SCCRQ (new tunnel or retransmission), anything else dropped.
+func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr l2tp.Header, payload, pkt []byte) {
+	if len(payload) == 0 {
+		return // a ZLB for tunnel 0: nothing to acknowledge
+	}
+	// Parse without a secret to learn the host name; if the peer hid AVPs
+	// we need its profile (by address) first.
+	m, err := l2tp.ParseMessage(payload, nil)
+	host := ""
+	if err == nil {
+		host, _ = m.String(l2tp.AVPHostName)
+	}
+	if m != nil && m.Type != l2tp.MsgSCCRQ {
+		e.logMalformed(from, 0, fmt.Errorf("%v with tunnel ID 0 (only SCCRQ may have it)", m.Type))
+		return
+	}
+	settings, refusal := e.cfg.Handler.AcceptTunnel(from, host)
+	var unknown *l2tp.UnknownAVPError
+	if err != nil || len(settings.Tunnel.Secret) > 0 {
+		m, err = l2tp.ParseMessage(payload, settings.Tunnel.Secret)
+	}
+	if err != nil && !errors.As(err, &unknown) {
+		e.logMalformed(from, 0, fmt.Errorf("SCCRQ: %w", err))
+		return
+	}
+	if m == nil || m.Type != l2tp.MsgSCCRQ {
+		e.logMalformed(from, 0, errors.New("message with tunnel ID 0 is not an SCCRQ"))
+		return
+	}
+	peerTID := tunnel.PeerTunnelID(m)
+	key := peerKey{from, peerTID}
+	e.mu.Lock()
+	if t := e.byPeer[key]; t != nil {
+		e.mu.Unlock()
+		t.deliver(from, hdr, pkt) // retransmitted SCCRQ: the channel acknowledges it
+		return
+	}
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	// Both sides opened a tunnel to each other: the tie breaker decides.
+	if theirs, ok := tunnel.TieBreaker(m); ok {
+		for _, t := range e.tunnels {
+			if t.core.Initiator() && t.peer.Addr() == from.Addr() && t.core.State() == tunnel.StateWaitCtlReply {
+				if tunnel.TieBreakerWins(t.core.OurTieBreaker(), theirs) {
+					e.mu.Unlock()
+					return // ours wins: the peer drops its SCCRQ
+				}
+				// theirs wins (or a tie): abandon ours and answer theirs
+				go t.Close(l2tp.ResultCode{Result: l2tp.ResultStopAlreadyExists, Message: "tie breaker lost"}, "tie breaker lost to the peer's SCCRQ")
+			}
+		}
+	}
+	id, err := e.allocTunnelID()
+	if err != nil {
+		e.mu.Unlock()
+		e.log.Error("cannot accept tunnel", zap.Stringer("peer", from), zap.Error(err))
+		return
+	}
+	now := e.cfg.Now()
+	cfg := settings.Tunnel
+	cfg.LocalID = id
+	cfg.Rand = e.rand
+	if cfg.Policy == nil {
+		cfg.Policy = callPolicy{e}
+	}
+	var t *Tunnel
+	var core *tunnel.Tunnel
+	if refusal != nil {
+		core, err = tunnel.NewRefusal(cfg, now, hdr, m, *refusal)
+		if err == nil {
+			t = e.newTunnel(id, settings, from, local, nil, lc)
+		}
+	} else {
+		var conn *net.UDPConn
+		conn, err = dialTunnel(local, from)
+		if err == nil {
+			core, err = tunnel.NewResponder(cfg, now, hdr, m)
+			if err != nil {
+				conn.Close()
+			} else {
+				t = e.newTunnel(id, settings, from, local, conn, lc)
+				t.connected = true
+			}
+		}
+	}
+	if err != nil {
+		e.mu.Unlock()
+		e.log.Error("cannot set up tunnel", zap.Stringer("peer", from), zap.Error(err))
+		return
+	}
+	t.core = core
+	core.SetPolicyOwner(t)
+	e.tunnels[id] = t
+	e.byPeer[key] = t
+	e.mu.Unlock()
+	if refusal != nil {
+		t.log.Warn("refused tunnel", zap.String("peer_host", host), zap.Uint16("result", refusal.Result), zap.String("reason", refusal.Message))
+	} else {
+		t.log.Debug("SCCRQ accepted", zap.String("peer_host", host))
+	}
+	t.start()
+}
+
+// callPolicy routes the core's AdmitCall to the role's handler.
+type callPolicy struct{ e *Endpoint }
+
+func (p callPolicy) AdmitCall(ct *tunnel.Tunnel, dir tunnel.Direction, info *tunnel.CallInfo) *l2tp.ResultCode {
+	t, _ := ct.PolicyOwner().(*Tunnel)
+	if t == nil {
+		return nil
+	}
+	return p.e.cfg.Handler.AdmitCall(t, dir, info)
+}
+
+// Dial opens a tunnel to an LNS (LAC role). local may be the zero value (any
+// address, ephemeral port).
+func (e *Endpoint) Dial(peer, local netip.AddrPort, settings TunnelSettings) (*Tunnel, error) {
+	network := udpNetwork(peer.Addr())
+	if !local.IsValid() {
+		if peer.Addr().Is4() {
+			local = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		} else {
+			local = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+		}
+	}
+	lc := net.ListenConfig{Control: reuseAddr}
+	pc, err := lc.ListenPacket(context.Background(), network, local.String())
+	if err != nil {
+		return nil, fmt.Errorf("dial LNS %v: socket on %v: %w", peer, local, err)
+	}
+	conn := pc.(*net.UDPConn)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		conn.Close()
+		return nil, errors.New("endpoint is shutting down")
+	}
+	id, err := e.allocTunnelID()
+	if err != nil {
+		e.mu.Unlock()
+		conn.Close()
+		return nil, err
+	}
+	cfg := settings.Tunnel
+	cfg.LocalID = id
+	cfg.Rand = e.rand
+	if cfg.Policy == nil {
+		cfg.Policy = callPolicy{e}
+	}
+	core, err := tunnel.NewInitiator(cfg, e.cfg.Now())
+	if err != nil {
+		e.mu.Unlock()
+		conn.Close()
+		return nil, err
+	}
+	t := e.newTunnel(id, settings, peer, conn.LocalAddr().(*net.UDPAddr).AddrPort(), conn, nil)
+	t.core = core
+	core.SetPolicyOwner(t)
+	e.tunnels[id] = t
+	e.mu.Unlock()
+	t.log.Info("dialling LNS")
+	t.start()
+	return t, nil
+}
+
+// Shutdown sends StopCCN on every tunnel, waits (until ctx ends) for the
+// peers to acknowledge, then stops every goroutine and closes the sockets.
+func (e *Endpoint) Shutdown(ctx context.Context) {
+	e.mu.Lock()
+	e.closed = true
+	ts := make([]*Tunnel, 0, len(e.tunnels))
+	for _, t := range e.tunnels {
+		ts = append(ts, t)
+	}
+	e.mu.Unlock()
+	waits := make([]chan struct{}, 0, len(ts))
+	for _, t := range ts {
+		w := make(chan struct{})
+		if t.do(func(now time.Time) {
+			t.core.Close(now, l2tp.ResultCode{Result: l2tp.ResultStopShuttingDown, Message: "shutting down"}, "daemon shutting down")
+			t.stopAcked = w
+		}) {
+			waits = append(waits, w)
+		}
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+		}
+	}
+	e.cancel()
+	e.closeListeners()
+	e.wg.Wait()
+}

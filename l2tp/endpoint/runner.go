@@ -1,0 +1,500 @@
+package endpoint
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+)
+
+// inbound is one item for a tunnel's goroutine.
+type inbound struct {
+	hdr   l2tp.Header
+	pkt   []byte // whole datagram (control) or PPP frame
+	sid   uint32 // frame: our session ID
+	frame bool
+}
+
+// Tunnel is a running tunnel. Its methods may be called from any goroutine.
+type Tunnel struct {
+	e        *Endpoint
+	id       uint32
+	core     *tunnel.Tunnel
+	settings TunnelSettings
+	log      *zap.Logger
+
+	mu        sync.Mutex
+	peer      netip.AddrPort
+	connected bool // conn is connected to peer
+	local     netip.AddrPort
+
+	conn     *net.UDPConn // own socket; nil: send through listener
+	listener *net.UDPConn
+	dp       dataplane.Tunnel
+	wasUp    bool
+
+	in   chan inbound
+	cmds chan func(now time.Time)
+	done chan struct{}
+
+	// owned by the tunnel goroutine
+	sessions map[uint32]*Session
+	outBuf   [][]byte
+	evBuf    []tunnel.Event
+	// stopAcked is closed once our StopCCN is acknowledged (shutdown).
+	stopAcked chan struct{}
+}
+
+// Session is an established session as the roles see it.
+type Session struct {
+	T      *Tunnel
+	ID     uint32
+	PeerID uint32
+	Info   tunnel.CallInfo
+	// DP is the data plane session.
+	DP     dataplane.Session
+	driver Driver
+	// Opaque is for the role's own use.
+	Opaque any
+}
+
+// ID is our tunnel ID.
+func (t *Tunnel) ID() uint32 { return t.id }
+
+// Peer is the peer's address.
+func (t *Tunnel) Peer() netip.AddrPort {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.peer
+}
+
+func (t *Tunnel) peerAddr() netip.AddrPort { return t.Peer() }
+
+// Local is our address for this tunnel.
+func (t *Tunnel) Local() netip.AddrPort {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.local
+}
+
+// Settings returns what the role decided for this tunnel.
+func (t *Tunnel) Settings() TunnelSettings { return t.settings }
+
+// Core gives read access to the protocol state; only from inside handler
+// callbacks (the tunnel goroutine).
+func (t *Tunnel) Core() *tunnel.Tunnel { return t.core }
+
+// Done is closed when the tunnel is gone.
+func (t *Tunnel) Done() <-chan struct{} { return t.done }
+
+// Logger carries the tunnel's fields.
+func (t *Tunnel) Logger() *zap.Logger { return t.log }
+
+func (e *Endpoint) newTunnel(id uint32, settings TunnelSettings, peer, local netip.AddrPort, conn, listener *net.UDPConn) *Tunnel {
+	t := &Tunnel{
+		e:        e,
+		id:       id,
+		settings: settings,
+		peer:     peer,
+		local:    local,
+		conn:     conn,
+		listener: listener,
+		in:       make(chan inbound, 256),
+		cmds:     make(chan func(time.Time), 16),
+		done:     make(chan struct{}),
+		sessions: make(map[uint32]*Session),
+	}
+	t.log = e.log.With(zap.Uint32("tunnel", id), zap.Stringer("peer", peer))
+	if settings.Profile != "" {
+		t.log = t.log.With(zap.String("profile", settings.Profile))
+	}
+	return t
+}
+
+// deliver queues a control datagram for the tunnel goroutine (never blocks:
+// when the queue is full the datagram is dropped and the peer retransmits).
+func (t *Tunnel) deliver(from netip.AddrPort, hdr l2tp.Header, pkt []byte) {
+	cp := append([]byte(nil), pkt...)
+	select {
+	case t.in <- inbound{hdr: hdr, pkt: cp}:
+	default:
+	}
+}
+
+func (t *Tunnel) handleData(pkt []byte) {
+	t.mu.Lock()
+	dp := t.dp
+	t.mu.Unlock()
+	if dp != nil {
+		dp.HandleData(pkt)
+	}
+}
+
+// do runs f on the tunnel goroutine; false if the tunnel is gone.
+func (t *Tunnel) do(f func(now time.Time)) bool {
+	select {
+	case t.cmds <- f:
+		return true
+	case <-t.done:
+		return false
+	}
+}
+
+// Close sends StopCCN and ends the tunnel.
+func (t *Tunnel) Close(rc l2tp.ResultCode, reason string) {
+	t.do(func(now time.Time) { t.core.Close(now, rc, reason) })
+}
+
+// PlaceCall places a call (LAC: incoming call, ICRQ) and returns our
+// session ID; Handler.SessionUp follows when it is established.
+func (t *Tunnel) PlaceCall(dir tunnel.Direction, info tunnel.CallInfo) (uint32, error) {
+	type res struct {
+		id  uint32
+		err error
+	}
+	ch := make(chan res, 1)
+	if !t.do(func(now time.Time) {
+		id, err := t.core.PlaceCall(now, dir, info)
+		ch <- res{id, err}
+	}) {
+		return 0, fmt.Errorf("tunnel %d is closed", t.id)
+	}
+	r := <-ch
+	return r.id, r.err
+}
+
+// Hangup ends a session with a CDN.
+func (t *Tunnel) Hangup(sid uint32, rc l2tp.ResultCode, reason string) {
+	t.do(func(now time.Time) { _ = t.core.Hangup(now, sid, rc, reason) })
+}
+
+// HangupFromDriver ends a session from inside its driver (tunnel goroutine).
+func (s *Session) HangupFromDriver(now time.Time, rc l2tp.ResultCode, reason string) {
+	_ = s.T.core.Hangup(now, s.ID, rc, reason)
+}
+
+// Logger carries the session's fields.
+func (s *Session) Logger() *zap.Logger { return s.T.log.With(zap.Uint32("session", s.ID)) }
+
+// start launches the tunnel goroutines.
+func (t *Tunnel) start() {
+	t.e.wg.Add(1)
+	go t.run()
+	if t.conn != nil {
+		t.e.wg.Add(1)
+		go t.readOwn()
+	}
+}
+
+// readOwn reads the tunnel's own socket.
+func (t *Tunnel) readOwn() {
+	defer t.e.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := t.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-t.done:
+				return
+			default:
+			}
+			// ECONNREFUSED from ICMP port unreachable: the peer is gone
+			// or not up yet; retransmission handles it.
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		t.mu.Lock()
+		peer, connected := t.peer, t.connected
+		t.mu.Unlock()
+		if from.Addr() != peer.Addr() {
+			continue
+		}
+		if !connected {
+			// LAC: the LNS may answer from another port (RFC 2661 8.1).
+			if err := connectTo(t.conn, from); err != nil {
+				t.log.Warn("connecting tunnel socket", zap.Error(err))
+				continue
+			}
+			t.mu.Lock()
+			t.peer, t.connected = from, true
+			if la, ok := t.conn.LocalAddr().(*net.UDPAddr); ok {
+				t.local = la.AddrPort()
+			}
+			t.mu.Unlock()
+		} else if from != peer {
+			continue
+		}
+		hdr, _, err := l2tp.ParseHeader(buf[:n])
+		if err != nil {
+			t.e.logMalformed(from, t.id, err)
+			continue
+		}
+		if !hdr.Control {
+			t.handleData(buf[:n])
+			continue
+		}
+		if hdr.TunnelID != t.id {
+			t.e.logMalformed(from, t.id, fmt.Errorf("control message for tunnel %d on tunnel %d's socket", hdr.TunnelID, t.id))
+			continue
+		}
+		t.deliver(from, hdr, buf[:n])
+	}
+}
+
+func (t *Tunnel) write(b []byte) {
+	t.mu.Lock()
+	peer, connected := t.peer, t.connected
+	t.mu.Unlock()
+	var err error
+	switch {
+	case t.conn != nil && connected:
+		_, err = t.conn.Write(b)
+	case t.conn != nil:
+		_, err = t.conn.WriteToUDPAddrPort(b, peer)
+	default:
+		_, err = t.listener.WriteToUDPAddrPort(b, peer)
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		t.log.Debug("sending control message", zap.Error(err))
+	}
+}
+
+func (t *Tunnel) run() {
+	defer t.e.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	now := t.e.cfg.Now()
+	t.flush(now)
+	for {
+		select {
+		case it := <-t.in:
+			now = t.e.cfg.Now()
+			if it.frame {
+				if s := t.sessions[it.sid]; s != nil && s.driver != nil {
+					s.driver.Frame(now, it.pkt)
+				}
+			} else {
+				_, payload, err := l2tp.ParseHeader(it.pkt)
+				if err == nil {
+					t.core.Receive(now, it.hdr, payload)
+				}
+			}
+		case f := <-t.cmds:
+			now = t.e.cfg.Now()
+			f(now)
+		case <-timer.C:
+			now = t.e.cfg.Now()
+		case <-t.e.ctx.Done():
+			t.finish(t.e.cfg.Now(), "daemon stopped")
+			return
+		}
+		if d := t.core.Deadline(); !d.IsZero() && !now.Before(d) {
+			t.core.Tick(now)
+		}
+		for _, s := range t.sessions {
+			if s.driver != nil {
+				if d := s.driver.Deadline(); !d.IsZero() && !now.Before(d) {
+					s.driver.Tick(now)
+				}
+			}
+		}
+		t.flush(now)
+		if t.stopAcked != nil && (t.core.Acknowledged() || t.core.State() == tunnel.StateDead) {
+			close(t.stopAcked)
+			t.stopAcked = nil
+		}
+		if t.core.State() == tunnel.StateDead {
+			t.finish(now, "")
+			return
+		}
+		next := t.core.Deadline()
+		for _, s := range t.sessions {
+			if s.driver != nil {
+				if d := s.driver.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+					next = d
+				}
+			}
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(now), 0)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// flush sends what the core produced and handles its events. Drivers may
+// produce more core output while events are handled, so it loops.
+func (t *Tunnel) flush(now time.Time) {
+	for range 8 {
+		t.outBuf = t.core.Output(now, t.outBuf[:0])
+		for _, b := range t.outBuf {
+			t.write(b)
+		}
+		t.evBuf = t.core.Events(t.evBuf[:0])
+		if len(t.evBuf) == 0 {
+			return
+		}
+		for _, ev := range t.evBuf {
+			t.handleEvent(now, ev)
+		}
+	}
+}
+
+func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
+	h := t.e.cfg.Handler
+	switch ev := ev.(type) {
+	case tunnel.TunnelUp:
+		t.log.Info("tunnel established", zap.String("peer_host", ev.PeerHostName), zap.Uint32("peer_tunnel", ev.PeerID), zap.String("peer_vendor", ev.PeerVendor))
+		if t.e.cfg.Plane != nil {
+			t.mu.Lock()
+			peer, local := t.peer, t.local
+			t.mu.Unlock()
+			dp, err := t.e.cfg.Plane.AddTunnel(dataplane.TunnelConfig{
+				Version: 2, LocalID: t.id, PeerID: ev.PeerID, Encap: dataplane.EncapUDP,
+				Local: local, Peer: peer, Conn: t.conn,
+			})
+			if err != nil {
+				t.log.Error("data plane refused the tunnel; closing it", zap.String("dataplane", t.e.cfg.Plane.Name()), zap.Error(err))
+				t.core.Close(now, l2tp.ResultCode{Result: l2tp.ResultStopGeneralError, Error: l2tp.ErrCodeNoResources, Message: "data plane error"}, "data plane error")
+				return
+			}
+			t.mu.Lock()
+			t.dp = dp
+			t.mu.Unlock()
+		}
+		t.wasUp = true
+		h.TunnelUp(t)
+	case tunnel.TunnelDown:
+		lvl := t.log.Info
+		if !ev.ByPeer && ev.Result.Result != l2tp.ResultStopGeneral && ev.Result.Result != l2tp.ResultStopShuttingDown {
+			lvl = t.log.Warn
+		}
+		lvl("tunnel closed", zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
+		t.closeDataPlane()
+		if t.wasUp {
+			h.TunnelDown(t, ev)
+		}
+	case tunnel.SessionUp:
+		t.sessionUp(now, ev)
+	case tunnel.SessionDown:
+		s := t.sessions[ev.ID]
+		delete(t.sessions, ev.ID)
+		slog := t.log.With(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID))
+		slog.Info("session closed", zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
+		if s != nil {
+			if s.driver != nil {
+				s.driver.Close(now, ev.Reason)
+			}
+			if s.DP != nil {
+				if err := s.DP.Close(); err != nil {
+					slog.Warn("removing session from the data plane", zap.Error(err))
+				}
+			}
+			h.SessionDown(s, ev)
+		}
+	case tunnel.Malformed:
+		t.e.logMalformed(t.Peer(), t.id, ev.Err)
+	case tunnel.CallErrors:
+		t.log.Info("WAN error notify", zap.Uint32("session", ev.ID), zap.Any("errors", ev.Errors))
+	case tunnel.LinkInfo:
+		t.log.Debug("set link info", zap.Uint32("session", ev.ID), zap.Any("accm", ev.ACCM))
+	}
+}
+
+func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
+	s := &Session{T: t, ID: ev.ID, PeerID: ev.PeerID, Info: ev.Info}
+	slog := t.log.With(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID))
+	t.mu.Lock()
+	dpt := t.dp
+	t.mu.Unlock()
+	if dpt != nil {
+		cs := t.core.Session(ev.ID)
+		seq := t.settings.DataSeq || ev.Info.SequencingRequired
+		cfg := dataplane.SessionConfig{
+			LocalID: ev.ID, PeerID: ev.PeerID, PWType: dataplane.PWTypePPP,
+			LNSMode: cs != nil && !cs.WeAreLAC, SendSeq: seq, RecvSeq: ev.Info.SequencingRequired,
+			ReorderTimeout: t.settings.ReorderTimeout,
+		}
+		sid := ev.ID
+		dps, err := dpt.AddSession(cfg, func(frame []byte) {
+			cp := append([]byte(nil), frame...)
+			select {
+			case t.in <- inbound{pkt: cp, sid: sid, frame: true}:
+			default:
+			}
+		})
+		if err != nil {
+			slog.Error("data plane refused the session; hanging up", zap.Error(err))
+			_ = t.core.Hangup(now, ev.ID, l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "data plane error"}, "data plane error: "+err.Error())
+			return
+		}
+		s.DP = dps
+	}
+	t.sessions[ev.ID] = s
+	slog.Info("session established", zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
+	s.driver = t.e.cfg.Handler.SessionUp(s)
+}
+
+func (t *Tunnel) closeDataPlane() {
+	t.mu.Lock()
+	dp := t.dp
+	t.dp = nil
+	t.mu.Unlock()
+	if dp != nil {
+		if err := dp.Close(); err != nil {
+			t.log.Warn("removing tunnel from the data plane", zap.Error(err))
+		}
+	}
+}
+
+// finish releases everything once the core is dead or the endpoint stops.
+func (t *Tunnel) finish(now time.Time, reason string) {
+	if reason != "" {
+		for id, s := range t.sessions {
+			if s.driver != nil {
+				s.driver.Close(now, reason)
+			}
+			if s.DP != nil {
+				_ = s.DP.Close()
+			}
+			t.e.cfg.Handler.SessionDown(s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
+			delete(t.sessions, id)
+		}
+		t.closeDataPlane()
+		if t.wasUp && t.core.State() != tunnel.StateClosing && t.core.State() != tunnel.StateDead {
+			t.e.cfg.Handler.TunnelDown(t, tunnel.TunnelDown{Reason: reason})
+		}
+	}
+	t.closeDataPlane()
+	e := t.e
+	e.mu.Lock()
+	if e.tunnels[t.id] == t {
+		delete(e.tunnels, t.id)
+	}
+	for k, v := range e.byPeer {
+		if v == t {
+			delete(e.byPeer, k)
+		}
+	}
+	e.mu.Unlock()
+	if t.stopAcked != nil {
+		close(t.stopAcked)
+		t.stopAcked = nil
+	}
+	close(t.done)
+	if t.conn != nil {
+		t.conn.Close()
+	}
+}

@@ -1,0 +1,104 @@
+package endpoint
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// reuseAddr lets the listener and every tunnel socket share UDP port 1701:
+// the kernel delivers a peer's datagrams to the connected tunnel socket
+// (most specific match) and everything else to the listener.
+func reuseAddr(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if serr == nil && (network == "udp4" || network == "udp") {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		}
+		if serr == nil && network == "udp6" {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func udpNetwork(a netip.Addr) string {
+	if a.Is4() || a.Is4In6() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
+// listen opens a listening socket on addr.
+func listen(addr netip.AddrPort) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: reuseAddr}
+	pc, err := lc.ListenPacket(context.Background(), udpNetwork(addr.Addr()), addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("listen on %v: %w (is another L2TP daemon running?)", addr, err)
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// dialTunnel opens a tunnel's own socket bound to local and connected to
+// peer.
+func dialTunnel(local, peer netip.AddrPort) (*net.UDPConn, error) {
+	d := net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(local), Control: reuseAddr}
+	c, err := d.Dial(udpNetwork(peer.Addr()), peer.String())
+	if err != nil {
+		return nil, fmt.Errorf("tunnel socket %v -> %v: %w", local, peer, err)
+	}
+	return c.(*net.UDPConn), nil
+}
+
+// connectTo connects an unconnected socket (LAC side, once the LNS answered,
+// possibly from another port).
+func connectTo(c *net.UDPConn, peer netip.AddrPort) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sa unix.Sockaddr
+	if peer.Addr().Is4() {
+		sa = &unix.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(peer.Port()), Addr: peer.Addr().As16()}
+	}
+	var cerr error
+	if err := rc.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("connect tunnel socket to %v: %w", peer, cerr)
+	}
+	return nil
+}
+
+// dstAddr extracts the destination address of a datagram from its
+// IP_PKTINFO / IPV6_PKTINFO control message.
+func dstAddr(oob []byte) (netip.Addr, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+			var a [4]byte
+			copy(a[:], m.Data[8:12]) // struct in_pktinfo: ifindex, spec_dst, addr
+			return netip.AddrFrom4(a), true
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+			var a [16]byte
+			copy(a[:], m.Data[:16])
+			return netip.AddrFrom16(a), true
+		}
+	}
+	return netip.Addr{}, false
+}

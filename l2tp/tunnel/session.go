@@ -1,0 +1,352 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/l2tpd/l2tpd/l2tp"
+)
+
+// ErrNotEstablished is returned when a call is placed on a tunnel that is
+// not (yet or any more) established.
+var ErrNotEstablished = errors.New("tunnel not established")
+
+// ErrTooManySessions: the tunnel has no free session ID or hit MaxSessions.
+var ErrTooManySessions = errors.New("tunnel: session limit reached")
+
+func (t *Tunnel) allocSessionID() (uint32, error) {
+	if len(t.sessions) >= t.cfg.MaxSessions {
+		return 0, ErrTooManySessions
+	}
+	var b [2]byte
+	for range 64 {
+		if _, err := io.ReadFull(t.cfg.Rand, b[:]); err != nil {
+			return 0, fmt.Errorf("tunnel %d: session ID: %w", t.cfg.LocalID, err)
+		}
+		id := uint32(binary.BigEndian.Uint16(b[:]))
+		if id != 0 && t.sessions[id] == nil {
+			return id, nil
+		}
+	}
+	for id := uint32(1); id <= 0xffff; id++ { // nearly full: scan
+		if t.sessions[id] == nil {
+			return id, nil
+		}
+	}
+	return 0, ErrTooManySessions
+}
+
+// PlaceCall starts a call: as LAC an incoming call (ICRQ), as LNS an
+// outgoing call (OCRQ). It returns our session ID; SessionUp or SessionDown
+// follows.
+func (t *Tunnel) PlaceCall(now time.Time, dir Direction, info CallInfo) (uint32, error) {
+	if t.state != StateEstablished {
+		return 0, fmt.Errorf("tunnel %d: placing a call: %w (state %v)", t.cfg.LocalID, ErrNotEstablished, t.state)
+	}
+	id, err := t.allocSessionID()
+	if err != nil {
+		return 0, err
+	}
+	t.nextSerial++
+	if info.SerialNumber == 0 {
+		info.SerialNumber = t.nextSerial
+	}
+	s := &Session{ID: id, Dir: dir, WeAreLAC: dir == Incoming, Info: info, State: SessionWaitReply}
+	t.sessions[id] = s
+	var m *l2tp.Message
+	if dir == Incoming {
+		m = t.newMsg(l2tp.MsgICRQ)
+		m.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(id))
+		m.AddUint32(l2tp.AVPCallSerialNumber, true, info.SerialNumber)
+		if info.BearerType != 0 {
+			m.AddUint32(l2tp.AVPBearerType, true, info.BearerType)
+		}
+		if info.PhysicalChannelID != 0 {
+			m.AddUint32(l2tp.AVPPhysicalChannelID, false, info.PhysicalChannelID)
+		}
+		addCallNumbers(m, &info)
+	} else {
+		m = t.newMsg(l2tp.MsgOCRQ)
+		m.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(id))
+		m.AddUint32(l2tp.AVPCallSerialNumber, true, info.SerialNumber)
+		m.AddUint32(l2tp.AVPMinimumBPS, true, info.MinBPS)
+		m.AddUint32(l2tp.AVPMaximumBPS, true, info.MaxBPS)
+		m.AddUint32(l2tp.AVPBearerType, true, info.BearerType)
+		m.AddUint32(l2tp.AVPFramingType, true, framingOr(info.FramingType))
+		m.AddString(l2tp.AVPCalledNumber, true, info.CalledNumber)
+		if info.SubAddress != "" {
+			m.AddString(l2tp.AVPSubAddress, true, info.SubAddress)
+		}
+	}
+	t.send(now, 0, m)
+	return id, nil
+}
+
+func framingOr(f uint32) uint32 {
+	if f == 0 {
+		return FramingSync
+	}
+	return f
+}
+
+func addCallNumbers(m *l2tp.Message, info *CallInfo) {
+	if info.CallingNumber != "" {
+		m.AddString(l2tp.AVPCallingNumber, true, info.CallingNumber)
+	}
+	if info.CalledNumber != "" {
+		m.AddString(l2tp.AVPCalledNumber, true, info.CalledNumber)
+	}
+	if info.SubAddress != "" {
+		m.AddString(l2tp.AVPSubAddress, true, info.SubAddress)
+	}
+}
+
+// Hangup ends a session with a CDN.
+func (t *Tunnel) Hangup(now time.Time, id uint32, rc l2tp.ResultCode, reason string) error {
+	s := t.sessions[id]
+	if s == nil {
+		return fmt.Errorf("tunnel %d: no session %d", t.cfg.LocalID, id)
+	}
+	t.hangup(now, s, rc, reason)
+	return nil
+}
+
+func (t *Tunnel) hangup(now time.Time, s *Session, rc l2tp.ResultCode, reason string) {
+	m := t.newMsg(l2tp.MsgCDN)
+	m.AddBytes(l2tp.AVPResultCode, true, rc.Append(nil))
+	m.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(s.ID))
+	t.send(now, s.PeerID, m)
+	delete(t.sessions, s.ID)
+	t.endSession(s, rc, false, reason, true)
+}
+
+func (t *Tunnel) endSession(s *Session, rc l2tp.ResultCode, byPeer bool, reason string, _ bool) {
+	s.State = SessionClosed
+	t.events = append(t.events, SessionDown{ID: s.ID, PeerID: s.PeerID, Result: rc, ByPeer: byPeer, Reason: reason, WasUp: s.up})
+}
+
+// SendSLI sends a Set-Link-Info with the ACCMs (LNS to LAC).
+func (t *Tunnel) SendSLI(now time.Time, id uint32, accm l2tp.ACCM) error {
+	s := t.sessions[id]
+	if s == nil || s.State != SessionEstablished {
+		return fmt.Errorf("tunnel %d: SLI: no established session %d", t.cfg.LocalID, id)
+	}
+	m := t.newMsg(l2tp.MsgSLI)
+	m.AddBytes(l2tp.AVPACCM, true, accm.Append(nil))
+	t.send(now, s.PeerID, m)
+	return nil
+}
+
+func (t *Tunnel) up(s *Session) {
+	s.State = SessionEstablished
+	s.up = true
+	t.events = append(t.events, SessionUp{ID: s.ID, PeerID: s.PeerID, Info: s.Info})
+}
+
+func readCallInfo(m *l2tp.Message) CallInfo {
+	var ci CallInfo
+	ci.SerialNumber, _, _ = m.Uint32(l2tp.AVPCallSerialNumber)
+	ci.BearerType, _, _ = m.Uint32(l2tp.AVPBearerType)
+	ci.FramingType, _, _ = m.Uint32(l2tp.AVPFramingType)
+	ci.PhysicalChannelID, _, _ = m.Uint32(l2tp.AVPPhysicalChannelID)
+	ci.CallingNumber, _ = m.String(l2tp.AVPCallingNumber)
+	ci.CalledNumber, _ = m.String(l2tp.AVPCalledNumber)
+	ci.SubAddress, _ = m.String(l2tp.AVPSubAddress)
+	ci.MinBPS, _, _ = m.Uint32(l2tp.AVPMinimumBPS)
+	ci.MaxBPS, _, _ = m.Uint32(l2tp.AVPMaximumBPS)
+	return ci
+}
+
+func readConnectInfo(m *l2tp.Message, ci *CallInfo) {
+	if v, ok, err := m.Uint32(l2tp.AVPTxConnectSpeed); ok && err == nil {
+		ci.TxConnectSpeed = v
+	}
+	if v, ok, err := m.Uint32(l2tp.AVPRxConnectSpeed); ok && err == nil {
+		ci.RxConnectSpeed = v
+	}
+	if v, ok, err := m.Uint32(l2tp.AVPFramingType); ok && err == nil {
+		ci.FramingType = v
+	}
+	if v, ok := m.String(l2tp.AVPPrivateGroupID); ok {
+		ci.PrivateGroupID = v
+	}
+	if _, ok := m.Find(l2tp.AVPSequencingRequired); ok {
+		ci.SequencingRequired = true
+	}
+	for _, a := range m.AVPs {
+		if a.Vendor == 0 && a.Type >= l2tp.AVPInitialReceivedLCPConfReq && a.Type <= l2tp.AVPProxyAuthenResponse {
+			ci.Proxy = append(ci.Proxy, l2tp.AVP{Mandatory: a.Mandatory, Type: a.Type, Value: append([]byte(nil), a.Value...)})
+		}
+	}
+}
+
+// refuse answers a call request we do not admit: CDN to the peer's session
+// ID, no session kept.
+func (t *Tunnel) refuse(now time.Time, peerSID uint32, rc l2tp.ResultCode) {
+	m := t.newMsg(l2tp.MsgCDN)
+	m.AddBytes(l2tp.AVPResultCode, true, rc.Append(nil))
+	m.AddUint16(l2tp.AVPAssignedSessionID, true, 0)
+	t.send(now, peerSID, m)
+}
+
+func (t *Tunnel) sessionFor(sid uint32, m *l2tp.Message) *Session {
+	if s := t.sessions[sid]; s != nil {
+		return s
+	}
+	if sid != 0 {
+		return nil
+	}
+	// A CDN for a call the peer never learned our ID for carries only its
+	// own Assigned Session ID.
+	if p, ok, err := m.Uint16(l2tp.AVPAssignedSessionID); ok && err == nil && p != 0 {
+		for _, s := range t.sessions {
+			if s.PeerID == uint32(p) {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Tunnel) dispatchSession(now time.Time, sid uint32, m *l2tp.Message) {
+	switch m.Type {
+	case l2tp.MsgICRQ, l2tp.MsgOCRQ:
+		t.handleCallRequest(now, m)
+		return
+	}
+	s := t.sessionFor(sid, m)
+	if s == nil {
+		// A message for a session that is gone (e.g. a CDN crossing ours):
+		// already acknowledged, nothing else to do.
+		return
+	}
+	switch m.Type {
+	case l2tp.MsgICRP:
+		if s.State != SessionWaitReply || s.Dir != Incoming || !s.WeAreLAC {
+			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeVendor, Message: "unexpected ICRP"}, "unexpected ICRP from peer")
+			return
+		}
+		p, ok, err := m.Uint16(l2tp.AVPAssignedSessionID)
+		if !ok || err != nil || p == 0 {
+			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeOutOfRange, Message: "ICRP without Assigned Session ID"}, "ICRP without a valid Assigned Session ID")
+			return
+		}
+		s.PeerID = uint32(p)
+		c := t.newMsg(l2tp.MsgICCN)
+		c.AddUint32(l2tp.AVPTxConnectSpeed, true, connectSpeed(s.Info.TxConnectSpeed))
+		c.AddUint32(l2tp.AVPFramingType, true, framingOr(s.Info.FramingType))
+		if s.Info.RxConnectSpeed != 0 {
+			c.AddUint32(l2tp.AVPRxConnectSpeed, false, s.Info.RxConnectSpeed)
+		}
+		if s.Info.SequencingRequired {
+			c.AddBytes(l2tp.AVPSequencingRequired, true, nil)
+		}
+		t.send(now, s.PeerID, c)
+		t.up(s)
+	case l2tp.MsgICCN:
+		if s.State != SessionWaitConnect || s.Dir != Incoming || s.WeAreLAC {
+			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeVendor, Message: "unexpected ICCN"}, "unexpected ICCN from peer")
+			return
+		}
+		readConnectInfo(m, &s.Info)
+		t.up(s)
+	case l2tp.MsgOCRP:
+		if s.State != SessionWaitReply || s.Dir != Outgoing || s.WeAreLAC {
+			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeVendor, Message: "unexpected OCRP"}, "unexpected OCRP from peer")
+			return
+		}
+		p, ok, err := m.Uint16(l2tp.AVPAssignedSessionID)
+		if !ok || err != nil || p == 0 {
+			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeOutOfRange, Message: "OCRP without Assigned Session ID"}, "OCRP without a valid Assigned Session ID")
+			return
+		}
+		s.PeerID = uint32(p)
+		s.State = SessionWaitConnect
+	case l2tp.MsgOCCN:
+		if s.State != SessionWaitConnect || s.Dir != Outgoing || s.WeAreLAC {
+			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeVendor, Message: "unexpected OCCN"}, "unexpected OCCN from peer")
+			return
+		}
+		readConnectInfo(m, &s.Info)
+		t.up(s)
+	case l2tp.MsgCDN:
+		rc := l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError}
+		if v, ok := m.Bytes(l2tp.AVPResultCode); ok {
+			if r, err := l2tp.ParseResultCode(v); err == nil {
+				rc = r
+			}
+		}
+		delete(t.sessions, s.ID)
+		t.endSession(s, rc, true, "peer sent CDN: "+describeResult(rc, false), false)
+	case l2tp.MsgWEN:
+		if v, ok := m.Bytes(l2tp.AVPCallErrors); ok {
+			if ce, err := l2tp.ParseCallErrors(v); err == nil {
+				t.events = append(t.events, CallErrors{ID: s.ID, Errors: ce})
+			}
+		}
+	case l2tp.MsgSLI:
+		if v, ok := m.Bytes(l2tp.AVPACCM); ok {
+			if a, err := l2tp.ParseACCM(v); err == nil {
+				t.events = append(t.events, LinkInfo{ID: s.ID, ACCM: a})
+			}
+		}
+	}
+}
+
+func connectSpeed(v uint32) uint32 {
+	if v == 0 {
+		return 100000000 // a virtual line: report 100 Mbit/s
+	}
+	return v
+}
+
+// handleCallRequest handles ICRQ (we are the LNS) and OCRQ (we are the LAC).
+func (t *Tunnel) handleCallRequest(now time.Time, m *l2tp.Message) {
+	p, ok, err := m.Uint16(l2tp.AVPAssignedSessionID)
+	if !ok || err != nil || p == 0 {
+		t.events = append(t.events, Malformed{Err: fmt.Errorf("tunnel %d: %v without a valid Assigned Session ID: ignored", t.cfg.LocalID, m.Type)})
+		return
+	}
+	for _, s := range t.sessions {
+		if s.PeerID == uint32(p) && !s.WeAreLAC == (m.Type == l2tp.MsgICRQ) {
+			return // the peer reused its ID for a call we still hold: ignore the duplicate
+		}
+	}
+	dir := Incoming
+	if m.Type == l2tp.MsgOCRQ {
+		dir = Outgoing
+	}
+	info := readCallInfo(m)
+	if t.cfg.Policy != nil {
+		if rc := t.cfg.Policy.AdmitCall(t, dir, &info); rc != nil {
+			t.refuse(now, uint32(p), *rc)
+			return
+		}
+	}
+	id, err := t.allocSessionID()
+	if err != nil {
+		t.refuse(now, uint32(p), l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "session limit reached on this tunnel"})
+		return
+	}
+	s := &Session{ID: id, PeerID: uint32(p), Dir: dir, WeAreLAC: dir == Outgoing, Info: info}
+	t.sessions[id] = s
+	if dir == Incoming {
+		r := t.newMsg(l2tp.MsgICRP)
+		r.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(id))
+		s.State = SessionWaitConnect
+		t.send(now, s.PeerID, r)
+		return
+	}
+	// OCRQ at the LAC: our "bearer" is virtual and answers at once.
+	r := t.newMsg(l2tp.MsgOCRP)
+	r.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(id))
+	t.send(now, s.PeerID, r)
+	c := t.newMsg(l2tp.MsgOCCN)
+	c.AddUint32(l2tp.AVPTxConnectSpeed, true, connectSpeed(info.TxConnectSpeed))
+	c.AddUint32(l2tp.AVPFramingType, true, framingOr(info.FramingType))
+	t.send(now, s.PeerID, c)
+	t.up(s)
+}
