@@ -42,6 +42,8 @@ type authState struct {
 	// Authenticator: repeated for a retransmitted response.
 	successMsg string
 	username   string
+	// Peer role, CHAP: the last Response, retransmitted until Success.
+	lastResp []byte
 }
 
 func protocolOf(m auth.Method) Protocol {
@@ -104,9 +106,16 @@ func (l *Link) authTick(now time.Time) {
 		l.fail(now, fmt.Sprintf("%s authentication: peer not responding", a.method))
 		return
 	}
-	if l.cfg.Role == RoleAuthenticator {
+	switch {
+	case l.cfg.Role == RoleAuthenticator:
 		l.sendChallenge(now)
-	} else {
+	case a.lastResp != nil:
+		// RFC 1994 4.2: a lost Success is recovered by the authenticator
+		// answering a repeated Response.
+		a.retries--
+		a.timer = now.Add(l.cfg.RestartTimer)
+		l.actions = append(l.actions, SendFrame{Frame: append([]byte(nil), a.lastResp...)})
+	default:
 		l.sendPAPRequest(now)
 	}
 }
@@ -192,7 +201,7 @@ func (l *Link) authenticatorInput(now time.Time, proto Protocol, p Packet) {
 		if err != nil {
 			return
 		}
-		if a.step == authDone && p.ID == a.id {
+		if a.step == authDone { // our Ack was lost: the peer retransmits
 			l.sendPacket(ProtoPAP, Packet{Code: papAuthAck, ID: p.ID, Data: msgData(a.successMsg)})
 			return
 		}
@@ -360,7 +369,12 @@ func (l *Link) peerAuthInput(now time.Time, proto Protocol, p Packet) {
 		d = append(d, byte(len(resp)))
 		d = append(d, resp...)
 		d = append(d, l.cfg.Username...)
-		l.sendPacket(ProtoCHAP, Packet{Code: chapResp, ID: p.ID, Data: d})
+		a.lastResp = Packet{Code: chapResp, ID: p.ID, Data: d}.AppendFrame(a.lastResp[:0], ProtoCHAP)
+		l.actions = append(l.actions, SendFrame{Frame: append([]byte(nil), a.lastResp...)})
+		if a.step != authDone {
+			a.retries = l.cfg.MaxConfigure
+			a.timer = now.Add(l.cfg.RestartTimer)
+		}
 	case proto == ProtoCHAP && p.Code == chapSuccess:
 		if p.ID != a.id || a.step == authDone {
 			return
@@ -391,6 +405,7 @@ func papMessage(d []byte) string {
 
 func (l *Link) peerAuthOK(now time.Time) {
 	l.au.step = authDone
+	l.au.lastResp = nil
 	l.au.stopTimers()
 	l.enterNetwork(now)
 }
