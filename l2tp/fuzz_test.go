@@ -66,8 +66,10 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatalf("AppendMessage of a parsed message: %v", aerr)
 		}
 		m2, err2 := ParseMessage(out, secret)
-		if (err == nil) != (err2 == nil) {
-			t.Fatalf("errors differ: %v vs %v", err, err2)
+		// Re-encoding cannot add an unknown AVP (it may drop one with
+		// reserved bits set, which ParseMessage reports but does not keep).
+		if err2 != nil && err == nil {
+			t.Fatalf("re-parse error %v for a message that parsed cleanly", err2)
 		}
 		if err := equalMessages(m, m2); err != nil {
 			t.Fatalf("round trip: %v", err)
