@@ -131,8 +131,13 @@ func (sc *scanner) next() {
 	}
 }
 
+// record notes the line of p and of its ancestors not written yet (tables
+// created implicitly by a header or a dotted key).
 func (sc *scanner) record(p string, line int) {
-	if _, ok := sc.out[p]; !ok {
+	for ; p != ""; p = parentPath(p) {
+		if _, ok := sc.out[p]; ok {
+			return
+		}
 		sc.out[p] = line
 	}
 }
