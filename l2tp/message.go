@@ -71,6 +71,10 @@ func avpKnown(vendor uint16, t AVPType) bool {
 type Message struct {
 	Type MessageType
 	AVPs []AVP // in wire order, Message Type and Random Vector AVPs excluded
+	// TypeMandatory is the M bit of the received Message Type AVP: an
+	// unknown message type with it set must clear the tunnel, without it the
+	// message may be ignored (RFC 2661 4.4.1). AppendMessage always sets M.
+	TypeMandatory bool
 }
 
 // Find returns the first IETF AVP of type t.
@@ -194,7 +198,7 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 		return nil, fmt.Errorf("l2tp: first AVP is vendor %d type %s (%d bytes, hidden %v): %w",
 			a.Vendor, a.Type, len(a.Value), a.Hidden, ErrNoMessageType)
 	}
-	m := &Message{Type: MessageType(binary.BigEndian.Uint16(a.Value))}
+	m := &Message{Type: MessageType(binary.BigEndian.Uint16(a.Value)), TypeMandatory: a.Mandatory}
 	if c := countAVPs(body[n:]); c > 0 {
 		m.AVPs = make([]AVP, 0, c)
 	}

@@ -417,3 +417,32 @@ func TestStrings(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRequired(t *testing.T) {
+	m, err := ParseMessage(sccrqBody, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckRequired(); err != nil {
+		t.Errorf("complete SCCRQ: %v", err)
+	}
+	if !m.TypeMandatory {
+		t.Error("Message Type M bit not reported")
+	}
+	m.AVPs = m.AVPs[1:] // drop Protocol Version
+	if err := m.CheckRequired(); !errors.Is(err, ErrMissingAVP) {
+		t.Errorf("SCCRQ without Protocol Version: %v", err)
+	}
+	cdn := &Message{Type: MsgCDN}
+	cdn.AddUint16(AVPAssignedSessionID, true, 1)
+	if err := cdn.CheckRequired(); !errors.Is(err, ErrMissingAVP) {
+		t.Errorf("CDN without Result Code: %v", err)
+	}
+	cdn.AddResultCode(ResultCode{Result: ResultCDNAdmin})
+	if err := cdn.CheckRequired(); err != nil {
+		t.Errorf("complete CDN: %v", err)
+	}
+	if err := (&Message{Type: MsgHello}).CheckRequired(); err != nil {
+		t.Errorf("HELLO: %v", err)
+	}
+}
