@@ -446,3 +446,12 @@ func TestCheckRequired(t *testing.T) {
 		t.Errorf("HELLO: %v", err)
 	}
 }
+
+func TestUnknownMessageTypeOptional(t *testing.T) {
+	// Message Type 99 with the M bit clear: decoded, not an error; the
+	// tunnel layer may ignore it (RFC 2661 4.4.1).
+	m, err := ParseMessage([]byte{0x00, 0x08, 0, 0, 0, 0, 0, 99}, nil)
+	if err != nil || m.Type != 99 || m.Type.Known() || m.TypeMandatory {
+		t.Fatalf("ParseMessage = %+v, %v", m, err)
+	}
+}
