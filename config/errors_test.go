@@ -63,7 +63,7 @@ func TestBadConfigs(t *testing.T) {
 		{"pool overlap", "[[pool]]\nname = \"a\"\nranges = [\"10.0.0.0/24\"]\ngateway = \"10.9.0.1\"\n[[pool]]\nname = \"b\"\nranges = [\"10.1.0.0/24\", \"10.0.0.200-10.0.1.5\"]\ngateway = \"10.9.0.1\"", "pool[1].ranges[1]", 7, `overlaps 10.0.0.0/24 of pool "a"`},
 		{"pool v6", "[[pool]]\nname = \"a\"\nranges = [\"2001:db8::/64\"]\ngateway = \"10.0.0.1\"", "pool[0].ranges[0]", 3, "IPv4 addresses only"},
 		{"pool no gateway", "[[pool]]\nname = \"a\"\nranges = [\"10.0.0.0/24\"]", "pool[0]", 1, "needs a gateway"},
-		{"pool gateway in other pool", "[[pool]]\nname = \"a\"\nranges = [\"10.0.0.0/24\"]\ngateway = \"10.0.1.1\"\n[[pool]]\nname = \"b\"\nranges = [\"10.0.1.0/24\"]\ngateway = \"10.0.1.1\"", "pool[0].gateway", 4, `lies in pool "b"`},
+		{"pool gateway in other pool", "[[pool]]\nname = \"a\"\nranges = [\"10.0.0.0/24\"]\ngateway = \"10.0.1.1\"\n[[pool]]\nname = \"b\"\nranges = [\"10.0.1.0/24\"]\ngateway = \"10.0.1.254\"", "pool[0].gateway", 4, `lies in pool "b"`},
 		{"pool duplicate", "[[pool]]\nname = \"a\"\nranges = [\"10.0.0.0/24\"]\ngateway = \"10.0.0.1\"\n[[pool]]\nname = \"a\"\nranges = [\"10.0.1.0/24\"]\ngateway = \"10.0.1.1\"", "pool[1].name", 6, "already defined"},
 		{"subscriber no password", "[[subscriber]]\nname = \"alice\"", "subscriber[0]", 1, "needs a password"},
 		{"subscriber missing password_file", "[[subscriber]]\nname = \"alice\"\npassword_file = \"alice.pw\"", "subscriber[0].password_file", 3, `cannot read "alice.pw"`},

@@ -331,7 +331,8 @@ func (r *reader) pool(t *table) Pool {
 }
 
 // checkPools: unique names, no overlap between any two ranges, no gateway
-// inside another pool.
+// inside another pool (unless that pool has the same gateway, which it
+// excludes).
 func (r *reader) checkPools(c *Config) {
 	type owned struct {
 		rg   AddrRange
@@ -367,8 +368,8 @@ func (r *reader) checkPools(c *Config) {
 			continue
 		}
 		for j, q := range c.Pools {
-			if i == j {
-				continue
+			if i == j || q.Gateway == p.Gateway {
+				continue // a pool never hands out its own gateway
 			}
 			for _, rg := range q.Ranges {
 				if rg.Contains(p.Gateway) {
