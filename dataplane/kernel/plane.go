@@ -1,0 +1,589 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/l2tpd/l2tpd/dataplane"
+)
+
+// Options configure a Plane. Zero values select the real kernel.
+type Options struct {
+	PPP    PPP     // nil: SysPPP
+	Links  Links   // nil: DialRTNL
+	Poller *Poller // nil: NewPoller (the plane then closes it)
+	// StateDir holds the journal of tunnels this daemon created (see
+	// Cleanup). "" means /run/l2tpd; "-" disables the journal.
+	StateDir string
+}
+
+// Plane is the kernel data plane. It implements dataplane.Plane.
+type Plane struct {
+	nl         *Client
+	ppp        PPP
+	links      Links
+	poller     *Poller
+	ownsPoller bool
+	journal    *journal
+
+	mu      sync.Mutex
+	tunnels map[uint32]*Tunnel
+	closed  bool
+}
+
+var _ dataplane.Plane = (*Plane)(nil)
+
+// Dial opens the real kernel plane: generic netlink "l2tp", rtnetlink,
+// an epoll poller and the state journal.
+func Dial(opts Options) (*Plane, error) {
+	nl, err := DialClient()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Links == nil {
+		r, err := DialRTNL()
+		if err != nil {
+			nl.Close()
+			return nil, err
+		}
+		opts.Links = r
+	}
+	p, err := New(nl, opts)
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// New builds a plane on an L2TP netlink client (tests: NewClient on a
+// genltest connection, with fake PPP and Links).
+func New(nl *Client, opts Options) (*Plane, error) {
+	p := &Plane{nl: nl, ppp: opts.PPP, links: opts.Links, poller: opts.Poller, tunnels: make(map[uint32]*Tunnel)}
+	if p.ppp == nil {
+		p.ppp = SysPPP{}
+	}
+	if p.links == nil {
+		return nil, errors.New("kernel: New: Options.Links is nil")
+	}
+	if p.poller == nil {
+		pl, err := NewPoller()
+		if err != nil {
+			return nil, err
+		}
+		p.poller, p.ownsPoller = pl, true
+	}
+	dir := opts.StateDir
+	if dir == "" {
+		dir = defaultStateDir
+	}
+	if dir != "-" {
+		j, err := openJournal(dir)
+		if err != nil {
+			if p.ownsPoller {
+				p.poller.Close()
+			}
+			return nil, err
+		}
+		p.journal = j
+	}
+	return p, nil
+}
+
+// Name implements dataplane.Plane.
+func (p *Plane) Name() string { return "kernel" }
+
+// Client is the plane's netlink client (for stats dumps and tools).
+func (p *Plane) Client() *Client { return p.nl }
+
+// AddTunnel implements dataplane.Plane: TUNNEL_CREATE with the fd of
+// cfg.Conn. The kernel then consumes data messages (T=0) arriving on that
+// socket; control messages still reach the socket's reader.
+func (p *Plane) AddTunnel(cfg dataplane.TunnelConfig) (dataplane.Tunnel, error) {
+	if cfg.Version != 2 && cfg.Version != 3 {
+		return nil, fmt.Errorf("kernel: tunnel %d: L2TP version %d", cfg.LocalID, cfg.Version)
+	}
+	if cfg.Encap != dataplane.EncapUDP {
+		return nil, fmt.Errorf("kernel: tunnel %d: only UDP encapsulation: %w", cfg.LocalID, dataplane.ErrUnsupported)
+	}
+	if cfg.Conn == nil {
+		return nil, fmt.Errorf("kernel: tunnel %d: no UDP socket", cfg.LocalID)
+	}
+	if cfg.Version == 2 && (cfg.LocalID > 0xffff || cfg.PeerID > 0xffff) {
+		return nil, fmt.Errorf("kernel: tunnel %d: L2TPv2 tunnel IDs are 16 bits", cfg.LocalID)
+	}
+	rc, err := cfg.Conn.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("kernel: tunnel %d: socket: %w", cfg.LocalID, err)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("kernel: tunnel %d: plane closed", cfg.LocalID)
+	}
+	if _, dup := p.tunnels[cfg.LocalID]; dup {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("kernel: tunnel %d: %w", cfg.LocalID, ErrExists)
+	}
+	t := &Tunnel{plane: p, cfg: cfg, raw: rc, sessions: make(map[uint32]*Session)}
+	p.tunnels[cfg.LocalID] = t // reserve the ID
+	p.mu.Unlock()
+
+	err = t.withFD(func(fd int) error {
+		return p.nl.CreateTunnel(TunnelSpec{ID: cfg.LocalID, PeerID: cfg.PeerID, Version: cfg.Version,
+			Encap: EncapTypeUDP, FD: fd, UDPCsum: cfg.UDPChecksums})
+	})
+	if err == nil && p.journal != nil {
+		if jerr := p.journal.add(cfg.LocalID); jerr != nil {
+			p.nl.DeleteTunnel(cfg.LocalID)
+			err = jerr
+		}
+	}
+	if err != nil {
+		p.mu.Lock()
+		delete(p.tunnels, cfg.LocalID)
+		p.mu.Unlock()
+		return nil, fmt.Errorf("kernel: add tunnel (peer %v): %w", cfg.Peer, err)
+	}
+	return t, nil
+}
+
+// Close implements dataplane.Plane: closes every tunnel (and session), the
+// poller if the plane made it, and the netlink sockets.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	ts := make([]*Tunnel, 0, len(p.tunnels))
+	for _, t := range p.tunnels {
+		ts = append(ts, t)
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		errs = append(errs, t.Close())
+	}
+	if p.ownsPoller {
+		errs = append(errs, p.poller.Close())
+	}
+	if p.journal != nil {
+		errs = append(errs, p.journal.close())
+	}
+	if c, ok := p.links.(interface{ Close() error }); ok {
+		errs = append(errs, c.Close())
+	}
+	errs = append(errs, p.nl.Close())
+	return errors.Join(errs...)
+}
+
+// Tunnel is a kernel L2TP tunnel. It implements dataplane.Tunnel.
+type Tunnel struct {
+	plane *Plane
+	cfg   dataplane.TunnelConfig // keeps cfg.Conn, whose fd the kernel uses, reachable
+	raw   syscall.RawConn
+
+	mu       sync.Mutex
+	sessions map[uint32]*Session
+	closed   bool
+}
+
+var _ dataplane.Tunnel = (*Tunnel)(nil)
+
+// withFD runs fn with the tunnel socket's fd, which stays valid meanwhile.
+func (t *Tunnel) withFD(fn func(fd int) error) error {
+	var ferr error
+	if err := t.raw.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return fmt.Errorf("tunnel socket: %w", err)
+	}
+	return ferr
+}
+
+// HandleData implements dataplane.Tunnel. The kernel consumes data
+// messages itself, so any that reach the control plane (a race at tunnel
+// creation) are dropped.
+func (t *Tunnel) HandleData(pkt []byte) {}
+
+// AddSession implements dataplane.Tunnel: SESSION_CREATE, then for PPP a
+// PPPoL2TP socket connected to the session, its channel, and a /dev/ppp
+// fd attached to the channel and polled for the peer's control frames.
+func (t *Tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) (dataplane.Session, error) {
+	tid := t.cfg.LocalID
+	if t.cfg.Version == 2 && (cfg.LocalID > 0xffff || cfg.PeerID > 0xffff) {
+		return nil, fmt.Errorf("kernel: tunnel %d session %d: L2TPv2 session IDs are 16 bits", tid, cfg.LocalID)
+	}
+	if cfg.PWType == dataplane.PWTypePPP && rx == nil {
+		return nil, fmt.Errorf("kernel: tunnel %d session %d: PPP session without a frame handler", tid, cfg.LocalID)
+	}
+	s := &Session{tunnel: t, id: cfg.LocalID, peerID: cfg.PeerID, sock: -1, chanFD: -1, unitFD: -1}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("kernel: tunnel %d session %d: tunnel closed", tid, cfg.LocalID)
+	}
+	if _, dup := t.sessions[cfg.LocalID]; dup {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("kernel: tunnel %d session %d: %w", tid, cfg.LocalID, ErrExists)
+	}
+	t.sessions[cfg.LocalID] = s
+	t.mu.Unlock()
+
+	if err := s.open(cfg, rx); err != nil {
+		s.teardown()
+		t.mu.Lock()
+		delete(t.sessions, cfg.LocalID)
+		t.mu.Unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close implements dataplane.Tunnel: closes the sessions, then
+// TUNNEL_DELETE. The UDP socket is left open: it belongs to the caller.
+func (t *Tunnel) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ss := make([]*Session, 0, len(t.sessions))
+	for _, s := range t.sessions {
+		ss = append(ss, s)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range ss {
+		errs = append(errs, s.Close())
+	}
+	p := t.plane
+	if err := p.nl.DeleteTunnel(t.cfg.LocalID); err != nil && !errors.Is(err, ErrNotFound) {
+		errs = append(errs, err)
+	}
+	if p.journal != nil {
+		errs = append(errs, p.journal.remove(t.cfg.LocalID))
+	}
+	p.mu.Lock()
+	delete(p.tunnels, t.cfg.LocalID)
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Session is a kernel L2TP session. It implements dataplane.Session. Its
+// footprint: this struct, three fds (PPPoL2TP socket, channel, unit) and
+// two poller entries.
+type Session struct {
+	tunnel     *Tunnel
+	id, peerID uint32
+	rx         dataplane.FrameHandler
+
+	mu      sync.Mutex
+	sock    int // PPPoL2TP socket
+	chanFD  int // /dev/ppp attached to the channel
+	unitFD  int // /dev/ppp unit, after Up
+	unit    int
+	ifindex int
+	ifname  string
+	applied NetConfig
+	created bool // SESSION_CREATE succeeded
+	closed  bool
+	isPPP   bool
+}
+
+// NetConfig is dataplane.NetConfig (re-exported for the package's API).
+type NetConfig = dataplane.NetConfig
+
+var _ dataplane.Session = (*Session)(nil)
+
+func (s *Session) label() string {
+	return "tunnel " + strconv.FormatUint(uint64(s.tunnel.cfg.LocalID), 10) + " session " + strconv.FormatUint(uint64(s.id), 10)
+}
+
+func (s *Session) open(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) error {
+	t := s.tunnel
+	p := t.plane
+	err := p.nl.CreateSession(SessionSpec{TunnelID: t.cfg.LocalID, ID: cfg.LocalID, PeerID: cfg.PeerID,
+		Version: t.cfg.Version, PWType: uint16(cfg.PWType), LNSMode: cfg.LNSMode, SendSeq: cfg.SendSeq,
+		RecvSeq: cfg.RecvSeq, ReorderTimeout: cfg.ReorderTimeout, Cookie: cfg.Cookie, PeerCookie: cfg.PeerCookie,
+		IfName: cfg.IfName})
+	if err != nil {
+		return err
+	}
+	s.created = true
+	if cfg.PWType != dataplane.PWTypePPP {
+		return nil
+	}
+	s.isPPP = true
+	s.rx = rx
+	addr := PPPoL2TPAddr{Version: t.cfg.Version, Peer: t.cfg.Peer, TunnelID: t.cfg.LocalID, SessionID: cfg.LocalID,
+		PeerTunnelID: t.cfg.PeerID, PeerSessionID: cfg.PeerID}
+	if err := t.withFD(func(fd int) error {
+		addr.FD = fd
+		sa, err := addr.Marshal()
+		if err != nil {
+			return err
+		}
+		s.sock, err = p.ppp.ConnectPPPoL2TP(sa)
+		return err
+	}); err != nil {
+		s.sock = -1
+		return fmt.Errorf("kernel: %s: %w", s.label(), err)
+	}
+	idx, err := p.ppp.ChannelIndex(s.sock)
+	if err != nil {
+		return fmt.Errorf("kernel: %s: %w", s.label(), err)
+	}
+	if s.chanFD, err = p.ppp.AttachChannel(idx); err != nil {
+		return fmt.Errorf("kernel: %s: %w", s.label(), err)
+	}
+	if err := p.poller.Register(s.chanFD, s.deliver); err != nil {
+		return fmt.Errorf("kernel: %s: %w", s.label(), err)
+	}
+	return nil
+}
+
+// deliver is the poller's handler for both of the session's fds.
+func (s *Session) deliver(frame []byte) { s.rx(frame) }
+
+// SendFrame implements dataplane.Session: writes the frame (protocol field
+// first, no address/control: the kernel's PPPoL2TP transmit adds FF 03) to
+// the channel fd.
+func (s *Session) SendFrame(frame []byte) error {
+	s.mu.Lock()
+	fd, closed := s.chanFD, s.closed
+	s.mu.Unlock()
+	if closed || fd < 0 {
+		return fmt.Errorf("kernel: %s: send frame: session closed or not PPP", s.label())
+	}
+	if err := s.tunnel.plane.ppp.Write(fd, frame); err != nil {
+		return fmt.Errorf("kernel: %s: %w", s.label(), err)
+	}
+	return nil
+}
+
+// Up implements dataplane.Session. The first call creates the PPP unit
+// (PPPIOCNEWUNIT), connects the channel to it, polls the unit fd for NCP
+// frames, sets MRU and NP modes, renames the pppN interface to
+// cfg.IfName, sets its MTU, brings it up and adds the addresses and
+// routes. Later calls apply what changed.
+func (s *Session) Up(cfg NetConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.isPPP {
+		return fmt.Errorf("kernel: %s: up: session closed or not PPP", s.label())
+	}
+	p := s.tunnel.plane
+	wrap := func(err error) error { return fmt.Errorf("kernel: %s: up: %w", s.label(), err) }
+	first := s.unitFD < 0
+	if first {
+		fd, unit, err := p.ppp.NewUnit()
+		if err != nil {
+			return wrap(err)
+		}
+		s.unitFD, s.unit = fd, unit
+		if err := p.ppp.ConnectChannel(s.chanFD, unit); err != nil {
+			return wrap(err)
+		}
+		if err := p.poller.Register(s.unitFD, s.deliver); err != nil {
+			return wrap(err)
+		}
+	}
+	if cfg.MRU > 0 && (first || cfg.MRU != s.applied.MRU) {
+		if err := p.ppp.SetMRU(s.unitFD, cfg.MRU); err != nil {
+			return wrap(err)
+		}
+	}
+	v4 := cfg.Local.IsValid() && cfg.Peer.IsValid()
+	v6 := cfg.PeerIfID != [8]byte{}
+	for _, np := range [...]struct {
+		proto uint16
+		on    bool
+	}{{pppIP, v4}, {pppIPv6, v6}} {
+		mode := NPModeDrop
+		if np.on {
+			mode = NPModePass
+		}
+		if err := p.ppp.SetNPMode(s.unitFD, np.proto, mode); err != nil {
+			return wrap(err)
+		}
+	}
+	if first {
+		idx, err := p.links.LinkIndex("ppp" + strconv.Itoa(s.unit))
+		if err != nil {
+			return wrap(err)
+		}
+		s.ifindex, s.ifname = idx, "ppp"+strconv.Itoa(s.unit)
+	}
+	name := ""
+	if cfg.IfName != "" && cfg.IfName != s.ifname {
+		name = cfg.IfName
+	}
+	if first || name != "" || cfg.MTU != s.applied.MTU {
+		if name != "" && !first {
+			// Renaming an up link is refused; PPP interfaces keep their
+			// first name.
+			name = ""
+		}
+		if name != "" || cfg.MTU > 0 {
+			if err := p.links.SetLink(s.ifindex, name, cfg.MTU); err != nil {
+				return wrap(err)
+			}
+		}
+		if name != "" {
+			s.ifname = name
+		}
+	}
+	if first {
+		if err := p.links.SetUp(s.ifindex); err != nil {
+			return wrap(err)
+		}
+	}
+	if err := s.applyAddrs(cfg); err != nil {
+		return wrap(err)
+	}
+	if err := s.applyRoutes(cfg); err != nil {
+		return wrap(err)
+	}
+	s.applied = cfg
+	s.applied.IfName = s.ifname
+	s.applied.Routes = slices.Clone(cfg.Routes)
+	s.applied.IPv6Routes = slices.Clone(cfg.IPv6Routes)
+	return nil
+}
+
+func linkLocal(id [8]byte) netip.Addr {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	copy(a[8:], id[:])
+	return netip.AddrFrom16(a)
+}
+
+func (s *Session) applyAddrs(cfg NetConfig) error {
+	l := s.tunnel.plane.links
+	old := s.applied
+	if cfg.Local != old.Local || cfg.Peer != old.Peer {
+		if old.Local.IsValid() {
+			if err := l.DelAddr(s.ifindex, old.Local, old.Peer, 32); err != nil {
+				return err
+			}
+		}
+		if cfg.Local.IsValid() {
+			if err := l.AddAddr(s.ifindex, cfg.Local, cfg.Peer, 32); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.LocalIfID != old.LocalIfID || cfg.PeerIfID != old.PeerIfID {
+		if old.LocalIfID != [8]byte{} {
+			if err := l.DelAddr(s.ifindex, linkLocal(old.LocalIfID), linkLocal(old.PeerIfID), 128); err != nil {
+				return err
+			}
+		}
+		if cfg.LocalIfID != [8]byte{} {
+			peer := netip.Addr{}
+			if cfg.PeerIfID != [8]byte{} {
+				peer = linkLocal(cfg.PeerIfID)
+			}
+			if err := l.AddAddr(s.ifindex, linkLocal(cfg.LocalIfID), peer, 128); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Session) applyRoutes(cfg NetConfig) error {
+	l := s.tunnel.plane.links
+	want := append(slices.Clone(cfg.Routes), cfg.IPv6Routes...)
+	have := append(slices.Clone(s.applied.Routes), s.applied.IPv6Routes...)
+	for _, r := range have {
+		if !slices.Contains(want, r) {
+			if err := l.DelRoute(s.ifindex, r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range want {
+		if !slices.Contains(have, r) {
+			if err := l.AddRoute(s.ifindex, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// IfName is the session's interface name ("" before Up).
+func (s *Session) IfName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ifname
+}
+
+// Stats implements dataplane.Session (SESSION_GET).
+func (s *Session) Stats() (dataplane.Stats, error) {
+	info, err := s.tunnel.plane.nl.Session(s.tunnel.cfg.LocalID, s.id)
+	if err != nil {
+		return dataplane.Stats{}, err
+	}
+	st := info.Stats
+	return dataplane.Stats{TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxErrors: st.TxErrors,
+		RxPackets: st.RxPackets, RxBytes: st.RxBytes, RxErrors: st.RxErrors}, nil
+}
+
+// Close implements dataplane.Session.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.teardown()
+	t := s.tunnel
+	t.mu.Lock()
+	delete(t.sessions, s.id)
+	t.mu.Unlock()
+	return err
+}
+
+// teardown undoes open and Up, newest first: stop polling; close the unit
+// (the kernel removes pppN with its addresses and routes); close the
+// channel; close the PPPoL2TP socket (the kernel deletes the session);
+// SESSION_DELETE for kernels or pseudowires where it is still there.
+func (s *Session) teardown() error {
+	p := s.tunnel.plane
+	var errs []error
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	closeFD := func(fd *int) {
+		if *fd >= 0 {
+			p.poller.Unregister(*fd)
+			if err := p.ppp.Close(*fd); err != nil {
+				errs = append(errs, fmt.Errorf("close fd %d: %w", *fd, err))
+			}
+			*fd = -1
+		}
+	}
+	closeFD(&s.unitFD)
+	closeFD(&s.chanFD)
+	closeFD(&s.sock)
+	if s.created {
+		if err := p.nl.DeleteSession(s.tunnel.cfg.LocalID, s.id); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+		s.created = false
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("kernel: %s: close: %w", s.label(), errors.Join(errs...))
+	}
+	return nil
+}
