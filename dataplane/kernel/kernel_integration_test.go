@@ -1,0 +1,135 @@
+package kernel
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/dataplane"
+)
+
+// These tests need a kernel with l2tp_ppp, l2tp_netlink and ppp_generic and
+// CAP_NET_ADMIN: the qemu lab sets L2TPD_KERNEL_TESTS=1.
+func requireKernel(t *testing.T) {
+	t.Helper()
+	if os.Getenv("L2TPD_KERNEL_TESTS") != "1" {
+		t.Skip("set L2TPD_KERNEL_TESTS=1 (the lab does) to run against a real L2TP/PPP kernel")
+	}
+	if err := Probe(); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+}
+
+// udpPair returns two loopback UDP sockets connected to each other.
+func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
+	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, a.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	a, err = net.DialUDP("udp4", a.LocalAddr().(*net.UDPAddr), b.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func addrPort(c *net.UDPConn, remote bool) netip.AddrPort {
+	if remote {
+		return c.RemoteAddr().(*net.UDPAddr).AddrPort()
+	}
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func TestKernelTunnelSessionOverLoopback(t *testing.T) {
+	requireKernel(t)
+	p, err := Dial(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	ca, cb := udpPair(t)
+	ta, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 101, PeerID: 202, Conn: ca,
+		Local: addrPort(ca, false), Peer: addrPort(ca, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 202, PeerID: 101, Conn: cb,
+		Local: addrPort(cb, false), Peer: addrPort(cb, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	sa, err := ta.AddSession(dataplane.SessionConfig{LocalID: 11, PeerID: 22, PWType: dataplane.PWTypePPP, LNSMode: true}, func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := tb.AddSession(dataplane.SessionConfig{LocalID: 22, PeerID: 11, PWType: dataplane.PWTypePPP},
+		func(f []byte) { got <- append([]byte(nil), f...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := p.Client().Tunnels()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) < 2 {
+		t.Fatalf("kernel lists %d tunnels, want ours two: %+v", len(ts), ts)
+	}
+	info, err := p.Client().Session(101, 11)
+	if err != nil || !info.LNSMode || info.PeerID != 22 {
+		t.Fatalf("SESSION_GET = %+v, %v", info, err)
+	}
+
+	lcp := []byte{0xc0, 0x21, 0x01, 0x01, 0x00, 0x04}
+	if err := sa.SendFrame(lcp); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-got:
+		if string(f) != string(lcp) {
+			t.Errorf("B got % x, want % x", f, lcp)
+		}
+	case <-time.After(5 * time.Second): // a real kernel round trip; not a stand-in for an event
+		t.Fatal("LCP frame did not cross the kernel data path")
+	}
+
+	if err := sa.Up(dataplane.NetConfig{IfName: "l2tpdtest0", MTU: 1400, MRU: 1400,
+		Local: netip.MustParseAddr("10.99.0.1"), Peer: netip.MustParseAddr("10.99.0.2"),
+		Routes: []netip.Prefix{netip.MustParsePrefix("10.98.0.0/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	ifc, err := net.InterfaceByName("l2tpdtest0")
+	if err != nil || ifc.MTU != 1400 || ifc.Flags&net.FlagUp == 0 {
+		t.Fatalf("interface = %+v, %v", ifc, err)
+	}
+	if st, err := sa.Stats(); err != nil || st.TxPackets == 0 {
+		t.Errorf("Stats = %+v, %v; want the LCP frame counted", st, err)
+	}
+
+	if err := sa.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.InterfaceByName("l2tpdtest0"); err == nil {
+		t.Error("interface survived session Close")
+	}
+	if _, err := p.Client().Session(101, 11); !errorsIs(err, ErrNotFound) {
+		t.Errorf("session after Close: %v, want ErrNotFound", err)
+	}
+	sb.Close()
+	ta.Close()
+	tb.Close()
+	if _, err := p.Client().Tunnel(101); !errorsIs(err, ErrNotFound) {
+		t.Errorf("tunnel after Close: %v, want ErrNotFound", err)
+	}
+}
