@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,10 +32,10 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		e.logMalformed(from, 0, fmt.Errorf("%v with tunnel ID 0 (only SCCRQ may have it)", m.Type))
 		return
 	}
-	settings, refusal := e.cfg.Handler.AcceptTunnel(from, host)
+	secret := e.cfg.Handler.PeerSecret(from, host)
 	var unknown *l2tp.UnknownAVPError
-	if err != nil || len(settings.Tunnel.Secret) > 0 {
-		m, err = l2tp.ParseMessage(payload, settings.Tunnel.Secret)
+	if err != nil || len(secret) > 0 {
+		m, err = l2tp.ParseMessage(payload, secret)
 	}
 	if err != nil && !errors.As(err, &unknown) {
 		e.logMalformed(from, 0, fmt.Errorf("SCCRQ: %w", err))
@@ -43,6 +44,9 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	if m == nil || m.Type != l2tp.MsgSCCRQ {
 		e.logMalformed(from, 0, errors.New("message with tunnel ID 0 is not an SCCRQ"))
 		return
+	}
+	if host == "" {
+		host, _ = m.String(l2tp.AVPHostName)
 	}
 	peerTID := tunnel.PeerTunnelID(m)
 	key := peerKey{from, peerTID}
@@ -69,6 +73,11 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 			}
 		}
 	}
+	settings, refusal := e.cfg.Handler.AcceptTunnel(from, host)
+	if refusal == nil && !bytes.Equal(settings.Tunnel.Secret, secret) {
+		// The profile's secret must be the one the SCCRQ was read with.
+		settings.Tunnel.Secret = secret
+	}
 	id, err := e.allocTunnelID()
 	if err != nil {
 		e.mu.Unlock()
@@ -88,6 +97,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		core, err = tunnel.NewRefusal(cfg, now, hdr, m, *refusal)
 		if err == nil {
 			t = e.newTunnel(id, settings, from, local, nil, lc)
+			t.refused = true
 		}
 	} else {
 		var conn *net.UDPConn
@@ -105,6 +115,9 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	if err != nil {
 		e.mu.Unlock()
 		e.log.Error("cannot set up tunnel", zap.Stringer("peer", from), zap.Error(err))
+		if refusal == nil { // the role counted it: give it back
+			e.cfg.Handler.TunnelDown(&Tunnel{e: e, settings: settings, log: e.log}, tunnel.TunnelDown{Reason: err.Error()})
+		}
 		return
 	}
 	t.core = core
@@ -128,7 +141,7 @@ func (p callPolicy) AdmitCall(ct *tunnel.Tunnel, dir tunnel.Direction, info *tun
 	if t == nil {
 		return nil
 	}
-	return p.e.cfg.Handler.AdmitCall(t, dir, info)
+	return t.handler().AdmitCall(t, dir, info)
 }
 
 // Dial opens a tunnel to an LNS (LAC role). local may be the zero value (any

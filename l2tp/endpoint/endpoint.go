@@ -33,6 +33,9 @@ type TunnelSettings struct {
 	DataSeq bool
 	// ReorderTimeout for out-of-order data messages (0: drop them).
 	ReorderTimeout time.Duration
+	// Handler, when set, receives this tunnel's events instead of the
+	// endpoint's handler (the LAC role's dialled tunnels).
+	Handler Handler
 	// Opaque is kept with the tunnel for the role's own use.
 	Opaque any
 }
@@ -43,9 +46,14 @@ type Handler interface {
 	// AcceptTunnel decides about an SCCRQ from peer (LNS role). A non-nil
 	// result refuses it with a StopCCN carrying that result.
 	AcceptTunnel(peer netip.AddrPort, hostName string) (TunnelSettings, *l2tp.ResultCode)
+	// PeerSecret returns the tunnel secret for a peer (nil: none), to read
+	// an SCCRQ's hidden AVPs. No side effects.
+	PeerSecret(peer netip.AddrPort, hostName string) []byte
 	// AdmitCall decides about a call the peer placed.
 	AdmitCall(t *Tunnel, dir tunnel.Direction, info *tunnel.CallInfo) *l2tp.ResultCode
 	TunnelUp(t *Tunnel)
+	// TunnelDown is called once for every tunnel that AcceptTunnel admitted
+	// or Dial opened, whether or not it came up (TunnelUp).
 	TunnelDown(t *Tunnel, ev tunnel.TunnelDown)
 	// SessionUp is told about an established session, with its data plane
 	// session (nil if the plane could not create one, then the session is
@@ -115,7 +123,7 @@ func New(cfg Config) (*Endpoint, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Handler == nil {
-		return nil, errors.New("endpoint: Config.Handler is required")
+		cfg.Handler = refuseAll{}
 	}
 	e := &Endpoint{
 		cfg:     cfg,
@@ -259,3 +267,19 @@ func (e *Endpoint) handleListenerPacket(lc *net.UDPConn, local, from netip.AddrP
 	}
 	e.handleSCCRQ(lc, local, from, hdr, payload, pkt)
 }
+
+// refuseAll is the handler of an endpoint that only dials (LAC only): it
+// refuses every SCCRQ.
+type refuseAll struct{}
+
+func (refuseAll) AcceptTunnel(netip.AddrPort, string) (TunnelSettings, *l2tp.ResultCode) {
+	return TunnelSettings{}, &l2tp.ResultCode{Result: l2tp.ResultStopNotAuthorized, Message: "this node accepts no tunnels"}
+}
+func (refuseAll) PeerSecret(netip.AddrPort, string) []byte { return nil }
+func (refuseAll) AdmitCall(*Tunnel, tunnel.Direction, *tunnel.CallInfo) *l2tp.ResultCode {
+	return &l2tp.ResultCode{Result: l2tp.ResultCDNPermResources, Message: "no calls accepted"}
+}
+func (refuseAll) TunnelUp(*Tunnel)                         {}
+func (refuseAll) TunnelDown(*Tunnel, tunnel.TunnelDown)    {}
+func (refuseAll) SessionUp(*Session) Driver                { return nil }
+func (refuseAll) SessionDown(*Session, tunnel.SessionDown) {}

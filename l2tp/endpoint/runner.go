@@ -40,6 +40,10 @@ type Tunnel struct {
 	listener *net.UDPConn
 	dp       dataplane.Tunnel
 	wasUp    bool
+	// refused: answered with StopCCN at once; the role never hears of it.
+	refused bool
+	// downReported: the role has had TunnelDown.
+	downReported bool
 
 	in   chan inbound
 	cmds chan func(now time.Time)
@@ -353,7 +357,7 @@ func (t *Tunnel) flush(now time.Time) {
 }
 
 func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
-	h := t.e.cfg.Handler
+	h := t.handler()
 	switch ev := ev.(type) {
 	case tunnel.TunnelUp:
 		t.log.Info("tunnel established", zap.String("peer_host", ev.PeerHostName), zap.Uint32("peer_tunnel", ev.PeerID), zap.String("peer_vendor", ev.PeerVendor))
@@ -383,7 +387,8 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		}
 		lvl("tunnel closed", zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
 		t.closeDataPlane()
-		if t.wasUp {
+		if !t.refused && !t.downReported {
+			t.downReported = true
 			h.TunnelDown(t, ev)
 		}
 	case tunnel.SessionUp:
@@ -393,7 +398,11 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		delete(t.sessions, ev.ID)
 		slog := t.log.With(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID))
 		slog.Info("session closed", zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
-		if s != nil {
+		if s == nil {
+			// Never established (refused, or failed during setup): the
+			// role still hears of it, to release what it reserved.
+			t.handler().SessionDown(&Session{T: t, ID: ev.ID, PeerID: ev.PeerID}, ev)
+		} else {
 			if s.driver != nil {
 				s.driver.Close(now, ev.Reason)
 			}
@@ -444,7 +453,7 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 	}
 	t.sessions[ev.ID] = s
 	slog.Info("session established", zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
-	s.driver = t.e.cfg.Handler.SessionUp(s)
+	s.driver = t.handler().SessionUp(s)
 }
 
 func (t *Tunnel) closeDataPlane() {
@@ -469,13 +478,16 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 			if s.DP != nil {
 				_ = s.DP.Close()
 			}
-			t.e.cfg.Handler.SessionDown(s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
+			t.handler().SessionDown(s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
 			delete(t.sessions, id)
 		}
-		t.closeDataPlane()
-		if t.wasUp && t.core.State() != tunnel.StateClosing && t.core.State() != tunnel.StateDead {
-			t.e.cfg.Handler.TunnelDown(t, tunnel.TunnelDown{Reason: reason})
+	}
+	if !t.refused && !t.downReported {
+		t.downReported = true
+		if reason == "" {
+			reason = "tunnel gone"
 		}
+		t.handler().TunnelDown(t, tunnel.TunnelDown{Reason: reason})
 	}
 	t.closeDataPlane()
 	e := t.e
@@ -498,3 +510,27 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 		t.conn.Close()
 	}
 }
+
+func (t *Tunnel) handler() Handler {
+	if t.settings.Handler != nil {
+		return t.settings.Handler
+	}
+	return t.e.cfg.Handler
+}
+
+// Post runs f on the session's tunnel goroutine (for results of work done
+// elsewhere, such as an authentication answer), if the session still
+// exists then. It may block until the tunnel goroutine takes it; it returns
+// false if the tunnel is gone.
+func (s *Session) Post(f func(now time.Time)) bool {
+	t := s.T
+	return t.do(func(now time.Time) {
+		if cur := t.sessions[s.ID]; cur == s {
+			f(now)
+		}
+	})
+}
+
+// Kick asks the tunnel goroutine to recompute its deadlines (call from a
+// driver when something changed outside Frame/Tick).
+func (s *Session) Kick() { s.Post(func(time.Time) {}) }

@@ -320,16 +320,18 @@ func (t *Tunnel) handleCallRequest(now time.Time, m *l2tp.Message) {
 		dir = Outgoing
 	}
 	info := readCallInfo(m)
+	id, err := t.allocSessionID()
+	if err != nil {
+		t.refuse(now, uint32(p), l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "session limit reached on this tunnel"})
+		return
+	}
+	// The policy is asked last: once it admits, a SessionDown (or
+	// SessionUp) is guaranteed, so it may count the call.
 	if t.cfg.Policy != nil {
 		if rc := t.cfg.Policy.AdmitCall(t, dir, &info); rc != nil {
 			t.refuse(now, uint32(p), *rc)
 			return
 		}
-	}
-	id, err := t.allocSessionID()
-	if err != nil {
-		t.refuse(now, uint32(p), l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "session limit reached on this tunnel"})
-		return
 	}
 	s := &Session{ID: id, PeerID: uint32(p), Dir: dir, WeAreLAC: dir == Outgoing, Info: info}
 	t.sessions[id] = s
