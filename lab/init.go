@@ -29,7 +29,7 @@ fail() {
 	echo
 	echo "LAB:$nonce:initfail:$*"
 	echo o > /proc/sysrq-trigger
-	sleep 60
+	sleep 60 2>/dev/null
 }
 for m in $(cat /modules.order); do
 	insmod "/lib/modules/$m" || fail "insmod $m"
@@ -43,6 +43,10 @@ mount -t proc proc /newroot/proc || fail "mount proc"
 mount -t sysfs sysfs /newroot/sys || fail "mount sys"
 mount -t devtmpfs devtmpfs /newroot/dev || fail "mount dev"
 mkdir -p /newroot/dev/pts /newroot/dev/shm
+ln -sf /proc/self/fd /newroot/dev/fd
+ln -sf /proc/self/fd/0 /newroot/dev/stdin
+ln -sf /proc/self/fd/1 /newroot/dev/stdout
+ln -sf /proc/self/fd/2 /newroot/dev/stderr
 mount -t devpts -o newinstance,ptmxmode=0666,gid=5,mode=620 devpts /newroot/dev/pts || fail "mount devpts"
 mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm || fail "mount shm"
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run || fail "mount run"
@@ -80,7 +84,7 @@ done
 poweroff() {
 	sync
 	echo o > /proc/sysrq-trigger
-	sleep 60
+	sleep 60 2>/dev/null
 }
 # Keep kernel messages off the console, except emergencies; they are saved
 # to $LAB_DIR/.lab/dmesg.txt at the end.

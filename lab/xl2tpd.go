@@ -83,13 +83,15 @@ type XL2TPDFiles struct {
 	PPPOptions  string // pppd options file
 	PPPSecrets  string // chap-secrets or pap-secrets to install, "" if none
 	PPPSecretTo string // where Start installs PPPSecrets (/etc/ppp/...)
-	PIDFile     string
-	ControlFile string // xl2tpd's control FIFO
+	PIDFile     string // in the VM's /run
+	ControlFile string // xl2tpd's control FIFO, in the VM's /run
 	Log         string // xl2tpd's stdout/stderr (-D)
 	PPPLog      string // pppd's log file
 }
 
-// Write writes the instance's files into dir/Name (created).
+// Write writes the instance's files into dir/Name (created). dir must be
+// the run's Options.Dir (or another path the VM sees); the control FIFO and
+// PID file go to the VM's /run, as FIFOs do not work over 9p.
 func (x XL2TPD) Write(dir string) (XL2TPDFiles, error) {
 	if x.Name == "" || strings.ContainsAny(x.Name, "/ \t\n") {
 		return XL2TPDFiles{}, fmt.Errorf("xl2tpd config: bad instance name %q", x.Name)
@@ -105,8 +107,9 @@ func (x XL2TPD) Write(dir string) (XL2TPDFiles, error) {
 		Dir:         d,
 		Conf:        filepath.Join(d, "xl2tpd.conf"),
 		PPPOptions:  filepath.Join(d, "options.pppd"),
-		PIDFile:     filepath.Join(d, "xl2tpd.pid"),
-		ControlFile: filepath.Join(d, "l2tp-control"),
+		// FIFOs do not work across 9p: keep these on the VM's /run.
+		PIDFile:     "/run/xl2tpd-" + x.Name + ".pid",
+		ControlFile: "/run/xl2tpd-" + x.Name + ".control",
 		Log:         filepath.Join(d, "xl2tpd.log"),
 		PPPLog:      filepath.Join(d, "pppd.log"),
 	}
@@ -220,7 +223,7 @@ func orDefault(s, d string) string {
 // Start is the shell (for a lab script) that installs the instance's PPP
 // secrets into the VM's /etc/ppp and starts xl2tpd in the background in
 // network namespace netns ("" for the root namespace), then waits (up to
-// 20 s) for its control FIFO.
+// 20 s) for its control FIFO; the script exits 1 if it does not appear.
 func (f XL2TPDFiles) Start(netns string) string {
 	var s strings.Builder
 	if f.PPPSecrets != "" {
@@ -232,7 +235,8 @@ func (f XL2TPDFiles) Start(netns string) string {
 	}
 	fmt.Fprintf(&s, "rm -f %s\n%sxl2tpd -D -c %s -p %s -C %s >%s 2>&1 &\n",
 		shq(f.ControlFile), prefix, shq(f.Conf), shq(f.PIDFile), shq(f.ControlFile), shq(f.Log))
-	fmt.Fprintf(&s, "wait_for 20 test -p %s\n", shq(f.ControlFile))
+	fmt.Fprintf(&s, "wait_for 20 test -p %s || { echo 'xl2tpd %s did not start'; cat %s; exit 1; }\n",
+		shq(f.ControlFile), filepath.Base(f.Dir), shq(f.Log))
 	return s.String()
 }
 
