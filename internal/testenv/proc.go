@@ -75,12 +75,36 @@ func (l *Log) Close(err error) {
 func (l *Log) ReadFrom(r io.Reader) (int64, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Split(scanLines)
 	var n int64
 	for sc.Scan() {
 		n += int64(len(sc.Bytes())) + 1
-		l.Add(strings.TrimRight(sc.Text(), "\r"))
+		l.Add(sc.Text())
 	}
 	return n, sc.Err()
+}
+
+// scanLines splits at "\n", "\r\n" and a lone "\r" (progress counters such
+// as dumpcap's "Packets: N" redraw a line with "\r"); empty lines are kept.
+func scanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	for i, b := range data {
+		switch b {
+		case '\n':
+			return i + 1, data[:i], nil
+		case '\r':
+			if i+1 == len(data) && !atEOF {
+				return 0, nil, nil // need to see whether "\n" follows
+			}
+			if i+1 < len(data) && data[i+1] == '\n' {
+				return i + 2, data[:i], nil
+			}
+			return i + 1, data[:i], nil
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
 }
 
 // Lines returns a copy of the lines kept so far.
@@ -88,6 +112,13 @@ func (l *Log) Lines() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.lines...)
+}
+
+// closedNow reports whether the log has ended.
+func (l *Log) closedNow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Len is the index the next line will get.
