@@ -408,7 +408,7 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 			if state == stateScript {
 				output.WriteString(line + "\n")
 			}
-			if opts.Log != nil {
+			if opts.Log != nil && state != stateDone {
 				opts.Log(line)
 			}
 		}

@@ -157,3 +157,17 @@ echo "smoke done at ${SECONDS}s"
 	t.Logf("smoke test: boot %v, VM total %v, test total %v",
 		res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
+
+// TestTimeout checks that a run that outlives Options.Timeout is killed and
+// reported as an error.
+func TestTimeout(t *testing.T) {
+	requireVM(t)
+	start := time.Now()
+	_, err := Run(t, Options{Timeout: 3 * time.Second, Quiet: true}, "sleep 600\n")
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Run returned %v after a 3 s timeout", d)
+	}
+}

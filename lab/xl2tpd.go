@@ -104,9 +104,9 @@ func (x XL2TPD) Write(dir string) (XL2TPDFiles, error) {
 		return XL2TPDFiles{}, fmt.Errorf("xl2tpd config %s: %w", x.Name, err)
 	}
 	f := XL2TPDFiles{
-		Dir:         d,
-		Conf:        filepath.Join(d, "xl2tpd.conf"),
-		PPPOptions:  filepath.Join(d, "options.pppd"),
+		Dir:        d,
+		Conf:       filepath.Join(d, "xl2tpd.conf"),
+		PPPOptions: filepath.Join(d, "options.pppd"),
 		// FIFOs do not work across 9p: keep these on the VM's /run.
 		PIDFile:     "/run/xl2tpd-" + x.Name + ".pid",
 		ControlFile: "/run/xl2tpd-" + x.Name + ".control",
