@@ -358,7 +358,23 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 	args := qemuArgs(kernel, initrd, dir, mem, cpus, strings.Join(appendLine, " "))
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdin = opts.Stdin
+	started := make(chan struct{})
+	if opts.Stdin != nil {
+		// Hold input back until the script runs: bytes the serial port gets
+		// while the VM boots are lost.
+		pr, pw := io.Pipe()
+		defer pr.Close()
+		cmd.Stdin = pr
+		go func() {
+			select {
+			case <-started:
+				_, err := io.Copy(pw, opts.Stdin)
+				pw.CloseWithError(err)
+			case <-ctx.Done():
+				pw.Close()
+			}
+		}()
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -389,8 +405,12 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 			ev, arg := parseMarker(line, mk)
 			switch ev {
 			case markStart:
+				if state != stateBoot {
+					continue
+				}
 				state = stateScript
 				res.Boot = time.Since(start)
+				close(started)
 				continue
 			case markExit:
 				if n, err := strconv.Atoi(arg); err == nil {

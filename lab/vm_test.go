@@ -26,7 +26,8 @@ func requireVM(t *testing.T) {
 func TestKernelFeatures(t *testing.T) {
 	requireVM(t)
 	dir := t.TempDir()
-	script := `
+	bin := GoBuild(t, dir, "./lab/labrun")
+	script := bin + ` -h 2>&1 | grep -q -- -timeout && echo "go binary ran"
 echo "kernel $(uname -r)"
 for m in l2tp_ppp l2tp_netlink l2tp_eth l2tp_ip l2tp_ip6 ppp_generic pppoe sch_netem veth; do
 	test -d /sys/module/$m && echo "module $m loaded"
@@ -53,7 +54,7 @@ exit 7
 		"module l2tp_ip loaded", "module l2tp_ip6 loaded", "module ppp_generic loaded",
 		"module pppoe loaded", "module sch_netem loaded", "module veth loaded",
 		"devppp 6c:0", // major 108, minor 0, in hex
-		"genl l2tp ok", "netem ok", "process substitution ok", "host root visible",
+		"genl l2tp ok", "netem ok", "go binary ran", "process substitution ok", "host root visible",
 	} {
 		if !strings.Contains(res.Output, want+"\n") {
 			t.Errorf("output lacks %q", want)
