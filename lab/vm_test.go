@@ -2,6 +2,7 @@ package lab
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -88,8 +89,8 @@ func TestModprobeFailure(t *testing.T) {
 // TestXL2TPDSmoke is the known-good real-peer scenario and the pattern for
 // later lab tests: two network namespaces joined by veth, an xl2tpd+pppd LNS
 // in one and an xl2tpd+pppd LAC dialling it from the other (kernel data
-// path, CHAP, tunnel authentication and hidden AVPs), ppp0 up on both sides,
-// ping across the tunnel.
+// path, CHAP, tunnel authentication), ppp0 up on both sides, ping across
+// the tunnel, and a capture on the LNS side read with tshark on the host.
 func TestXL2TPDSmoke(t *testing.T) {
 	requireVM(t)
 	start := time.Now()
@@ -123,6 +124,7 @@ fail() {
 	exit 1
 }
 ` + NetnsPair("lns", "10.1.0.1", "lac", "10.1.0.2") +
+		Capture("lns", "veth0", filepath.Join(dir, "lns.pcap")) +
 		lns.Start("lns") + lac.Start("lac") +
 		"echo \"peers started at ${SECONDS}s\"\n" +
 		lac.Dial("lab") +
@@ -136,7 +138,7 @@ ip -n lns l2tp show session
 # iputils-ping is not installed on the build machines; busybox-static is.
 ip netns exec lac busybox ping -c 3 -W 5 10.99.0.1 || fail "ping across the tunnel"
 echo "smoke done at ${SECONDS}s"
-`
+` + StopCaptures
 	res, err := Run(t, Options{Dir: dir}, script)
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +155,26 @@ echo "smoke done at ${SECONDS}s"
 	} {
 		if !regexp.MustCompile(re).MatchString(res.Output) {
 			t.Errorf("output does not match %s", re)
+		}
+	}
+	// The capture written in the VM is on the host: the whole control
+	// exchange (SCCRQ, SCCRP, SCCCN, ICRQ, ICRP, ICCN) went over the wire.
+	// (xl2tpd 1.3.18 sends its AVPs unhidden even with "hidden bit = yes".)
+	if _, err := exec.LookPath("tshark"); err == nil {
+		cmd := exec.Command("tshark", "-r", filepath.Join(dir, "lns.pcap"), "-Y", "l2tp.type == 1",
+			"-T", "fields", "-e", "l2tp.avp.message_type")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tshark: %v", err)
+		}
+		seen := map[string]bool{}
+		for _, l := range strings.Fields(string(out)) {
+			seen[l] = true
+		}
+		for _, mt := range []string{"1", "2", "3", "10", "11", "12"} {
+			if !seen[mt] {
+				t.Errorf("message type %s not in the capture (saw %v)", mt, strings.Fields(string(out)))
+			}
 		}
 	}
 	t.Logf("smoke test: boot %v, VM total %v, test total %v",

@@ -16,8 +16,11 @@ import (
 //	lns, _ := lab.XL2TPD{Name: "lns", ListenAddr: "10.1.0.1", LNS: &lab.XL2TPDLNS{...}}.Write(dir)
 //	lac, _ := lab.XL2TPD{Name: "lac", LAC: &lab.XL2TPDLAC{LNS: "10.1.0.1", ...}}.Write(dir)
 //	script := lab.ShellLib + lab.NetnsPair("lns", "10.1.0.1", "lac", "10.1.0.2") +
+//		lab.Capture("lns", "veth0", dir+"/lns.pcap") +
 //		lns.Start("lns") + lac.Start("lac") + lac.Dial("lab") +
-//		"wait_for 60 ip netns exec lac ip -4 addr show dev ppp0 | grep -q inet\n"
+//		`wait_for 60 sh -c 'ip -n lac -4 addr show dev ppp0 | grep -q inet' || exit 1` + "\n" +
+//		"ip netns exec lac busybox ping -c 3 10.99.0.1\n" + lab.StopCaptures
+//	res, err := lab.Run(t, lab.Options{Dir: dir}, script)
 
 // XL2TPD is one xl2tpd instance: an LNS (LNS set), a LAC (LAC set) or both.
 type XL2TPD struct {
@@ -291,3 +294,27 @@ ip -n %[1]s link set veth0 up
 ip -n %[3]s link set veth0 up
 `, shq(nsA), addrA, shq(nsB), addrB)
 }
+
+// Capture is the shell that starts dumpcap (Debian wireshark-common, which
+// tshark pulls in) in the background on iface in netns ("" for the root
+// namespace), writing pcap to file (put it under $LAB_DIR to read it on the
+// host after the run), and waits up to 30 s for the capture to start.
+// StopCaptures ends all of them and flushes the files.
+func Capture(netns, iface, file string) string {
+	prefix := ""
+	if netns != "" {
+		prefix = "ip netns exec " + shq(netns) + " "
+	}
+	return fmt.Sprintf("%sdumpcap -q -i %s -P -w %s >%s.log 2>&1 &\necho $! >> /run/lab-captures\n"+
+		"wait_for 30 test -s %s || { echo 'dumpcap on %s did not start'; cat %s.log; exit 1; }\n",
+		prefix, shq(iface), shq(file), shq(file), shq(file), iface, shq(file))
+}
+
+// StopCaptures is the shell that stops every capture started with Capture
+// and waits for them to exit.
+const StopCaptures = `if [ -f /run/lab-captures ]; then
+	for p in $(cat /run/lab-captures); do kill -INT $p 2>/dev/null; done
+	for p in $(cat /run/lab-captures); do while kill -0 $p 2>/dev/null; do sleep 0.1; done; done
+	rm -f /run/lab-captures
+fi
+`
