@@ -372,3 +372,21 @@ func TestEnumStrings(t *testing.T) {
 		}
 	}
 }
+
+// Every key the parser accepts is documented in docs/configuration.md.
+func TestDocsCoverEveryKey(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range [][]string{topKeys, l2tpTableKeys, peerKeys, lacKeys, pppTableKeys, poolKeys, subscriberKey} {
+		for _, k := range set {
+			if k == "profile" || k == "peer" || k == "pool" || k == "subscriber" || k == "lac" || k == "l2tp" || k == "ppp" {
+				continue // tables, documented by their headings
+			}
+			if !strings.Contains(string(doc), "`"+k+"`") {
+				t.Errorf("key %s is not documented in docs/configuration.md", k)
+			}
+		}
+	}
+}

@@ -509,7 +509,7 @@ func (r *reader) peer(t *table, c *Config) Peer {
 		for i, s := range list {
 			rg, err := parseRange(s)
 			if err != nil {
-				r.errf(indexPath(t.key("match_address"), i), "%s: %v; want a CIDR prefix, a-b range or address", tomlString(s), err)
+				r.errf(indexPath(t.key("match_address"), i), "%s: %v", tomlString(s), err)
 				continue
 			}
 			p.MatchAddress = append(p.MatchAddress, rg)

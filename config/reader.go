@@ -158,7 +158,7 @@ func (t *table) duration(k string, dst *time.Duration, lo, hi time.Duration) boo
 		return false
 	}
 	if d < lo || d > hi {
-		t.errf(k, "%s is out of range; valid: %s..%s", s, formatDuration(lo), formatDuration(hi))
+		t.errf(k, "%s is out of range; valid: %s..%s", tomlString(s), formatDuration(lo), formatDuration(hi))
 		return false
 	}
 	*dst = d
