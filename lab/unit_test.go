@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,5 +223,16 @@ func TestXL2TPDWrite(t *testing.T) {
 func TestShq(t *testing.T) {
 	if got := shq("it's"); got != `'it'\''s'` {
 		t.Errorf("shq = %s", got)
+	}
+}
+
+func TestAvailableReportsMissingKernel(t *testing.T) {
+	t.Setenv("L2TPD_LAB_KERNEL", "/nonexistent/vmlinuz-0.0.0-lab")
+	err := Available()
+	if err == nil {
+		t.Fatal("Available() = nil with a kernel that does not exist")
+	}
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "0.0.0-lab") {
+		t.Errorf("Available() = %v: want ErrUnavailable naming the kernel", err)
 	}
 }
