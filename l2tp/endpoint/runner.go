@@ -248,6 +248,14 @@ func (t *Tunnel) readOwn() {
 			t.handleData(buf[:n])
 			continue
 		}
+		if hdr.TunnelID == 0 && t.listener != nil {
+			// A retransmitted SCCRQ reaches the connected socket once it
+			// exists: the SCCRQ path recognises it (or a new tunnel from
+			// the same address and port).
+			_, payload, _ := l2tp.ParseHeader(buf[:n])
+			t.e.handleSCCRQ(t.listener, t.Local(), from, hdr, payload, buf[:n])
+			continue
+		}
 		if hdr.TunnelID != t.id {
 			t.e.logMalformed(from, t.id, fmt.Errorf("control message for tunnel %d on tunnel %d's socket", hdr.TunnelID, t.id))
 			continue

@@ -1,0 +1,111 @@
+package endpoint
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/l2tpd/l2tpd/dataplane/fake"
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/control"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+)
+
+// recorder is a Handler that accepts everything and reports events.
+type recorder struct {
+	settings    TunnelSettings
+	refuse      *l2tp.ResultCode
+	mu          sync.Mutex
+	tunnelsUp   chan *Tunnel
+	tunnelsDown chan tunnel.TunnelDown
+	sessUp      chan *Session
+	sessDown    chan tunnel.SessionDown
+}
+
+func newRecorder() *recorder {
+	return &recorder{
+		settings: TunnelSettings{Tunnel: tunnel.Config{HostName: "test", Control: control.Config{HelloInterval: time.Minute}}},
+		tunnelsUp: make(chan *Tunnel, 100), tunnelsDown: make(chan tunnel.TunnelDown, 100),
+		sessUp: make(chan *Session, 2000), sessDown: make(chan tunnel.SessionDown, 2000),
+	}
+}
+
+func (r *recorder) PeerSecret(netip.AddrPort, string) []byte { return r.settings.Tunnel.Secret }
+func (r *recorder) AcceptTunnel(netip.AddrPort, string) (TunnelSettings, *l2tp.ResultCode) {
+	return r.settings, r.refuse
+}
+func (r *recorder) AdmitCall(*Tunnel, tunnel.Direction, *tunnel.CallInfo) *l2tp.ResultCode { return nil }
+func (r *recorder) TunnelUp(t *Tunnel)                                                    { r.tunnelsUp <- t }
+func (r *recorder) TunnelDown(t *Tunnel, ev tunnel.TunnelDown)                            { r.tunnelsDown <- ev }
+func (r *recorder) SessionUp(s *Session) Driver                                           { r.sessUp <- s; return nil }
+func (r *recorder) SessionDown(s *Session, ev tunnel.SessionDown)                         { r.sessDown <- ev }
+
+func waitFor[T any](t *testing.T, c chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+func newPair(t *testing.T, lnsRec, lacRec *recorder) (lns, lac *Endpoint, log *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.DebugLevel)
+	lg := zap.New(core)
+	var err error
+	lns, err = New(Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Plane: fake.New(), Handler: lnsRec, Logger: lg.Named("lns")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lac, err = New(Config{Plane: fake.New(), Logger: lg.Named("lac")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		lac.Shutdown(t.Context())
+		lns.Shutdown(t.Context())
+	})
+	return lns, lac, logs
+}
+
+func TestEndpointTunnelAndSessions(t *testing.T) {
+	lnsRec, lacRec := newRecorder(), newRecorder()
+	lnsRec.settings.Tunnel.Secret = []byte("s")
+	lnsRec.settings.Tunnel.Challenge = true
+	lnsRec.settings.Tunnel.HideAVPs = true
+	lns, lac, _ := newPair(t, lnsRec, lacRec)
+	st := lacRec.settings
+	st.Tunnel.Secret = []byte("s")
+	st.Tunnel.HideAVPs = true
+	st.Handler = lacRec
+	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, lacRec.tunnelsUp, "LAC tunnel up")
+	waitFor(t, lnsRec.tunnelsUp, "LNS tunnel up")
+	for range 20 {
+		if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{CallingNumber: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		waitFor(t, lnsRec.sessUp, "LNS session up")
+		waitFor(t, lacRec.sessUp, "LAC session up")
+	}
+	tun.Close(l2tp.ResultCode{Result: l2tp.ResultStopGeneral}, "test over")
+	if ev := waitFor(t, lnsRec.tunnelsDown, "LNS tunnel down"); !ev.ByPeer {
+		t.Fatalf("LNS TunnelDown %+v, want by peer", ev)
+	}
+	for range 20 {
+		waitFor(t, lnsRec.sessDown, "LNS session down")
+	}
+}
