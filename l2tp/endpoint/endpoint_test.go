@@ -28,7 +28,7 @@ type recorder struct {
 
 func newRecorder() *recorder {
 	return &recorder{
-		settings: TunnelSettings{Tunnel: tunnel.Config{HostName: "test", Control: control.Config{HelloInterval: time.Minute}}},
+		settings:  TunnelSettings{Tunnel: tunnel.Config{HostName: "test", Control: control.Config{HelloInterval: time.Minute}}},
 		tunnelsUp: make(chan *Tunnel, 100), tunnelsDown: make(chan tunnel.TunnelDown, 100),
 		sessUp: make(chan *Session, 2000), sessDown: make(chan tunnel.SessionDown, 2000),
 	}
@@ -38,11 +38,13 @@ func (r *recorder) PeerSecret(netip.AddrPort, string) []byte { return r.settings
 func (r *recorder) AcceptTunnel(netip.AddrPort, string) (TunnelSettings, *l2tp.ResultCode) {
 	return r.settings, r.refuse
 }
-func (r *recorder) AdmitCall(*Tunnel, tunnel.Direction, *tunnel.CallInfo) *l2tp.ResultCode { return nil }
-func (r *recorder) TunnelUp(t *Tunnel)                                                    { r.tunnelsUp <- t }
-func (r *recorder) TunnelDown(t *Tunnel, ev tunnel.TunnelDown)                            { r.tunnelsDown <- ev }
-func (r *recorder) SessionUp(s *Session) Driver                                           { r.sessUp <- s; return nil }
-func (r *recorder) SessionDown(s *Session, ev tunnel.SessionDown)                         { r.sessDown <- ev }
+func (r *recorder) AdmitCall(*Tunnel, tunnel.Direction, *tunnel.CallInfo) *l2tp.ResultCode {
+	return nil
+}
+func (r *recorder) TunnelUp(t *Tunnel)                            { r.tunnelsUp <- t }
+func (r *recorder) TunnelDown(t *Tunnel, ev tunnel.TunnelDown)    { r.tunnelsDown <- ev }
+func (r *recorder) SessionUp(s *Session) Driver                   { r.sessUp <- s; return nil }
+func (r *recorder) SessionDown(s *Session, ev tunnel.SessionDown) { r.sessDown <- ev }
 
 func waitFor[T any](t *testing.T, c chan T, what string) T {
 	t.Helper()
