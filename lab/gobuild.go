@@ -38,3 +38,41 @@ func goBuild(dir, pkg string) (string, error) {
 	}
 	return out, nil
 }
+
+// GoTestBuild compiles the tests of package pkg (`go test -c`, with the
+// race detector when race is set) into dir/bin/<name>.test and returns the
+// binary's path, for a lab script to run (for example with
+// L2TPD_KERNEL_TESTS=1 and -test.v). It fails t on error.
+func GoTestBuild(t testing.TB, dir, pkg string, race bool) string {
+	t.Helper()
+	p, err := goTestBuild(dir, pkg, race)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func goTestBuild(dir, pkg string, race bool) (string, error) {
+	root := moduleRoot()
+	if root == "" {
+		return "", errors.New("lab: go test -c: not inside the github.com/l2tpd/l2tpd module")
+	}
+	out := filepath.Join(dir, "bin", path.Base(strings.TrimSuffix(pkg, "/..."))+".test")
+	args := []string{"test", "-c", "-o", out}
+	env := os.Environ()
+	if race {
+		// The race detector needs cgo; the binary links the host's libc,
+		// which the VM shares.
+		args = append(args, "-race")
+		env = append(env, "CGO_ENABLED=1")
+	} else {
+		env = append(env, "CGO_ENABLED=0")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = root
+	cmd.Env = env
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("lab: go test -c %s: %w\n%s", pkg, err, b)
+	}
+	return out, nil
+}

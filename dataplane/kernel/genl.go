@@ -135,7 +135,7 @@ func (c *Client) CreateTunnel(s TunnelSpec) error {
 	ae.Uint16(attrEncapType, uint16(s.Encap))
 	ae.Uint32(attrFD, uint32(int32(s.FD)))
 	ae.Uint8(attrUDPCsum, b2u8(s.UDPCsum))
-	_, err := c.do(CmdTunnelCreate, 0, ae)
+	_, err := c.do(CmdTunnelCreate, ackFlags, ae)
 	return opErr(err, CmdTunnelCreate, s.ID, 0)
 }
 
@@ -144,7 +144,7 @@ func (c *Client) CreateTunnel(s TunnelSpec) error {
 func (c *Client) DeleteTunnel(id uint32) error {
 	ae := netlink.NewAttributeEncoder()
 	ae.Uint32(attrConnID, id)
-	_, err := c.do(CmdTunnelDelete, 0, ae)
+	_, err := c.do(CmdTunnelDelete, ackFlags, ae)
 	return opErr(err, CmdTunnelDelete, id, 0)
 }
 
@@ -168,7 +168,7 @@ func (c *Client) CreateSession(s SessionSpec) error {
 	if s.IfName != "" {
 		ae.String(attrIfName, s.IfName)
 	}
-	_, err := c.do(CmdSessionCreate, 0, ae)
+	_, err := c.do(CmdSessionCreate, ackFlags, ae)
 	return opErr(err, CmdSessionCreate, s.TunnelID, s.ID)
 }
 
@@ -185,7 +185,7 @@ func (c *Client) ModifySession(tunnelID, sessionID uint32, p SessionParams) erro
 	ae.Uint32(attrConnID, tunnelID)
 	ae.Uint32(attrSessionID, sessionID)
 	encodeParams(ae, p)
-	_, err := c.do(CmdSessionModify, 0, ae)
+	_, err := c.do(CmdSessionModify, ackFlags, ae)
 	return opErr(err, CmdSessionModify, tunnelID, sessionID)
 }
 
@@ -194,7 +194,7 @@ func (c *Client) DeleteSession(tunnelID, sessionID uint32) error {
 	ae := netlink.NewAttributeEncoder()
 	ae.Uint32(attrConnID, tunnelID)
 	ae.Uint32(attrSessionID, sessionID)
-	_, err := c.do(CmdSessionDelete, 0, ae)
+	_, err := c.do(CmdSessionDelete, ackFlags, ae)
 	return opErr(err, CmdSessionDelete, tunnelID, sessionID)
 }
 
@@ -202,7 +202,7 @@ func (c *Client) DeleteSession(tunnelID, sessionID uint32) error {
 func (c *Client) Tunnel(id uint32) (TunnelInfo, error) {
 	ae := netlink.NewAttributeEncoder()
 	ae.Uint32(attrConnID, id)
-	msgs, err := c.do(CmdTunnelGet, 0, ae)
+	msgs, err := c.do(CmdTunnelGet, getFlags, ae)
 	if err != nil {
 		return TunnelInfo{}, opErr(err, CmdTunnelGet, id, 0)
 	}
@@ -218,7 +218,7 @@ func (c *Client) Tunnel(id uint32) (TunnelInfo, error) {
 
 // Tunnels dumps every L2TP tunnel of the network namespace.
 func (c *Client) Tunnels() ([]TunnelInfo, error) {
-	msgs, err := c.do(CmdTunnelGet, netlink.Dump, nil)
+	msgs, err := c.do(CmdTunnelGet, dumpFlags, nil)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %v dump: %w", CmdTunnelGet, err)
 	}
@@ -238,7 +238,7 @@ func (c *Client) Session(tunnelID, sessionID uint32) (SessionInfo, error) {
 	ae := netlink.NewAttributeEncoder()
 	ae.Uint32(attrConnID, tunnelID)
 	ae.Uint32(attrSessionID, sessionID)
-	msgs, err := c.do(CmdSessionGet, 0, ae)
+	msgs, err := c.do(CmdSessionGet, getFlags, ae)
 	if err != nil {
 		return SessionInfo{}, opErr(err, CmdSessionGet, tunnelID, sessionID)
 	}
@@ -254,7 +254,7 @@ func (c *Client) Session(tunnelID, sessionID uint32) (SessionInfo, error) {
 
 // Sessions dumps every L2TP session of the network namespace.
 func (c *Client) Sessions() ([]SessionInfo, error) {
-	msgs, err := c.do(CmdSessionGet, netlink.Dump, nil)
+	msgs, err := c.do(CmdSessionGet, dumpFlags, nil)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %v dump: %w", CmdSessionGet, err)
 	}
@@ -269,6 +269,17 @@ func (c *Client) Sessions() ([]SessionInfo, error) {
 	return out, nil
 }
 
+// Request flags. A GET for one object must not ask for an acknowledgement:
+// the kernel sends the reply and then the ack as two datagrams, and
+// netlink.Conn.Execute reads only the first, so the ack would be left
+// queued and fail the next request with "mismatched sequence" (seen on
+// Linux 6.1). Dumps end with NLMSG_DONE and get no separate ack.
+const (
+	ackFlags  = netlink.Request | netlink.Acknowledge
+	getFlags  = netlink.Request
+	dumpFlags = netlink.Request | netlink.Dump
+)
+
 func (c *Client) do(cmd Command, flags netlink.HeaderFlags, ae *netlink.AttributeEncoder) ([]genetlink.Message, error) {
 	var data []byte
 	if ae != nil {
@@ -281,7 +292,7 @@ func (c *Client) do(cmd Command, flags netlink.HeaderFlags, ae *netlink.Attribut
 		Header: genetlink.Header{Command: uint8(cmd), Version: genlVersion},
 		Data:   data,
 	}
-	return c.c.Execute(msg, c.family.ID, netlink.Request|netlink.Acknowledge|flags)
+	return c.c.Execute(msg, c.family.ID, flags)
 }
 
 // Errors the kernel returns, made readable. They wrap the errno, so

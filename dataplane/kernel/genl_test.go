@@ -257,7 +257,7 @@ func TestSessionDumpAndGet(t *testing.T) {
 	}
 	second := append([]byte(nil), goldenSession...)
 	binary.NativeEndian.PutUint32(second[12:], 8) // SESSION_ID 8
-	c := fakeKernel(t, CmdSessionGet, reqAck|netlink.Dump, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
+	c := fakeKernel(t, CmdSessionGet, netlink.Request|netlink.Dump, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
 		if len(greq.Data) != 0 {
 			t.Errorf("dump request carries attributes: % x", greq.Data)
 		}
@@ -271,7 +271,7 @@ func TestSessionDumpAndGet(t *testing.T) {
 		t.Errorf("Sessions() = %+v", all)
 	}
 
-	g := fakeKernel(t, CmdSessionGet, reqAck, expectAttrs(t, []attr{{attrConnID, u32(5)}, {attrSessionID, u32(7)}},
+	g := fakeKernel(t, CmdSessionGet, netlink.Request, expectAttrs(t, []attr{{attrConnID, u32(5)}, {attrSessionID, u32(7)}},
 		genetlink.Message{Data: goldenSession}))
 	one, err := g.Session(5, 7)
 	if err != nil {
@@ -301,7 +301,7 @@ func TestTunnelDumpGolden(t *testing.T) {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
 		t.Skip("golden bytes are little-endian")
 	}
-	c := fakeKernel(t, CmdTunnelGet, reqAck|netlink.Dump, func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+	c := fakeKernel(t, CmdTunnelGet, netlink.Request|netlink.Dump, func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
 		return []genetlink.Message{{Data: goldenTunnel}}, nil
 	})
 	got, err := c.Tunnels()
