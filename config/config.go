@@ -44,6 +44,7 @@ type Config struct {
 	Pools       []Pool       // [[pool]]
 	Subscribers []Subscriber // [[subscriber]]
 	LACs        []LAC        // [[lac]]
+	RADIUS      RADIUS       // [radius]
 
 	unknownPeer Peer // what MatchPeer returns for unknown peers
 }

@@ -123,7 +123,9 @@ func TestExample(t *testing.T) {
 			{Name: "alice", Password: []byte("alice-password"), Address: netip.MustParseAddr("10.64.2.5")},
 			{Name: "bob", Password: []byte("bob-password")},
 		},
+		RADIUS: DefaultRADIUS(),
 	}
+	want.RADIUS.NASIdentifier = "l2tpd-example"
 	if diff := cmp.Diff(want, c, cmpConfig); diff != "" {
 		t.Errorf("resolved example config (-want +got):\n%s", diff)
 	}
@@ -379,9 +381,9 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, set := range [][]string{topKeys, l2tpTableKeys, peerKeys, lacKeys, pppTableKeys, poolKeys, subscriberKey} {
+	for _, set := range [][]string{topKeys, l2tpTableKeys, peerKeys, lacKeys, pppTableKeys, poolKeys, subscriberKey, radiusKeys, radiusServerKeys, radiusClientKeys} {
 		for _, k := range set {
-			if k == "profile" || k == "peer" || k == "pool" || k == "subscriber" || k == "lac" || k == "l2tp" || k == "ppp" {
+			if k == "profile" || k == "peer" || k == "pool" || k == "subscriber" || k == "lac" || k == "l2tp" || k == "ppp" || k == "radius" || k == "server" || k == "dae_client" {
 				continue // tables, documented by their headings
 			}
 			if !strings.Contains(string(doc), "`"+k+"`") {

@@ -46,6 +46,7 @@ func (c *Config) Redacted() *Config {
 		d.LACs[i].Secret = red(d.LACs[i].Secret)
 		d.LACs[i].Password = red(d.LACs[i].Password)
 	}
+	d.RADIUS = c.RADIUS.redacted(red)
 	return &d
 }
 
@@ -126,6 +127,7 @@ func (c *Config) dump(redact bool) string {
 		d.kv("auth", tomlList(authStrings(l.Auth)))
 		d.l2tp(&l.L2TP)
 	}
+	d.radius(&c.RADIUS)
 	return d.b.String()
 }
 

@@ -88,7 +88,7 @@ type AuthenticatorKind uint8
 
 const (
 	AuthenticatorLocal  AuthenticatorKind = iota // [[subscriber]] entries
-	AuthenticatorRADIUS                          // reserved: [radius] is not configurable yet
+	AuthenticatorRADIUS                          // [radius] servers
 )
 
 var authenticatorNames = []string{"local", "radius"}

@@ -65,7 +65,7 @@ func DefaultPPP() PPP {
 
 // Key sets, for unknown-key detection and suggestions.
 var (
-	topKeys  = []string{"log_level", "log_format", "dataplane", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac"}
+	topKeys  = []string{"log_level", "log_format", "dataplane", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac", "radius"}
 	l2tpKeys = []string{"hello_interval", "rtimeout", "rtimeout_cap", "retransmit", "recv_window", "hide_avps",
 		"secret", "secret_file", "challenge", "dataseq", "reorder_timeout", "ppp_max_mtu",
 		"max_tunnels", "max_sessions", "max_sessions_per_tunnel", "max_starting"}
@@ -82,7 +82,6 @@ var (
 
 	reserved = "is reserved for a later version of l2tpd and cannot be configured yet"
 	topHints = map[string]string{
-		"radius":  "[radius] " + reserved,
 		"api":     "[api] " + reserved,
 		"metrics": "[metrics] " + reserved,
 		"l2tpv3":  "[l2tpv3] " + reserved,
@@ -135,6 +134,11 @@ func (r *reader) config(root *table) *Config {
 	enumField(root, "dataplane", &c.DataPlane, dataPlaneNames)
 	r.hostName(root, &c.HostName)
 	c.L2TP.HostName = c.HostName
+	c.RADIUS = DefaultRADIUS()
+	c.RADIUS.NASIdentifier = c.HostName
+	if t := root.sub("radius"); t != nil {
+		r.radius(t, c)
+	}
 
 	l2tpT := root.sub("l2tp")
 	if l2tpT != nil {
@@ -414,8 +418,9 @@ func (r *reader) ppp(t *table, dst *PPP, c *Config) {
 			dst.IfName = ifname
 		}
 	}
-	if enumField(t, "authenticator", &dst.Authenticator, authenticatorNames) && dst.Authenticator == AuthenticatorRADIUS {
-		t.errf("authenticator", "\"radius\" needs the [radius] section, which %s; use \"local\"", reserved)
+	if enumField(t, "authenticator", &dst.Authenticator, authenticatorNames) && dst.Authenticator == AuthenticatorRADIUS &&
+		!c.RADIUS.hasAuthServer() {
+		t.errf("authenticator", "\"radius\" needs a [[radius.server]] with auth_port set")
 	}
 	enumField(t, "single_session", &dst.SingleSession, singleSessionNames)
 }
