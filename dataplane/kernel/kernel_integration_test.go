@@ -172,3 +172,105 @@ func TestKernelTunnelSessionOverLoopback(t *testing.T) {
 		t.Errorf("tunnel after Close: %v, want ErrNotFound", err)
 	}
 }
+
+// waitGone polls until the kernel no longer lists the tunnel: the kernel
+// deletes a socket's tunnel from a work queue after the socket closes.
+func waitGone(t *testing.T, c *Client, id uint32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.Tunnel(id)
+		if errorsIs(err, ErrNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnel %d still listed 5 s after its socket closed (last: %v)", id, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the kernel's deferred destroy; there is no event to wait on
+	}
+}
+
+// TestKernelTunnelDiesWithSocket: a tunnel made with L2TP_ATTR_FD goes away
+// with its UDP socket (what happens when a daemon dies), sessions and the
+// PPPoL2TP socket's channel included.
+func TestKernelTunnelDiesWithSocket(t *testing.T) {
+	requireKernel(t)
+	c, err := DialClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ca, _ := udpPair(t)
+	rc, err := ca.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cerr error
+	rc.Control(func(fd uintptr) {
+		cerr = c.CreateTunnel(TunnelSpec{ID: 301, PeerID: 401, Version: 2, Encap: EncapTypeUDP, FD: int(fd)})
+	})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err := c.CreateSession(SessionSpec{TunnelID: 301, ID: 1, PeerID: 2, Version: 2, PWType: uint16(dataplane.PWTypePPP)}); err != nil {
+		t.Fatal(err)
+	}
+	ca.Close()
+	waitGone(t, c, 301)
+	if _, err := c.Session(301, 1); !errorsIs(err, ErrNotFound) {
+		t.Errorf("session after socket close: %v, want ErrNotFound", err)
+	}
+}
+
+// TestKernelCleanup: Cleanup deletes the tunnels the journal says a
+// previous run created, and leaves a tunnel it does not own.
+func TestKernelCleanup(t *testing.T) {
+	requireKernel(t)
+	state := t.TempDir()
+	// A previous run created 501 and 502 and deleted 502; 503 belongs to
+	// another daemon.
+	if err := os.WriteFile(state+"/"+stateFileName, []byte("+501\n+502\n-502\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c, err := DialClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, id := range []uint32{501, 503} {
+		conn, _ := udpPair(t)
+		rc, err := conn.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cerr error
+		rc.Control(func(fd uintptr) {
+			cerr = c.CreateTunnel(TunnelSpec{ID: id, PeerID: id + 100, Version: 2, Encap: EncapTypeUDP, FD: int(fd)})
+		})
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+	}
+	p, err := Dial(Options{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	deleted, err := p.Cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 || deleted[0] != 501 {
+		t.Errorf("Cleanup deleted %v, want [501]", deleted)
+	}
+	if _, err := c.Tunnel(501); !errorsIs(err, ErrNotFound) {
+		t.Errorf("tunnel 501 after Cleanup: %v, want ErrNotFound", err)
+	}
+	if _, err := c.Tunnel(503); err != nil {
+		t.Errorf("tunnel 503 (not ours) after Cleanup: %v", err)
+	}
+	if deleted, err := p.Cleanup(); err != nil || len(deleted) != 0 {
+		t.Errorf("second Cleanup = %v, %v; want nothing", deleted, err)
+	}
+	c.DeleteTunnel(503)
+}
