@@ -58,8 +58,8 @@ func TestRADIUSValues(t *testing.T) {
 		NASIPv6Address: netip.MustParseAddr("2001:db8::1"),
 		Timeout:        1500 * time.Millisecond, Retries: 1, RequireMessageAuthenticator: false,
 		DeadAfter: 5, DeadTime: time.Minute, MaxInFlight: 32, InterimInterval: 5 * time.Minute,
-		SpoolDir:  "/tmp/spool",
-		DAEListen: netip.MustParseAddrPort("127.0.0.1:3799"),
+		SpoolDir:   "/tmp/spool",
+		DAEListen:  netip.MustParseAddrPort("127.0.0.1:3799"),
 		DAEClients: []RADIUSClient{{Address: netip.MustParseAddr("127.0.0.2"), Secret: []byte("dae-secret")}},
 		Servers: []RADIUSServer{
 			{Address: netip.MustParseAddr("127.0.0.1"), AuthPort: 1812, AcctPort: 1813, Secret: []byte("primary-secret"),
