@@ -6,8 +6,10 @@ package fake
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/l2tpd/l2tpd/mgmt"
 )
@@ -207,4 +209,50 @@ func (b *Backend) Trace(_ context.Context, r mgmt.TraceRequest) ([]mgmt.Trace, e
 		}
 	}
 	return slices.Clone(b.Traces), nil
+}
+
+// Sample returns a backend with two tunnels, three sessions, two pools and
+// two peers, started at now minus a few hours, for tests and examples.
+func Sample(now time.Time) *Backend {
+	ap := netip.MustParseAddrPort
+	a := netip.MustParseAddr
+	return &Backend{
+		Level: "info",
+		TunnelList: []mgmt.Tunnel{
+			{ID: 3, PeerID: 41, Role: "lns", Peer: "bras-1", PeerAddr: ap("192.0.2.10:1701"), LocalAddr: ap("192.0.2.1:1701"),
+				HostName: "bras-1.example.net", State: "established", Started: now.Add(-26 * time.Hour), Retransmits: 2},
+			{ID: 17, PeerID: 5, Role: "lns", Peer: "", PeerAddr: ap("198.51.100.7:1701"), LocalAddr: ap("192.0.2.1:1701"),
+				HostName: "lac-x", State: "established", Started: now.Add(-90 * time.Second)},
+		},
+		SessionList: []mgmt.Session{
+			{ID: "3/100", TunnelID: 3, SessionID: 100, User: "alice", Address: a("10.64.0.2"), Interface: "ppp0",
+				Peer: "bras-1", PeerAddr: ap("192.0.2.10:1701"), CallingNumber: "0612345678", State: "established",
+				Started: now.Add(-25*time.Hour - 3*time.Minute), RxBytes: 1_234_567_890, TxBytes: 9_876_543_210, RxPackets: 1e6, TxPackets: 7e6},
+			{ID: "3/101", TunnelID: 3, SessionID: 101, User: "bob@isp", Address: a("10.64.0.3"), Interface: "ppp1",
+				Peer: "bras-1", PeerAddr: ap("192.0.2.10:1701"), CallingNumber: "0698765432", State: "established",
+				Started: now.Add(-42 * time.Minute), RxBytes: 2048, TxBytes: 1_500_000},
+			{ID: "17/7", TunnelID: 17, SessionID: 7, User: "carol", Interface: "",
+				PeerAddr: ap("198.51.100.7:1701"), State: "authenticating", Started: now.Add(-2 * time.Second)},
+		},
+		PoolList: []mgmt.Pool{
+			{Name: "default", Ranges: []string{"10.64.0.0/24"}, Gateway: a("10.64.0.1"), Size: 253, Used: 2},
+			{Name: "business", Ranges: []string{"10.65.0.10-10.65.0.19"}, Gateway: a("10.65.0.1"), Size: 10, Used: 10},
+		},
+		PeerList: []mgmt.Peer{
+			{Name: "bras-1", Role: "lns", Match: []string{"192.0.2.10"}, Tunnels: 1, Sessions: 2},
+			{Name: "blocked", Role: "lns", Match: []string{"203.0.113.0/24"}, Refuse: true},
+		},
+		StatsValue: mgmt.Stats{
+			Version: "test", Config: "/etc/l2tpd/l2tpd.toml", Started: now.Add(-48 * time.Hour), DataPlane: "userspace",
+			TunnelsByState:  map[string]int{"established": 2},
+			SessionsByState: map[string]int{"established": 2, "authenticating": 1},
+			TunnelSetups:    5, TunnelFailures: map[string]uint64{"not-authorized": 1},
+			SessionSetups: 40, SessionFailures: map[string]uint64{"auth-failed": 3, "pool-exhausted": 1},
+			PPPFailures: map[string]uint64{"lcp": 2}, Retransmits: 12,
+			RxBytes: 1_234_569_938, TxBytes: 9_878_043_210,
+			RADIUS: []mgmt.RADIUSServer{{Server: "192.0.2.50:1812", Kind: "auth", Requests: 43, Accepts: 40, Rejects: 3,
+				Timeouts: 1, LatencyAvg: 3200 * time.Microsecond, LatencyP99: 41 * time.Millisecond}},
+			AcctSpoolDepth: 0,
+		},
+	}
 }
