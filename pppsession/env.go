@@ -1,0 +1,173 @@
+// Package pppsession runs one subscriber's PPP over an established L2TP
+// session: the endpoint.Driver that joins a ppp.Link (the pure engine) to
+// the session's data plane session, the authenticator, the address pools and
+// the accounter.
+//
+// Two drivers exist: the LNS driver (ppp.RoleAuthenticator: authenticate the
+// subscriber, assign an address, bring the data path up, account) and the
+// LAC driver (ppp.RolePeer: dial as a subscriber with a user name and
+// password, bring the data path up with the address the LNS gave).
+//
+// Concurrency: a driver lives on its tunnel's goroutine (Frame, Tick,
+// Deadline and Close are called there) and owns no goroutine, except while
+// an authentication request to an asynchronous authenticator is
+// outstanding: its answer comes back through Call.Post. The local
+// authenticator (auth/local) is pure and answered inline.
+//
+// Resources held by an LNS session (the pool address, the accounting
+// record) are released exactly once: when PPP goes down (then the driver
+// hangs up the L2TP session with a CDN saying why) or when the session or
+// tunnel goes away underneath it (Driver.Close).
+package pppsession
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/auth"
+	"github.com/l2tpd/l2tpd/auth/local"
+	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/pool"
+)
+
+// Call is the L2TP session a driver runs over, as far as the driver needs
+// it. *endpoint.Session provides it through EndpointCall.
+type Call interface {
+	// Hangup ends the L2TP session with a CDN carrying rc. It is called
+	// from inside Frame, Tick or a posted function (the tunnel goroutine).
+	// The runner later calls Driver.Close.
+	Hangup(now time.Time, rc l2tp.ResultCode, reason string)
+	// Post runs f on the tunnel goroutine if the session still exists
+	// then; false if the tunnel is gone. It may block.
+	Post(f func(now time.Time)) bool
+}
+
+// Config is what every session of a process shares.
+type Config struct {
+	// Config returns the current configuration (profiles are looked up in
+	// it when a session starts).
+	Config func() *config.Config
+	// Auth answers the LNS's authentication requests. An authenticator
+	// with a Decide method (auth/local) is asked inline, for its reason.
+	Auth auth.Authenticator
+	// Acct records sessions (nil: auth.NopAccounter).
+	Acct auth.Accounter
+	// Pools hands out subscriber addresses (nil: no pools).
+	Pools *pool.Set
+	// Log is the base logger (nil: none). Drivers made by the factories
+	// log with their tunnel's logger instead.
+	Log *zap.Logger
+	// IDs makes Acct-Session-Ids (nil: NewIDs(time.Now())).
+	IDs *IDs
+	// Rand for magic numbers and challenges (nil: crypto/rand).
+	Rand io.Reader
+	// Async runs an asynchronous authentication request (nil: go f()).
+	Async func(f func())
+	// Now is the clock for the factories (nil: time.Now).
+	Now func() time.Time
+	// AuthTimeout bounds one asynchronous authentication (default 30s).
+	AuthTimeout time.Duration
+}
+
+// Env holds what sessions share: the dependencies, the registry of fixed
+// addresses outside every pool, and counters.
+type Env struct {
+	cfg Config
+
+	ifSeq  atomic.Uint64
+	active atomic.Int64 // LNS sessions holding resources
+
+	mu    sync.Mutex
+	fixed map[netip.Addr]uint64 // fixed addresses in use outside every pool -> owner
+}
+
+// decider is an authenticator that also says why it refused (auth/local).
+type decider interface {
+	Decide(req *auth.Request) (*auth.Result, local.Reason)
+}
+
+// NewEnv returns the shared environment of the drivers.
+func NewEnv(cfg Config) *Env {
+	if cfg.Acct == nil {
+		cfg.Acct = auth.NopAccounter{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.IDs == nil {
+		cfg.IDs = NewIDs(time.Now())
+	}
+	if cfg.Async == nil {
+		cfg.Async = func(f func()) { go f() }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = 30 * time.Second
+	}
+	return &Env{cfg: cfg, fixed: make(map[netip.Addr]uint64)}
+}
+
+// Active is the number of LNS sessions that hold resources (an address or
+// an accounting record) or may still acquire them: created and not yet
+// released.
+func (e *Env) Active() int { return int(e.active.Load()) }
+
+// ifName expands an interface name pattern with one %d.
+func (e *Env) ifName(pattern string) string {
+	if pattern == "" {
+		return ""
+	}
+	return fmt.Sprintf(pattern, e.ifSeq.Add(1)-1)
+}
+
+// reserveFixed records a fixed address outside every pool.
+func (e *Env) reserveFixed(a netip.Addr, owner uint64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if o, ok := e.fixed[a]; ok {
+		return fmt.Errorf("fixed address %v: %w (session %016X)", a, pool.ErrInUse, o)
+	}
+	e.fixed[a] = owner
+	return nil
+}
+
+func (e *Env) releaseFixed(a netip.Addr, owner uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fixed[a] == owner {
+		delete(e.fixed, a)
+	}
+}
+
+func (e *Env) authContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), e.cfg.AuthTimeout)
+}
+
+// IDs makes Acct-Session-Ids that are unique across restarts: the process
+// start time in nanoseconds plus a counter, so that a later process starts
+// above every number an earlier one could have used (unless it made more
+// than one session per nanosecond of the time between them, or the clock
+// went backwards).
+type IDs struct {
+	base uint64
+	n    atomic.Uint64
+}
+
+// NewIDs starts a generator at start.
+func NewIDs(start time.Time) *IDs { return &IDs{base: uint64(start.UnixNano())} }
+
+// Next returns the next number and its Acct-Session-Id (16 hex digits).
+func (g *IDs) Next() (uint64, string) {
+	n := g.base + g.n.Add(1)
+	return n, fmt.Sprintf("%016X", n)
+}

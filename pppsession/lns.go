@@ -1,0 +1,559 @@
+package pppsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/auth"
+	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/tunnelcfg"
+	"github.com/l2tpd/l2tpd/pool"
+	"github.com/l2tpd/l2tpd/ppp"
+)
+
+// poolAddress is RADIUS Framed-IP-Address 255.255.255.254: "the NAS
+// should select an address for the user" (RFC 2865 5.8).
+var poolAddress = netip.AddrFrom4([4]byte{255, 255, 255, 254})
+
+// LNSParams describes one LNS session.
+type LNSParams struct {
+	// Profile is the PPP profile (required).
+	Profile *config.PPP
+	// MaxMTU caps MRU and MTU (the peer's ppp_max_mtu; 0: no cap).
+	MaxMTU int
+	// Pool is the peer's pool ("" = Profile.IPPool).
+	Pool string
+	// Info describes the L2TP session (AcctSessionID is filled in).
+	Info auth.SessionInfo
+	// Log carries the tunnel's fields (nil: the Env's logger).
+	Log *zap.Logger
+}
+
+// LNS is the LNS-side driver of one session. It implements
+// endpoint.Driver.
+type LNS struct {
+	env  *Env
+	call Call
+	dp   dataplane.Session
+	link *ppp.Link
+	log  *zap.Logger
+	prof *config.PPP
+	acts []ppp.Action
+
+	owner    uint64
+	maxMTU   int
+	poolName string
+
+	// authentication
+	cancel   context.CancelFunc
+	username string
+	method   auth.Method
+	result   *auth.Result
+
+	// address
+	addr      netip.Addr
+	addrPool  *pool.Pool
+	addrFixed bool
+
+	// accounting and limits: rec is filled as the session goes; acct
+	// points to it once accounting has started.
+	rec        auth.AcctSession
+	acct       *auth.AcctSession
+	sessionEnd time.Time
+	idle       time.Duration
+	idleCheck  time.Time
+	lastRx     uint64
+	lastTx     uint64
+
+	// ending
+	end      EndKind
+	endMsg   string
+	hungUp   bool
+	released bool
+}
+
+// NewLNS starts PPP as the authenticator on an established session: LCP
+// sends its Configure-Request at once. dp must not be nil.
+func (e *Env) NewLNS(now time.Time, call Call, dp dataplane.Session, p LNSParams) *LNS {
+	owner, id := e.cfg.IDs.Next()
+	p.Info.AcctSessionID = id
+	log := p.Log
+	if log == nil {
+		log = e.cfg.Log
+	}
+	log = log.With(zap.Uint32("session", p.Info.SessionID), zap.String("acct_session_id", id))
+	prof := p.Profile
+	poolName := p.Pool
+	if poolName == "" {
+		poolName = prof.IPPool
+	}
+	d := &LNS{env: e, call: call, dp: dp, log: log, prof: prof, owner: owner, maxMTU: p.MaxMTU, poolName: poolName}
+	d.rec.ID, d.rec.Info = id, p.Info
+	e.active.Add(1)
+	d.link = ppp.NewLink(linkConfig(ppp.RoleAuthenticator, prof, p.MaxMTU, e.cfg.Rand, p.Info), now)
+	d.link.Open(now)
+	d.process(now)
+	return d
+}
+
+// linkConfig maps a PPP profile onto the engine's configuration.
+func linkConfig(role ppp.Role, prof *config.PPP, maxMTU int, rnd interface{ Read([]byte) (int, error) }, info auth.SessionInfo) ppp.Config {
+	echo := tunnelcfg.Jitter(prof.LCPEchoInterval)
+	if prof.LCPEchoInterval <= 0 {
+		echo = -1 // "0s" in the config: never
+	}
+	c := ppp.Config{
+		Role:         role,
+		MRU:          capMTU(prof.MRU, maxMTU),
+		AuthMethods:  prof.Auth,
+		EchoInterval: echo,
+		EchoFailures: prof.LCPEchoFailure,
+		RestartTimer: prof.RestartTimer,
+		MaxConfigure: prof.MaxConfigure,
+		MaxFailure:   prof.MaxFailure,
+		MaxTerminate: prof.MaxTerminate,
+		IPv4:         pppPolicy(prof.IPv4),
+		IPv6:         pppPolicy(prof.IPv6),
+		Session:      info,
+	}
+	if rnd != nil {
+		c.Rand = rnd
+	}
+	return c
+}
+
+func capMTU(v, limit int) int {
+	if limit > 0 && (v == 0 || v > limit) {
+		return limit
+	}
+	return v
+}
+
+// pppPolicy maps deny|allow|prefer|require onto the engine's policies.
+func pppPolicy(p config.Policy) ppp.Policy {
+	switch p {
+	case config.PolicyDeny:
+		return ppp.PolicyDisable
+	case config.PolicyRequire:
+		return ppp.PolicyRequire
+	}
+	return ppp.PolicyAllow
+}
+
+// Frame implements endpoint.Driver.
+func (d *LNS) Frame(now time.Time, frame []byte) {
+	d.link.Input(now, frame)
+	d.process(now)
+}
+
+// Deadline implements endpoint.Driver.
+func (d *LNS) Deadline() time.Time {
+	dl := d.link.Deadline()
+	for _, t := range [...]time.Time{d.sessionEnd, d.idleCheck} {
+		if !t.IsZero() && (dl.IsZero() || t.Before(dl)) {
+			dl = t
+		}
+	}
+	return dl
+}
+
+// Tick implements endpoint.Driver.
+func (d *LNS) Tick(now time.Time) {
+	if due(d.sessionEnd, now) {
+		d.sessionEnd = time.Time{}
+		d.stop(now, EndSessionTimeout, "session timeout")
+	}
+	if due(d.idleCheck, now) {
+		d.checkIdle(now)
+	}
+	d.link.Tick(now)
+	d.process(now)
+}
+
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// checkIdle compares the data path's counters with the last look: traffic
+// restarts the idle period, none for a whole period ends the session. A
+// session is thus closed between one and two Idle-Timeouts after its last
+// packet.
+func (d *LNS) checkIdle(now time.Time) {
+	st, err := d.dp.Stats()
+	if err != nil {
+		d.log.Debug("reading session counters for the idle timeout", zap.Error(err))
+		d.idleCheck = now.Add(d.idle)
+		return
+	}
+	if st.RxPackets != d.lastRx || st.TxPackets != d.lastTx {
+		d.lastRx, d.lastTx = st.RxPackets, st.TxPackets
+		d.idleCheck = now.Add(d.idle)
+		return
+	}
+	d.idleCheck = time.Time{}
+	d.stop(now, EndIdleTimeout, "idle timeout")
+}
+
+// stop closes PPP (LCP Terminate) for a reason of ours; the CDN follows
+// when LCP is down.
+func (d *LNS) stop(now time.Time, k EndKind, msg string) {
+	if d.end == EndUnknown {
+		d.end, d.endMsg = k, msg
+	}
+	d.link.Close(now, msg)
+}
+
+// process carries out the Link's actions until there are none.
+func (d *LNS) process(now time.Time) {
+	for {
+		d.acts = d.link.Actions(d.acts[:0])
+		if len(d.acts) == 0 {
+			return
+		}
+		for _, a := range d.acts {
+			switch a := a.(type) {
+			case ppp.SendFrame:
+				if d.released {
+					continue
+				}
+				if err := d.dp.SendFrame(a.Frame); err != nil {
+					d.log.Debug("sending PPP frame", zap.Error(err))
+				}
+			case ppp.NeedAuth:
+				d.authenticate(now, a.Req)
+			case ppp.NeedAddress:
+				d.assign(now, a.Result)
+			case ppp.NetworkUp:
+				d.networkUp(now, a)
+			case ppp.LinkDown:
+				d.linkDown(now, a.Reason)
+			}
+		}
+		clear(d.acts)
+	}
+}
+
+func (d *LNS) authenticate(now time.Time, req *auth.Request) {
+	d.username, d.method = req.Username, req.Method
+	if dc, ok := d.env.cfg.Auth.(decider); ok {
+		res, why := dc.Decide(req)
+		d.authDone(now, res, nil, why.String())
+		return
+	}
+	if d.env.cfg.Auth == nil {
+		d.authDone(now, nil, errors.New("no authenticator configured"), "")
+		return
+	}
+	ctx, cancel := d.env.authContext()
+	d.cancel = cancel
+	a, call := d.env.cfg.Auth, d.call
+	d.env.cfg.Async(func() {
+		res, err := a.Authenticate(ctx, req)
+		call.Post(func(now time.Time) { d.authDone(now, res, err, "") })
+	})
+}
+
+// authDone delivers an authentication answer (on the tunnel goroutine).
+func (d *LNS) authDone(now time.Time, res *auth.Result, err error, why string) {
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
+	if d.released {
+		return
+	}
+	accept := err == nil && res != nil && res.Accept
+	if !accept {
+		if why == "" {
+			switch {
+			case err != nil:
+				why = err.Error()
+			case res != nil && res.Message != "":
+				why = res.Message
+			default:
+				why = "refused"
+			}
+		}
+		d.log.Warn("subscriber authentication failed", zap.String("user", d.username), zap.Stringer("method", d.method), zap.String("reason", why))
+		if d.end == EndUnknown {
+			d.end, d.endMsg = EndAuthFailed, "PPP authentication failed: "+why
+		}
+		d.link.AuthDone(now, res, err)
+		d.process(now)
+		return
+	}
+	d.log.Debug("subscriber authenticated", zap.String("user", d.username), zap.Stringer("method", d.method))
+	r := *res
+	d.result = &r
+	// The driver enforces the time limits itself so that it knows the
+	// terminate cause; the Link is given none.
+	lr := r
+	lr.SessionTimeout, lr.IdleTimeout = 0, 0
+	if r.SessionTimeout > 0 {
+		d.sessionEnd = now.Add(r.SessionTimeout)
+	}
+	if r.IdleTimeout > 0 {
+		d.idle = r.IdleTimeout
+	}
+	d.link.AuthDone(now, &lr, nil)
+	d.process(now)
+}
+
+// assign picks the subscriber's address: a fixed Framed-IP from the
+// authenticator (reserved in its pool if a pool contains it), else the
+// pool the authenticator named, else the peer's pool, else the profile's.
+func (d *LNS) assign(now time.Time, res *auth.Result) {
+	if d.released || d.addr.IsValid() {
+		return
+	}
+	if res == nil {
+		res = &auth.Result{}
+	}
+	var local netip.Addr
+	switch fixed := res.FramedIP; {
+	case fixed.IsValid() && fixed.Is4() && fixed != poolAddress && fixed != netip.IPv4Unspecified() && fixed.As4() != [4]byte{255, 255, 255, 255}:
+		var p *pool.Pool
+		var err error
+		if d.env.cfg.Pools != nil {
+			p, err = d.env.cfg.Pools.Reserve(fixed, d.owner)
+		} else {
+			err = pool.ErrNotInPool
+		}
+		switch {
+		case err == nil:
+			d.addrPool = p
+			local = p.Gateway()
+		case errors.Is(err, pool.ErrNotInPool):
+			if err := d.env.reserveFixed(fixed, d.owner); err != nil {
+				d.addressFailed(now, EndAddressError, err)
+				return
+			}
+			d.addrFixed = true
+		default:
+			d.addressFailed(now, EndAddressError, err)
+			return
+		}
+		d.addr = fixed
+	default:
+		name := res.Pool
+		if name == "" {
+			name = d.poolName
+		}
+		if name == "" || d.env.cfg.Pools == nil {
+			d.addressFailed(now, EndAddressError, errors.New("no address pool configured for this subscriber"))
+			return
+		}
+		p, err := d.env.cfg.Pools.Get(name)
+		if err != nil {
+			d.addressFailed(now, EndAddressError, err)
+			return
+		}
+		a, err := p.Allocate(d.owner)
+		if err != nil {
+			k := EndAddressError
+			if errors.Is(err, pool.ErrExhausted) {
+				k = EndPoolExhausted
+			}
+			d.addressFailed(now, k, err)
+			return
+		}
+		d.addr, d.addrPool, local = a, p, p.Gateway()
+	}
+	if !local.IsValid() {
+		local = d.gatewayFor()
+	}
+	dns, nbns := d.prof.DNS, d.prof.NBNS
+	if res.DNS[0].IsValid() || res.DNS[1].IsValid() {
+		dns = res.DNS
+	}
+	if res.NBNS[0].IsValid() || res.NBNS[1].IsValid() {
+		nbns = res.NBNS
+	}
+	d.link.SetAddresses(now, local, d.addr, dns, nbns)
+}
+
+// gatewayFor is our end of a link whose subscriber has a fixed address
+// outside every pool: the gateway of the pool the subscriber would
+// otherwise draw from.
+func (d *LNS) gatewayFor() netip.Addr {
+	if d.env.cfg.Pools == nil || d.poolName == "" {
+		return netip.Addr{}
+	}
+	p, err := d.env.cfg.Pools.Get(d.poolName)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return p.Gateway()
+}
+
+func (d *LNS) addressFailed(now time.Time, k EndKind, err error) {
+	msg := "no address for the subscriber"
+	if k == EndPoolExhausted {
+		msg = "address pool exhausted"
+	}
+	d.log.Error(msg+": refusing the session", zap.String("user", d.username), zap.String("pool", d.poolName), zap.Error(err))
+	d.stop(now, k, msg)
+}
+
+func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
+	if d.released {
+		return
+	}
+	nc := dataplane.NetConfig{
+		MTU:       min(up.MTU, capMTU(d.prof.MTU, d.maxMTU)),
+		MRU:       up.MRU,
+		Local:     up.Local,
+		Peer:      up.Peer,
+		LocalIfID: up.LocalIfID,
+		PeerIfID:  up.PeerIfID,
+	}
+	if nc.MTU <= 0 {
+		nc.MTU = up.MTU
+	}
+	if !up.IPv4 {
+		nc.Local, nc.Peer = netip.Addr{}, netip.Addr{}
+	}
+	if d.result != nil {
+		nc.Routes = d.result.FramedRoutes
+		if d.result.MTU > 0 {
+			nc.MTU = min(nc.MTU, d.result.MTU)
+		}
+	}
+	first := d.acct == nil
+	if first {
+		nc.IfName = d.env.ifName(d.prof.IfName)
+	} else {
+		nc.IfName = d.acct.IfName
+	}
+	if err := d.dp.Up(nc); err != nil {
+		d.log.Error("data path refused the subscriber's network: closing the session", zap.String("user", d.username), zap.Error(err))
+		d.stop(now, EndDataPlane, "data path error")
+		return
+	}
+	if !first {
+		d.log.Debug("subscriber network changed", zap.Bool("ipv4", up.IPv4), zap.Bool("ipv6", up.IPv6))
+		return
+	}
+	d.acct = &d.rec
+	d.acct.Username, d.acct.Method = d.username, d.method
+	d.acct.FramedIP, d.acct.Start, d.acct.IfName = nc.Peer, now, nc.IfName
+	if d.result != nil {
+		d.acct.Class = d.result.Class
+		d.acct.FramedIPv6 = d.result.FramedIPv6
+		d.acct.Delegated = d.result.DelegatedIPv6
+	}
+	if d.idle > 0 {
+		d.idleCheck = now.Add(d.idle)
+	}
+	d.env.cfg.Acct.Start(d.acct)
+	d.log.Info("subscriber up", zap.String("user", d.username), zap.Stringer("method", d.method),
+		zap.Stringer("address", nc.Peer), zap.Stringer("gateway", nc.Local), zap.String("interface", nc.IfName),
+		zap.Bool("ipv6", up.IPv6), zap.Int("mtu", nc.MTU))
+}
+
+func (d *LNS) linkDown(now time.Time, reason string) {
+	k := d.end
+	if k == EndUnknown {
+		k = classifyLinkDown(reason)
+		d.end = k
+	}
+	msg := d.endMsg
+	if msg == "" {
+		msg = reason
+	}
+	if d.acct != nil {
+		d.log.Info("subscriber down", zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", k), zap.String("reason", reason))
+	} else {
+		d.log.Info("PPP ended before the network came up", zap.String("user", d.username), zap.Stringer("why", k), zap.String("reason", reason))
+	}
+	d.release(now, k)
+	if !d.hungUp {
+		d.hungUp = true
+		d.call.Hangup(now, k.CDN(truncateMsg(msg)), "PPP: "+reason)
+	}
+}
+
+func truncateMsg(s string) string {
+	if len(s) > 128 {
+		return s[:128]
+	}
+	return s
+}
+
+// Close implements endpoint.Driver: the L2TP session or its tunnel is
+// gone. It releases what the session holds if PPP had not already.
+func (d *LNS) Close(now time.Time, reason string) {
+	d.hungUp = true
+	if d.released {
+		return
+	}
+	if d.end == EndUnknown {
+		d.end = classifyClose(reason)
+	}
+	if d.acct != nil {
+		d.log.Info("subscriber down", zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", d.end), zap.String("reason", reason))
+	}
+	d.release(now, d.end)
+}
+
+// release gives back the address, stops accounting and cancels an
+// outstanding authentication: exactly once.
+func (d *LNS) release(now time.Time, k EndKind) {
+	if d.released {
+		return
+	}
+	d.released = true
+	d.env.active.Add(-1)
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
+	d.sessionEnd, d.idleCheck = time.Time{}, time.Time{}
+	if d.acct != nil {
+		var c auth.AcctCounters
+		if st, err := d.dp.Stats(); err == nil {
+			c = auth.AcctCounters{InOctets: st.RxBytes, OutOctets: st.TxBytes, InPackets: st.RxPackets, OutPackets: st.TxPackets}
+		} else {
+			d.log.Warn("reading session counters for accounting", zap.Error(err))
+		}
+		c.SessionTime = now.Sub(d.acct.Start)
+		d.env.cfg.Acct.Stop(d.acct, c, k.Cause())
+	}
+	switch {
+	case d.addrFixed:
+		d.env.releaseFixed(d.addr, d.owner)
+	case d.addrPool != nil:
+		if err := d.addrPool.Release(d.addr); err != nil {
+			d.log.Error("returning the subscriber's address to the pool", zap.Error(err))
+		}
+	}
+	d.addrPool, d.addrFixed = nil, false
+}
+
+// Address returns the subscriber's address (invalid before one is
+// assigned and after release).
+func (d *LNS) Address() netip.Addr {
+	if d.released {
+		return netip.Addr{}
+	}
+	return d.addr
+}
+
+// Username is the name the subscriber authenticated with.
+func (d *LNS) Username() string { return d.username }
+
+// Ended reports why the session ended (EndUnknown while it runs).
+func (d *LNS) Ended() EndKind {
+	if !d.released {
+		return EndUnknown
+	}
+	return d.end
+}
+
+func (d *LNS) String() string {
+	return fmt.Sprintf("session %d user %q", d.rec.Info.SessionID, d.username)
+}
