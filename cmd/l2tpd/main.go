@@ -57,7 +57,12 @@ func run() int {
 	}
 	defer plane.Close()
 
-	role := lns.New(cfg, log, nil)
+	env, err := newSessionEnv(cfg, log)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	role := lns.New(cfg, log, env.LNSFactory())
 	ep, err := endpoint.New(endpoint.Config{
 		Listen:  cfg.Listen,
 		Plane:   plane,
@@ -74,7 +79,7 @@ func run() int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range cfg.LACs {
-		lac.Start(ctx, ep, &cfg.LACs[i], log, nil)
+		lac.Start(ctx, ep, &cfg.LACs[i], log, env.LACFactory())
 	}
 	log.Info("l2tpd started", zap.String("config", cfg.File), zap.String("dataplane", plane.Name()))
 

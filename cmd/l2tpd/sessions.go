@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/auth"
+	"github.com/l2tpd/l2tpd/auth/local"
+	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/pool"
+	"github.com/l2tpd/l2tpd/pppsession"
+)
+
+// newSessionEnv builds what every PPP session shares: the local
+// authenticator from [[subscriber]], the pools from [[pool]].
+func newSessionEnv(cfg *config.Config, log *zap.Logger) (*pppsession.Env, error) {
+	authn, err := localAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pools, err := pool.NewSet(poolConfigs(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("address pools: %w", err)
+	}
+	for _, name := range pools.Names() {
+		p, _ := pools.Get(name)
+		log.Info("address pool", zap.String("pool", name), zap.Int("addresses", p.Stats().Size), zap.Stringer("gateway", p.Gateway()))
+	}
+	log.Info("local subscribers", zap.Int("count", authn.Len()))
+	return pppsession.NewEnv(pppsession.Config{
+		Config: func() *config.Config { return cfg },
+		Auth:   authn,
+		Acct:   auth.NopAccounter{},
+		Pools:  pools,
+		Log:    log,
+	}), nil
+}
+
+func localAuthenticator(cfg *config.Config) (*local.Authenticator, error) {
+	subs := make([]local.Subscriber, len(cfg.Subscribers))
+	for i, s := range cfg.Subscribers {
+		subs[i] = local.Subscriber{
+			Name:     s.Name,
+			Password: string(s.Password),
+			Address:  s.Address,
+			Pool:     s.Pool,
+			Disabled: s.Disabled,
+		}
+	}
+	a, err := local.New(subs)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: %w", err)
+	}
+	return a, nil
+}
+
+func poolConfigs(cfg *config.Config) []pool.Config {
+	out := make([]pool.Config, len(cfg.Pools))
+	for i, p := range cfg.Pools {
+		rs := make([]pool.Range, len(p.Ranges))
+		for j, r := range p.Ranges {
+			rs[j] = pool.Range{First: r.From, Last: r.To}
+		}
+		out[i] = pool.Config{Name: p.Name, Ranges: rs, Gateway: p.Gateway}
+	}
+	return out
+}
