@@ -1,0 +1,189 @@
+package radius
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"layeh.com/radius"
+)
+
+// Message-Authenticator (RFC 3579 3.2, RFC 5176 3.3) and Response
+// Authenticator handling, which layeh.com/radius leaves to its users.
+
+var errNoMessageAuthenticator = errors.New("no Message-Authenticator")
+
+// encodeRequest encodes p with a Message-Authenticator as its first
+// attribute (BlastRADIUS, CVE-2024-3596) when withMA, and computes the
+// authenticators: for Access-Request and Status-Server p.Authenticator
+// must hold a random Request Authenticator; for Accounting, Disconnect and
+// CoA requests the Request Authenticator is the MD5 of the packet
+// (RFC 2866 3), computed after the Message-Authenticator over a zero
+// authenticator field.
+func encodeRequest(p *radius.Packet, withMA bool) ([]byte, error) {
+	if withMA {
+		p.Attributes.Del(attrMessageAuthenticator)
+		p.Attributes = append(radius.Attributes{{Type: attrMessageAuthenticator, Attribute: make([]byte, 16)}}, p.Attributes...)
+	}
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encoding %v: %w", p.Code, err)
+	}
+	random := p.Code == radius.CodeAccessRequest || p.Code == radius.CodeStatusServer
+	if !random {
+		clear(b[4:20])
+	}
+	if withMA {
+		signMA(b, p.Secret)
+	}
+	if !random {
+		h := md5.New()
+		h.Write(b)
+		h.Write(p.Secret)
+		h.Sum(b[4:4])
+		copy(p.Authenticator[:], b[4:20])
+	}
+	return b, nil
+}
+
+// encodeResponse encodes a response to a request whose authenticator is
+// reqAuth, with a Message-Authenticator when withMA.
+func encodeResponse(p *radius.Packet, reqAuth [16]byte, withMA bool) ([]byte, error) {
+	if withMA {
+		p.Attributes.Del(attrMessageAuthenticator)
+		p.Attributes = append(radius.Attributes{{Type: attrMessageAuthenticator, Attribute: make([]byte, 16)}}, p.Attributes...)
+	}
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encoding %v: %w", p.Code, err)
+	}
+	copy(b[4:20], reqAuth[:])
+	if withMA {
+		signMA(b, p.Secret)
+	}
+	h := md5.New()
+	h.Write(b)
+	h.Write(p.Secret)
+	h.Sum(b[4:4])
+	return b, nil
+}
+
+// signMA fills the Message-Authenticator of the encoded packet b (its
+// authenticator field already holding what RFC 3579 says to hash).
+func signMA(b, secret []byte) {
+	off, ok := findAttr(b, attrMessageAuthenticator)
+	if !ok {
+		return
+	}
+	clear(b[off : off+16])
+	m := hmac.New(md5.New, secret)
+	m.Write(b)
+	m.Sum(b[off:off])
+}
+
+// findAttr returns the offset of the value of the first attribute t of the
+// encoded packet b, checking every length on the way.
+func findAttr(b []byte, t radius.Type) (int, bool) {
+	if len(b) < 20 {
+		return 0, false
+	}
+	n := int(binary.BigEndian.Uint16(b[2:4]))
+	if n > len(b) {
+		return 0, false
+	}
+	for i := 20; i+2 <= n; {
+		l := int(b[i+1])
+		if l < 2 || i+l > n {
+			return 0, false
+		}
+		if radius.Type(b[i]) == t {
+			return i + 2, true
+		}
+		i += l
+	}
+	return 0, false
+}
+
+// checkMA verifies the Message-Authenticator of b, whose authenticator
+// field must be replaced by auth for the computation (the Request
+// Authenticator for responses, zeros for accounting/DAE requests, the
+// packet's own for Access-Request). Missing: errNoMessageAuthenticator.
+func checkMA(b []byte, auth []byte, secret []byte) error {
+	off, ok := findAttr(b, attrMessageAuthenticator)
+	if !ok {
+		return errNoMessageAuthenticator
+	}
+	if b[off-1] != 18 {
+		return errors.New("Message-Authenticator has the wrong length")
+	}
+	n := int(binary.BigEndian.Uint16(b[2:4]))
+	c := bytes.Clone(b[:n])
+	copy(c[4:20], auth)
+	clear(c[off : off+16])
+	m := hmac.New(md5.New, secret)
+	m.Write(c)
+	if !hmac.Equal(m.Sum(nil), b[off:off+16]) {
+		return errors.New("Message-Authenticator is wrong")
+	}
+	return nil
+}
+
+// verifyResponse checks that resp answers the encoded request req: length,
+// Identifier, Response Authenticator and Message-Authenticator (which must
+// be valid when present and, if requireMA, present). It returns the
+// parsed response.
+func verifyResponse(resp, req, secret []byte, requireMA bool) (*radius.Packet, error) {
+	if len(resp) < 20 {
+		return nil, fmt.Errorf("reply of %d bytes is shorter than a RADIUS header", len(resp))
+	}
+	n := int(binary.BigEndian.Uint16(resp[2:4]))
+	if n < 20 || n > len(resp) || n > radius.MaxPacketLength {
+		return nil, fmt.Errorf("reply length field %d does not match the %d bytes received", n, len(resp))
+	}
+	resp = resp[:n]
+	if resp[1] != req[1] {
+		return nil, fmt.Errorf("reply Identifier %d does not match the request's %d", resp[1], req[1])
+	}
+	if !radius.IsAuthenticResponse(resp, req, secret) {
+		return nil, errors.New("reply has a wrong Response Authenticator (wrong secret or forged)")
+	}
+	if err := checkMA(resp, req[4:20], secret); err != nil {
+		if !errors.Is(err, errNoMessageAuthenticator) {
+			return nil, fmt.Errorf("reply: %w", err)
+		}
+		code := radius.Code(resp[0])
+		if requireMA && (code == radius.CodeAccessAccept || code == radius.CodeAccessReject || code == radius.CodeAccessChallenge) {
+			return nil, fmt.Errorf("%v without Message-Authenticator (required; BlastRADIUS)", code)
+		}
+	}
+	p, err := radius.Parse(resp, secret)
+	if err != nil {
+		return nil, fmt.Errorf("malformed reply: %w", err)
+	}
+	return p, nil
+}
+
+// verifyRequest checks an Accounting, Disconnect or CoA request: its
+// Request Authenticator and, when present (or required), its
+// Message-Authenticator.
+func verifyRequest(b, secret []byte, requireMA bool) (*radius.Packet, error) {
+	if len(b) < 20 {
+		return nil, fmt.Errorf("request of %d bytes is shorter than a RADIUS header", len(b))
+	}
+	n := int(binary.BigEndian.Uint16(b[2:4]))
+	if n < 20 || n > len(b) || n > radius.MaxPacketLength {
+		return nil, fmt.Errorf("request length field %d does not match the %d bytes received", n, len(b))
+	}
+	b = b[:n]
+	if !radius.IsAuthenticRequest(b, secret) {
+		return nil, errors.New("wrong Request Authenticator (wrong secret or forged)")
+	}
+	var zero [16]byte
+	if err := checkMA(b, zero[:], secret); err != nil && (requireMA || !errors.Is(err, errNoMessageAuthenticator)) {
+		return nil, err
+	}
+	return radius.Parse(b, secret)
+}
