@@ -36,6 +36,7 @@ type LAC struct {
 	acts     []ppp.Action
 	username string
 
+	openAt time.Time // start LCP then if the LNS has not spoken first
 	up     bool
 	local  netip.Addr
 	hungUp bool
@@ -55,25 +56,42 @@ func (e *Env) NewLAC(now time.Time, call Call, dp dataplane.Session, p LACParams
 	c.RequestDNS = true
 	d := &LAC{call: call, dp: dp, log: log, prof: p.Profile, maxMTU: p.MaxMTU, username: p.Username}
 	d.link = ppp.NewLink(c, now)
-	d.link.Open(now)
-	d.process(now)
+	d.openAt = now.Add(LACOpenDelay)
 	return d
 }
 
+// LACOpenDelay is how long the LAC waits for the LNS's first LCP frame
+// before it starts LCP itself. Our ICCN and a first Configure-Request sent
+// at once race: when the data message arrives before the LNS has processed
+// the ICCN it is dropped, and LCP only recovers after the 3 s Restart
+// timer. The LNS (ours, and most) sends its Configure-Request as soon as
+// the session is up, and its arrival starts our LCP at once.
+const LACOpenDelay = time.Second
+
 // Frame implements endpoint.Driver.
 func (d *LAC) Frame(now time.Time, frame []byte) {
+	d.openAt = time.Time{} // Input opens the link
 	d.link.Input(now, frame)
 	d.process(now)
 }
 
 // Tick implements endpoint.Driver.
 func (d *LAC) Tick(now time.Time) {
+	if due(d.openAt, now) {
+		d.openAt = time.Time{}
+		d.link.Open(now)
+	}
 	d.link.Tick(now)
 	d.process(now)
 }
 
 // Deadline implements endpoint.Driver.
-func (d *LAC) Deadline() time.Time { return d.link.Deadline() }
+func (d *LAC) Deadline() time.Time {
+	if !d.openAt.IsZero() {
+		return d.openAt
+	}
+	return d.link.Deadline()
+}
 
 // Close implements endpoint.Driver.
 func (d *LAC) Close(now time.Time, reason string) {
