@@ -70,6 +70,9 @@ type LNS struct {
 	idleCheck  time.Time
 	lastRx     uint64
 	lastTx     uint64
+	// PPP control frames we received and sent: the data planes count them
+	// with the subscriber's packets, the idle timer must not.
+	ctrlIn, ctrlOut uint64
 
 	// ending
 	end      EndKind
@@ -148,6 +151,7 @@ func pppPolicy(p config.Policy) ppp.Policy {
 
 // Frame implements endpoint.Driver.
 func (d *LNS) Frame(now time.Time, frame []byte) {
+	d.ctrlIn++
 	d.link.Input(now, frame)
 	d.process(now)
 }
@@ -189,8 +193,9 @@ func (d *LNS) checkIdle(now time.Time) {
 		d.idleCheck = now.Add(d.idle)
 		return
 	}
-	if st.RxPackets != d.lastRx || st.TxPackets != d.lastTx {
-		d.lastRx, d.lastTx = st.RxPackets, st.TxPackets
+	rx, tx := st.RxPackets-d.ctrlIn, st.TxPackets-d.ctrlOut
+	if rx != d.lastRx || tx != d.lastTx {
+		d.lastRx, d.lastTx = rx, tx
 		d.idleCheck = now.Add(d.idle)
 		return
 	}
@@ -220,6 +225,7 @@ func (d *LNS) process(now time.Time) {
 				if d.released {
 					continue
 				}
+				d.ctrlOut++
 				if err := d.dp.SendFrame(a.Frame); err != nil {
 					d.log.Debug("sending PPP frame", zap.Error(err))
 				}
@@ -448,6 +454,9 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 	}
 	if d.idle > 0 {
 		d.idleCheck = now.Add(d.idle)
+		if st, err := d.dp.Stats(); err == nil {
+			d.lastRx, d.lastTx = st.RxPackets-d.ctrlIn, st.TxPackets-d.ctrlOut
+		}
 	}
 	d.env.cfg.Acct.Start(d.acct)
 	d.log.Info("subscriber up", zap.String("user", d.username), zap.Stringer("method", d.method),
