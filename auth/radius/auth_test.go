@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,10 +332,10 @@ func TestFailoverAndDeadMarking(t *testing.T) {
 	})
 	cfg := testConfig(t, secret, dead.port(), live.port())
 	cfg.DeadAfter = 2
-	c, err := New(cfg, nil)
-	c = mustClient(t, c, err)
+	var mu sync.Mutex
 	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
+	c, err := newClient(cfg, nil, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	c = mustClient(t, c, err)
 	login := func() {
 		t.Helper()
 		res, err := c.Authenticate(context.Background(), &auth.Request{Method: auth.MethodPAP, Username: "a", Password: []byte("x")})
@@ -352,7 +353,9 @@ func TestFailoverAndDeadMarking(t *testing.T) {
 		t.Errorf("dead primary got %d requests, want still 4", n)
 	}
 	// After dead_time the primary is probed again; now it answers.
+	mu.Lock()
 	now = now.Add(cfg.DeadTime + time.Second)
+	mu.Unlock()
 	dead.setHandle(func(raw []byte, p *radius.Packet) []byte {
 		return reply(t, raw, []byte(secret), radius.CodeAccessAccept, true)
 	})

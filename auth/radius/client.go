@@ -71,6 +71,10 @@ type server struct {
 // cfg.SpoolDir (records left by an earlier run are sent again), and
 // starts the accounting sender. log may be nil.
 func New(cfg config.RADIUS, log *zap.Logger) (*Client, error) {
+	return newClient(cfg, log, time.Now)
+}
+
+func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Client, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -79,7 +83,7 @@ func New(cfg config.RADIUS, log *zap.Logger) (*Client, error) {
 		log:       log,
 		deadAfter: max(cfg.DeadAfter, 1),
 		deadTime:  cfg.DeadTime,
-		now:       time.Now,
+		now:       now,
 	}
 	inflight := cfg.MaxInFlight
 	if inflight <= 0 || inflight > 256 {

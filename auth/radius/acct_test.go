@@ -1,0 +1,211 @@
+package radius
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+
+	"github.com/l2tpd/l2tpd/auth"
+	"github.com/l2tpd/l2tpd/config"
+)
+
+func acctConfig(t *testing.T, dir string, port int) config.RADIUS {
+	c := testConfig(t, secret)
+	c.SpoolDir = dir
+	c.DeadTime = 50 * time.Millisecond // retry pause after a full failure
+	c.Servers = []config.RADIUSServer{{Address: netip.MustParseAddr("127.0.0.1"), AcctPort: port, Secret: []byte(secret),
+		Weight: 1, Timeout: 50 * time.Millisecond, Retries: 0}}
+	return c
+}
+
+var acctSession = &auth.AcctSession{ID: "sess-1", Username: "alice", Method: auth.MethodPAP, Info: session,
+	FramedIP: netip.MustParseAddr("10.0.0.5"), Class: [][]byte{[]byte("cls")}}
+
+func ack(t *testing.T) func(raw []byte, p *radius.Packet) []byte {
+	return func(raw []byte, p *radius.Packet) []byte {
+		if !radius.IsAuthenticRequest(raw, []byte(secret)) {
+			t.Errorf("Accounting-Request authenticator is wrong")
+		}
+		var zero [16]byte
+		if err := checkMA(raw, zero[:], []byte(secret)); err != nil {
+			t.Errorf("Accounting-Request Message-Authenticator: %v", err)
+		}
+		return reply(t, raw, []byte(secret), radius.CodeAccountingResponse, false)
+	}
+}
+
+func recv(t *testing.T, s *fakeServer) *radius.Packet {
+	t.Helper()
+	select {
+	case p := <-s.got:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatal("no accounting request arrived")
+		return nil
+	}
+}
+
+func TestAccountingAttributes(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	c, err := New(acctConfig(t, t.TempDir(), srv.port()), nil)
+	c = mustClient(t, c, err)
+	c.Start(acctSession)
+	p := recv(t, srv)
+	if st := p.Get(attrAcctStatusType); !bytes.Equal(st, u32(uint32(AcctStart))) {
+		t.Errorf("status %x", st)
+	}
+	for typ, v := range map[radius.Type][]byte{attrAcctSessionID: []byte("sess-1"), attrUserName: []byte("alice"),
+		attrClass: []byte("cls"), attrFramedIPAddress: {10, 0, 0, 5}, attrNASIdentifier: []byte("lns-test"),
+		attrTunnelClientAuthID: []byte("lac-1")} {
+		if got := p.Get(typ); !bytes.Equal(got, v) {
+			t.Errorf("Start attribute %d = %q, want %q", typ, got, v)
+		}
+	}
+	ctr := auth.AcctCounters{InOctets: 5<<32 + 7, OutOctets: 9, InPackets: 3, OutPackets: 4, SessionTime: 61 * time.Second}
+	c.Stop(acctSession, ctr, auth.CauseIdleTimeout)
+	p = recv(t, srv)
+	for typ, v := range map[radius.Type]uint32{attrAcctStatusType: uint32(AcctStop), attrAcctInputOctets: 7, attrAcctInputGigawords: 5,
+		attrAcctOutputOctets: 9, attrAcctOutputGigawords: 0, attrAcctInputPackets: 3, attrAcctOutputPackets: 4,
+		attrAcctSessionTime: 61, attrAcctTerminateCause: uint32(auth.CauseIdleTimeout), attrAcctDelayTime: 0} {
+		if got := p.Get(typ); !bytes.Equal(got, u32(v)) {
+			t.Errorf("Stop attribute %d = %x, want %d", typ, got, v)
+		}
+	}
+	waitPending(t, c, 0)
+}
+
+func waitPending(t *testing.T, c *Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Pending() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = %d, want %d", c.Pending(), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not standing in for one
+	}
+}
+
+// The server is down: records stay in the spool across a restart of the
+// client, and are delivered (in order, once each) when a server answers,
+// with the same Acct-Session-Id and a later Acct-Delay-Time.
+func TestSpoolSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	down := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	c, err := New(acctConfig(t, dir, down.port()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(acctSession)
+	c.Interim(acctSession, auth.AcctCounters{InOctets: 1})
+	c.Stop(acctSession, auth.AcctCounters{InOctets: 2}, auth.CauseUserRequest)
+	recv(t, down) // at least one attempt
+	// The files exist before Stop returns; a "crash" is closing without
+	// any acknowledgement.
+	c.Close()
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Fatalf("spool holds %d files, want 3", len(ents))
+	}
+
+	up := newFakeServer(t, secret, ack(t))
+	c2, err := newClient(acctConfig(t, dir, up.port()), nil, func() time.Time { return time.Now().Add(10 * time.Second) })
+	c2 = mustClient(t, c2, err)
+	var order []uint32
+	for range 3 {
+		p := recv(t, up)
+		if string(p.Get(attrAcctSessionID)) != "sess-1" {
+			t.Errorf("Acct-Session-Id %q", p.Get(attrAcctSessionID))
+		}
+		d, _ := radius.Integer(p.Get(attrAcctDelayTime))
+		if d < 10 {
+			t.Errorf("Acct-Delay-Time %d, want >= 10", d)
+		}
+		st, _ := radius.Integer(p.Get(attrAcctStatusType))
+		order = append(order, st)
+	}
+	if want := []uint32{1, 3, 2}; !equalU32(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	waitPending(t, c2, 0)
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("spool holds %d files after delivery", len(ents))
+	}
+	select {
+	case p := <-up.got:
+		t.Errorf("extra request %v", p.Code)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func equalU32(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCorruptSpoolFileSetAside(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/0000000000000005.acct", []byte("{garbage"), 0o600)
+	os.WriteFile(dir+"/0000000000000006.acct.tmp", []byte("{}"), 0o600)
+	sp, recs, err := openSpool(dir)
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("openSpool: %v, %d records", err, len(recs))
+	}
+	if _, err := os.Stat(dir + "/0000000000000005.acct.bad"); err != nil {
+		t.Errorf("corrupt file not set aside: %v", err)
+	}
+	r := &record{Status: AcctStart}
+	if err := sp.put(r); err != nil || r.Seq != 1 {
+		t.Errorf("put: seq %d, %v", r.Seq, err)
+	}
+}
+
+func TestInterimSchedule(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	c, err := New(acctConfig(t, t.TempDir(), srv.port()), nil)
+	c = mustClient(t, c, err)
+	calls := make(chan struct{}, 10)
+	c.StartSession(acctSession, 20*time.Millisecond, func() auth.AcctCounters {
+		calls <- struct{}{}
+		return auth.AcctCounters{OutOctets: 77}
+	})
+	if p := recv(t, srv); !bytes.Equal(p.Get(attrAcctStatusType), u32(1)) {
+		t.Fatal("first record is not Start")
+	}
+	p := recv(t, srv)
+	if !bytes.Equal(p.Get(attrAcctStatusType), u32(3)) || !bytes.Equal(p.Get(attrAcctOutputOctets), u32(77)) {
+		t.Errorf("interim: status %x octets %x", p.Get(attrAcctStatusType), p.Get(attrAcctOutputOctets))
+	}
+	if !c.SetInterimInterval("sess-1", time.Hour) {
+		t.Error("SetInterimInterval: session not tracked")
+	}
+	c.Stop(acctSession, auth.AcctCounters{}, auth.CauseUserRequest)
+	if c.SetInterimInterval("sess-1", time.Minute) {
+		t.Error("session still tracked after Stop")
+	}
+}
+
+func TestAccountingOnOff(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	c, err := New(acctConfig(t, t.TempDir(), srv.port()), nil)
+	c = mustClient(t, c, err)
+	if err := c.AccountingOn(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := recv(t, srv); !bytes.Equal(p.Get(attrAcctStatusType), u32(uint32(AcctOn))) {
+		t.Errorf("status %x", p.Get(attrAcctStatusType))
+	}
+	if err := c.AccountingOff(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
