@@ -182,6 +182,33 @@ func TestOurLACToXL2TPDLNS(t *testing.T) {
 			if id := jsonField(lacTun.Line, "tunnel"); id != xTun.Groups[4] {
 				t.Errorf("our tunnel ID %q, xl2tpd says the remote is %s", id, xTun.Groups[4])
 			}
+			if c.ourHide {
+				// xl2tpd cannot read our hidden ICRQ (see interopCases) and
+				// stops the whole tunnel (StopCCN error 6). Our LAC
+				// redials, paced by redial_min (1s here): bounded, no storm.
+				start := time.Now()
+				lac.Wait(t, 20*time.Second, `tunnel closed.*"by_peer": true.*"error": 6`)
+				waitX(t, x, xTun.Index+1, 20*time.Second, `Decrypted length is too long`)
+				lac.WaitN(t, 20*time.Second, 2, `dialling LNS`)
+				const window = 8 * time.Second
+				if rest := window - time.Since(start); rest > 0 {
+					<-time.After(rest) // observing a rate needs wall time
+				}
+				dials := lac.Count(`dialling LNS`)
+				t.Logf("in ~%v: our LAC dialled %d times", window, dials)
+				// The jittered wait is at least redial_min/2. (The backoff
+				// does not grow here: the LAC role resets it whenever the
+				// tunnel came up, even for an instant.)
+				if limit := int(window/(500*time.Millisecond)) + 1; dials > limit {
+					t.Errorf("redial storm: %d dials in %v with redial_min = 1s, want at most %d", dials, window, limit)
+				}
+				if n := lac.Count(`session established`); n != 0 {
+					t.Errorf("our LAC established %d sessions xl2tpd never accepted", n)
+				}
+				checkClean(t, lac.Proc, badDaemonLines)
+				assertHiddenOnWire(t, capture, lnsAddr, c)
+				return
+			}
 			xCall := waitX(t, x, xTun.Index+1, 20*time.Second, testenv.XL2TPDCallEstablished)
 			sess := lac.Wait(t, 20*time.Second, `session established`)
 			if id := jsonField(sess.Line, "session"); id != xCall.Groups[3] {
