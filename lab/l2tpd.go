@@ -1,0 +1,111 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// L2TPD is one instance of our daemon (cmd/l2tpd, built with GoBuild) for a
+// lab script. Write its files on the host into the run's Options.Dir, then
+// use the shell the returned L2TPDFiles give.
+//
+// Every instance gets a private /run/l2tpd (the kernel plane's state
+// journal, flock'ed): it runs in its own mount namespace with
+// /run/l2tpd-<Name> bind-mounted there, so two daemons can share the VM and
+// a restarted instance finds its previous run's journal.
+type L2TPD struct {
+	Name   string // instance name: subdirectory, log and PID file names
+	Bin    string // the l2tpd binary (GoBuild(t, dir, "./cmd/l2tpd"))
+	Config string // the TOML configuration
+	// LogLevel is passed as --log-level (default "debug").
+	LogLevel string
+}
+
+// L2TPDFiles are the paths Write produced, and the shell to drive them.
+type L2TPDFiles struct {
+	Name    string
+	Bin     string
+	Dir     string // the instance's directory
+	Conf    string // l2tpd.toml
+	Log     string // stderr of every run, appended
+	PIDFile string // in the VM's /run
+	State   string // the VM directory bind-mounted on /run/l2tpd
+	level   string
+}
+
+// Write writes the instance's configuration into dir/Name (created).
+func (d L2TPD) Write(dir string) (L2TPDFiles, error) {
+	if d.Name == "" || strings.ContainsAny(d.Name, "/ \t\n'\"") {
+		return L2TPDFiles{}, fmt.Errorf("l2tpd instance: bad name %q", d.Name)
+	}
+	if d.Bin == "" {
+		return L2TPDFiles{}, fmt.Errorf("l2tpd instance %s: no binary", d.Name)
+	}
+	sub := filepath.Join(dir, d.Name)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return L2TPDFiles{}, fmt.Errorf("l2tpd instance %s: %w", d.Name, err)
+	}
+	f := L2TPDFiles{
+		Name: d.Name, Bin: d.Bin, Dir: sub,
+		Conf:    filepath.Join(sub, "l2tpd.toml"),
+		Log:     filepath.Join(sub, "l2tpd.log"),
+		PIDFile: "/run/l2tpd-" + d.Name + ".pid",
+		State:   "/run/l2tpd-" + d.Name,
+		level:   orDefault(d.LogLevel, "debug"),
+	}
+	if err := os.WriteFile(f.Conf, []byte(d.Config), 0o600); err != nil {
+		return L2TPDFiles{}, fmt.Errorf("l2tpd instance %s: %w", d.Name, err)
+	}
+	return f, nil
+}
+
+// Start is the shell that starts the daemon in the background in network
+// namespace netns ("" for the root namespace), appending its output to Log
+// (a "==== start" line separates runs), and records its PID.
+func (f L2TPDFiles) Start(netns string) string {
+	prefix := ""
+	if netns != "" {
+		prefix = "ip netns exec " + shq(netns) + " "
+	}
+	inner := fmt.Sprintf("mount --bind %s /run/l2tpd && exec %s --config %s --log-level %s",
+		shq(f.State), shq(f.Bin), shq(f.Conf), shq(f.level))
+	var s strings.Builder
+	fmt.Fprintf(&s, "mkdir -p /run/l2tpd %s\necho \"==== start at ${SECONDS}s\" >> %s\n", shq(f.State), shq(f.Log))
+	fmt.Fprintf(&s, "%sunshare -m --propagation private sh -c %s >>%s 2>&1 &\necho $! > %s\n",
+		prefix, shq(inner), shq(f.Log), shq(f.PIDFile))
+	return s.String()
+}
+
+// Stop is the shell that sends SIGTERM (the daemon sends StopCCN to its
+// peers) and waits up to 20 s for it to exit; the script exits 1 if it
+// does not.
+func (f L2TPDFiles) Stop() string {
+	return f.signal("TERM")
+}
+
+// Kill is the shell that kills the daemon with SIGKILL (a crash: no
+// StopCCN, the kernel reclaims its sockets) and waits for it to exit.
+func (f L2TPDFiles) Kill() string {
+	return f.signal("KILL")
+}
+
+func (f L2TPDFiles) signal(sig string) string {
+	return fmt.Sprintf("kill -%s $(cat %[2]s)\nwait_for 20 sh -c '! kill -0 $(cat %[2]s) 2>/dev/null' || { echo 'l2tpd %[3]s did not exit on SIG%[1]s'; exit 1; }\n",
+		sig, shq(f.PIDFile), f.Name)
+}
+
+// WaitLog is the shell that waits up to seconds for the log (all runs) to
+// hold at least n lines matching the extended regular expression re; on
+// timeout it runs fail with a message (define fail in the script).
+func (f L2TPDFiles) WaitLog(seconds, n int, re string) string {
+	return fmt.Sprintf("wait_for %d sh -c %s || fail %s\n", seconds,
+		shq(fmt.Sprintf("[ $(grep -cE %s %s) -ge %d ]", shq(re), shq(f.Log), n)),
+		shq(fmt.Sprintf("%s: fewer than %d log lines match %s", f.Name, n, re)))
+}
+
+// CountLog is the shell expression for how many log lines match re.
+func (f L2TPDFiles) CountLog(re string) string {
+	return fmt.Sprintf("$(grep -cE %s %s)", shq(re), shq(f.Log))
+}
