@@ -113,7 +113,7 @@ func TestRoundTripEveryMethod(t *testing.T) {
 		t.Errorf("log level: %+v, %v", lv, err)
 	}
 	tr, err := c.Trace(ctx, mgmt.TraceRequest{User: "alice", For: time.Hour})
-	if err != nil || len(tr) != 1 || tr[0].User != "alice" || !tr[0].Expires.Equal(want.Started.Add(time.Hour)) {
+	if err != nil || len(tr) != 1 || tr[0].User != "alice" || !tr[0].Expires.Equal(now.Add(time.Hour)) {
 		t.Errorf("trace: %+v, %v", tr, err)
 	}
 	wantCalls := []mgmt.Method{mgmt.MethodShowSessions, mgmt.MethodShowTunnels, mgmt.MethodShowStats, mgmt.MethodShowPools,

@@ -31,7 +31,9 @@ type Backend struct {
 	// ReloadErr, if set, is what Reload returns (as CodeInvalidConfig);
 	// otherwise Reload counts and succeeds.
 	ReloadErr string
-	Reloads   int
+	// Now is the fake's clock: trace expiry is Now plus the duration.
+	Now     time.Time
+	Reloads int
 	// Calls lists the methods called, in order.
 	Calls []mgmt.Method
 }
@@ -203,7 +205,7 @@ func (b *Backend) Trace(_ context.Context, r mgmt.TraceRequest) ([]mgmt.Trace, e
 		if !r.Off {
 			t := mgmt.Trace{User: r.User, Peer: r.Peer}
 			if r.For > 0 {
-				t.Expires = b.StatsValue.Started.Add(r.For) // deterministic for tests
+				t.Expires = b.Now.Add(r.For)
 			}
 			b.Traces = append(b.Traces, t)
 		}
@@ -217,6 +219,7 @@ func Sample(now time.Time) *Backend {
 	ap := netip.MustParseAddrPort
 	a := netip.MustParseAddr
 	return &Backend{
+		Now:   now,
 		Level: "info",
 		TunnelList: []mgmt.Tunnel{
 			{ID: 3, PeerID: 41, Role: "lns", Peer: "bras-1", PeerAddr: ap("192.0.2.10:1701"), LocalAddr: ap("192.0.2.1:1701"),
