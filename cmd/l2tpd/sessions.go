@@ -61,6 +61,13 @@ func poolConfigs(cfg *config.Config) []pool.Config {
 		rs := make([]pool.Range, len(p.Ranges))
 		for j, r := range p.Ranges {
 			rs[j] = pool.Range{First: r.From, Last: r.To}
+			// A CIDR keeps its network and broadcast addresses out of the
+			// pool (below /31), as operators expect from "10.64.0.0/24".
+			if pfx, ok := r.Prefix(); ok && pfx.Bits() < 31 {
+				if pr, err := pool.RangeFromPrefix(pfx); err == nil {
+					rs[j] = pr
+				}
+			}
 		}
 		out[i] = pool.Config{Name: p.Name, Ranges: rs, Gateway: p.Gateway}
 	}
