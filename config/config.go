@@ -45,6 +45,8 @@ type Config struct {
 	Subscribers []Subscriber // [[subscriber]]
 	LACs        []LAC        // [[lac]]
 	RADIUS      RADIUS       // [radius]
+	API         API          // [api] (config/mgmt.go)
+	Metrics     Metrics      // [metrics] (config/mgmt.go)
 
 	unknownPeer Peer // what MatchPeer returns for unknown peers
 }

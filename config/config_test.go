@@ -123,7 +123,9 @@ func TestExample(t *testing.T) {
 			{Name: "alice", Password: []byte("alice-password"), Address: netip.MustParseAddr("10.64.2.5")},
 			{Name: "bob", Password: []byte("bob-password")},
 		},
-		RADIUS: DefaultRADIUS(),
+		RADIUS:  DefaultRADIUS(),
+		API:     DefaultAPI(),
+		Metrics: Metrics{Path: DefaultMetricsPath},
 	}
 	want.RADIUS.NASIdentifier = "l2tpd-example"
 	if diff := cmp.Diff(want, c, cmpConfig); diff != "" {
@@ -381,9 +383,9 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, set := range [][]string{topKeys, l2tpTableKeys, peerKeys, lacKeys, pppTableKeys, poolKeys, subscriberKey, radiusKeys, radiusServerKeys, radiusClientKeys} {
+	for _, set := range [][]string{topKeys, l2tpTableKeys, peerKeys, lacKeys, pppTableKeys, poolKeys, subscriberKey, radiusKeys, radiusServerKeys, radiusClientKeys, apiKeys, metricsKeys} {
 		for _, k := range set {
-			if k == "profile" || k == "peer" || k == "pool" || k == "subscriber" || k == "lac" || k == "l2tp" || k == "ppp" || k == "radius" || k == "server" || k == "dae_client" {
+			if k == "profile" || k == "peer" || k == "pool" || k == "subscriber" || k == "lac" || k == "l2tp" || k == "ppp" || k == "radius" || k == "server" || k == "dae_client" || k == "api" || k == "metrics" {
 				continue // tables, documented by their headings
 			}
 			if !strings.Contains(string(doc), "`"+k+"`") {

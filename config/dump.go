@@ -128,6 +128,7 @@ func (c *Config) dump(redact bool) string {
 		d.l2tp(&l.L2TP)
 	}
 	d.radius(&c.RADIUS)
+	d.mgmt(c)
 	return d.b.String()
 }
 

@@ -65,7 +65,7 @@ func DefaultPPP() PPP {
 
 // Key sets, for unknown-key detection and suggestions.
 var (
-	topKeys  = []string{"log_level", "log_format", "dataplane", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac", "radius"}
+	topKeys  = []string{"log_level", "log_format", "dataplane", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac", "radius", "api", "metrics"}
 	l2tpKeys = []string{"hello_interval", "rtimeout", "rtimeout_cap", "retransmit", "recv_window", "hide_avps",
 		"secret", "secret_file", "challenge", "dataseq", "reorder_timeout", "ppp_max_mtu",
 		"max_tunnels", "max_sessions", "max_sessions_per_tunnel", "max_starting"}
@@ -82,10 +82,8 @@ var (
 
 	reserved = "is reserved for a later version of l2tpd and cannot be configured yet"
 	topHints = map[string]string{
-		"api":     "[api] " + reserved,
-		"metrics": "[metrics] " + reserved,
-		"l2tpv3":  "[l2tpv3] " + reserved,
-		"listen":  "listen belongs in [l2tp]",
+		"l2tpv3": "[l2tpv3] " + reserved,
+		"listen": "listen belongs in [l2tp]",
 	}
 	l2tpHints = map[string]string{
 		"host_name": "host_name is set at the top level (or per [[peer]] / [[lac]]), not in [l2tp]",
@@ -215,6 +213,7 @@ func (r *reader) config(root *table) *Config {
 		c.LACs = append(c.LACs, l)
 	}
 
+	r.mgmt(root, c)
 	root.finish(topKeys, topHints)
 	return c
 }
