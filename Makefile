@@ -4,7 +4,10 @@ PKGS     := ./...
 CONFIG   ?= packaging/l2tpd.toml
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps fmt-check vet unit fuzz bench lab-test lab-shell clean
+.PHONY: all build run test deps fmt-check vet unit fuzz bench lab-test lab-shell deb rpm clean
+
+NFPM    ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
+VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo 0.0.0)
 
 all: build
 
@@ -45,6 +48,13 @@ lab-test:
 
 lab-shell:
 	lab/run.sh -shell
+
+# Packages, built with nFPM (run through go run: nothing to install).
+deb: build
+	VERSION=$(VERSION) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(BIN)/
+
+rpm: build
+	VERSION=$(VERSION) $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p rpm -t $(BIN)/
 
 clean:
 	rm -rf $(BIN) build
