@@ -22,6 +22,7 @@ package pppsession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -58,6 +59,12 @@ type Config struct {
 	// Auth answers the LNS's authentication requests. An authenticator
 	// with a Decide method (auth/local) is asked inline, for its reason.
 	Auth auth.Authenticator
+	// RADIUS answers for PPP profiles with authenticator = "radius" (nil:
+	// such sessions are refused).
+	RADIUS auth.Authenticator
+	// InterimInterval is the Interim-Update interval when the
+	// authenticator gives none (0: no Interim-Update).
+	InterimInterval time.Duration
 	// Acct records sessions (nil: auth.NopAccounter).
 	Acct auth.Accounter
 	// Pools hands out subscriber addresses (nil: no pools).
@@ -82,8 +89,10 @@ type Config struct {
 type Env struct {
 	cfg Config
 
-	ifSeq  atomic.Uint64
-	active atomic.Int64 // LNS sessions holding resources
+	ifSeq    atomic.Uint64
+	active   atomic.Int64 // LNS sessions holding resources
+	stopping atomic.Bool  // the daemon is shutting down
+	reg      *Registry
 
 	mu    sync.Mutex
 	fixed map[netip.Addr]uint64 // fixed addresses in use outside every pool -> owner
@@ -114,7 +123,29 @@ func NewEnv(cfg Config) *Env {
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 30 * time.Second
 	}
-	return &Env{cfg: cfg, fixed: make(map[netip.Addr]uint64)}
+	return &Env{cfg: cfg, fixed: make(map[netip.Addr]uint64), reg: newRegistry()}
+}
+
+// Sessions is the registry of the Env's live LNS sessions.
+func (e *Env) Sessions() *Registry { return e.reg }
+
+// ShuttingDown marks the daemon as stopping: sessions that end from now
+// on for want of their L2TP session or tunnel end with EndShutdown
+// (Acct-Terminate-Cause Admin-Reboot).
+func (e *Env) ShuttingDown() { e.stopping.Store(true) }
+
+// authenticator is the authenticator for a PPP profile.
+func (e *Env) authenticator(prof *config.PPP) (auth.Authenticator, error) {
+	if prof != nil && prof.Authenticator == config.AuthenticatorRADIUS {
+		if e.cfg.RADIUS == nil {
+			return nil, errors.New("the PPP profile uses RADIUS but no RADIUS client is configured")
+		}
+		return e.cfg.RADIUS, nil
+	}
+	if e.cfg.Auth == nil {
+		return nil, errors.New("no authenticator configured")
+	}
+	return e.cfg.Auth, nil
 }
 
 // Active is the number of LNS sessions that hold resources (an address or

@@ -67,13 +67,16 @@ func (a *asyncAuth) Authenticate(ctx context.Context, req *auth.Request) (*auth.
 
 // recAcct records accounting calls.
 type recAcct struct {
-	starts []*auth.AcctSession
-	stops  []auth.TerminateCause
-	counts []auth.AcctCounters
+	starts   []*auth.AcctSession
+	stops    []auth.TerminateCause
+	counts   []auth.AcctCounters
+	interims []auth.AcctCounters
 }
 
-func (r *recAcct) Start(s *auth.AcctSession)                    { r.starts = append(r.starts, s) }
-func (r *recAcct) Interim(*auth.AcctSession, auth.AcctCounters) {}
+func (r *recAcct) Start(s *auth.AcctSession) { r.starts = append(r.starts, s) }
+func (r *recAcct) Interim(_ *auth.AcctSession, c auth.AcctCounters) {
+	r.interims = append(r.interims, c)
+}
 func (r *recAcct) Stop(s *auth.AcctSession, c auth.AcctCounters, cause auth.TerminateCause) {
 	r.stops = append(r.stops, cause)
 	r.counts = append(r.counts, c)
@@ -114,6 +117,8 @@ type harness struct {
 	q     []frameQ
 	// drop: frames to the LNS are lost (the LAC stops answering).
 	dropToLNS bool
+	// calling is the Calling Number of the next dial.
+	calling string
 }
 
 func defaultProfile() *config.PPP {
@@ -187,7 +192,7 @@ func (h *harness) dial(id uint32, user, password string, methods ...auth.Method)
 			ns.dp.Inject(f)
 		}
 	})
-	lnsD := h.env.NewLNS(h.now, ns.call, ns.dp, LNSParams{Profile: h.prof, Pool: "p", Info: auth.SessionInfo{TunnelID: id, SessionID: 1}})
+	lnsD := h.env.NewLNS(h.now, ns.call, ns.dp, LNSParams{Profile: h.prof, Pool: "p", Info: auth.SessionInfo{TunnelID: id, SessionID: 1, CallingNumber: h.calling}})
 	ns.drv = lnsD
 	lacProf := *h.prof
 	lacD := h.lacE.NewLAC(h.now, cs.call, cs.dp, LACParams{Profile: &lacProf, Username: user, Password: password, Auth: methods, Info: auth.SessionInfo{TunnelID: id + 1000, SessionID: 2}})

@@ -67,12 +67,16 @@ type LNS struct {
 	acct       *auth.AcctSession
 	sessionEnd time.Time
 	idle       time.Duration
+	interval   time.Duration // Interim-Update interval, 0: none
+	interimAt  time.Time
 	idleCheck  time.Time
 	lastRx     uint64
 	lastTx     uint64
 	// PPP control frames we received and sent: the data planes count them
 	// with the subscriber's packets, the idle timer must not.
 	ctrlIn, ctrlOut uint64
+
+	reg *regEntry
 
 	// ending
 	end      EndKind
@@ -99,6 +103,7 @@ func (e *Env) NewLNS(now time.Time, call Call, dp dataplane.Session, p LNSParams
 	d := &LNS{env: e, call: call, dp: dp, log: log, prof: prof, owner: owner, maxMTU: p.MaxMTU, poolName: poolName}
 	d.rec.ID, d.rec.Info = id, p.Info
 	e.active.Add(1)
+	d.reg = e.reg.add(d, now)
 	d.link = ppp.NewLink(linkConfig(ppp.RoleAuthenticator, prof, p.MaxMTU, e.cfg.Rand, p.Info), now)
 	d.link.Open(now)
 	d.process(now)
@@ -159,7 +164,7 @@ func (d *LNS) Frame(now time.Time, frame []byte) {
 // Deadline implements endpoint.Driver.
 func (d *LNS) Deadline() time.Time {
 	dl := d.link.Deadline()
-	for _, t := range [...]time.Time{d.sessionEnd, d.idleCheck} {
+	for _, t := range [...]time.Time{d.sessionEnd, d.idleCheck, d.interimAt} {
 		if !t.IsZero() && (dl.IsZero() || t.Before(dl)) {
 			dl = t
 		}
@@ -176,8 +181,87 @@ func (d *LNS) Tick(now time.Time) {
 	if due(d.idleCheck, now) {
 		d.checkIdle(now)
 	}
+	if due(d.interimAt, now) {
+		d.interim(now)
+	}
 	d.link.Tick(now)
 	d.process(now)
+}
+
+// interim sends an Interim-Update and schedules the next.
+func (d *LNS) interim(now time.Time) {
+	d.interimAt = time.Time{}
+	if d.acct == nil || d.released || d.interval <= 0 {
+		return
+	}
+	d.env.cfg.Acct.Interim(d.acct, d.counters(now))
+	d.interimAt = now.Add(tunnelcfg.Jitter(d.interval))
+}
+
+// counters reads the data path's counters for accounting.
+func (d *LNS) counters(now time.Time) auth.AcctCounters {
+	var c auth.AcctCounters
+	if st, err := d.dp.Stats(); err == nil {
+		c = auth.AcctCounters{InOctets: st.RxBytes, OutOctets: st.TxBytes, InPackets: st.RxPackets, OutPackets: st.TxPackets}
+	} else {
+		d.log.Warn("reading session counters for accounting", zap.Error(err))
+	}
+	c.SessionTime = now.Sub(d.acct.Start)
+	return c
+}
+
+// terminate ends the session on request (Registry.Terminate).
+func (d *LNS) terminate(now time.Time, t Termination) {
+	if d.released {
+		return
+	}
+	d.log.Info("terminating the session", zap.String("user", d.username), zap.Stringer("why", t.Kind), zap.String("reason", t.Message), zap.Bool("hard", t.Hard))
+	if !t.Hard {
+		d.stop(now, t.Kind, t.Message)
+		d.process(now)
+		return
+	}
+	if d.end == EndUnknown {
+		d.end, d.endMsg = t.Kind, t.Message
+	}
+	d.release(now, d.end)
+	if !d.hungUp {
+		d.hungUp = true
+		d.call.Hangup(now, d.end.CDN(truncateMsg(d.endMsg)), t.Message)
+	}
+}
+
+// change applies a live change of limits (Registry.Change, RADIUS CoA).
+func (d *LNS) change(now time.Time, c Change) {
+	if d.released {
+		return
+	}
+	f := []zap.Field{zap.String("user", d.username)}
+	if c.SessionTimeout != nil {
+		d.sessionEnd = time.Time{}
+		if *c.SessionTimeout > 0 {
+			d.sessionEnd = now.Add(*c.SessionTimeout)
+		}
+		f = append(f, zap.Duration("session_timeout", *c.SessionTimeout))
+	}
+	if c.IdleTimeout != nil {
+		d.idle, d.idleCheck = *c.IdleTimeout, time.Time{}
+		if d.idle > 0 && d.acct != nil {
+			d.idleCheck = now.Add(d.idle)
+			if st, err := d.dp.Stats(); err == nil {
+				d.lastRx, d.lastTx = st.RxPackets-d.ctrlIn, st.TxPackets-d.ctrlOut
+			}
+		}
+		f = append(f, zap.Duration("idle_timeout", d.idle))
+	}
+	if c.InterimInterval != nil {
+		d.interval, d.interimAt = *c.InterimInterval, time.Time{}
+		if d.interval > 0 && d.acct != nil {
+			d.interimAt = now.Add(d.interval)
+		}
+		f = append(f, zap.Duration("interim_interval", d.interval))
+	}
+	d.log.Info("session limits changed", f...)
 }
 
 func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
@@ -245,18 +329,19 @@ func (d *LNS) process(now time.Time) {
 
 func (d *LNS) authenticate(now time.Time, req *auth.Request) {
 	d.username, d.method = req.Username, req.Method
-	if dc, ok := d.env.cfg.Auth.(decider); ok {
+	a, err := d.env.authenticator(d.prof)
+	if err != nil {
+		d.authDone(now, nil, err, "")
+		return
+	}
+	if dc, ok := a.(decider); ok {
 		res, why := dc.Decide(req)
 		d.authDone(now, res, nil, why.String())
 		return
 	}
-	if d.env.cfg.Auth == nil {
-		d.authDone(now, nil, errors.New("no authenticator configured"), "")
-		return
-	}
 	ctx, cancel := d.env.authContext()
 	d.cancel = cancel
-	a, call := d.env.cfg.Auth, d.call
+	call := d.call
 	d.env.cfg.Async(func() {
 		res, err := a.Authenticate(ctx, req)
 		call.Post(func(now time.Time) { d.authDone(now, res, err, "") })
@@ -305,6 +390,11 @@ func (d *LNS) authDone(now time.Time, res *auth.Result, err error, why string) {
 	if r.IdleTimeout > 0 {
 		d.idle = r.IdleTimeout
 	}
+	d.interval = r.InterimInterval
+	if d.interval <= 0 {
+		d.interval = d.env.cfg.InterimInterval
+	}
+	d.env.reg.authenticated(d.reg, d.username, d.method)
 	d.link.AuthDone(now, &lr, nil)
 	d.process(now)
 }
@@ -458,7 +548,11 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 			d.lastRx, d.lastTx = st.RxPackets-d.ctrlIn, st.TxPackets-d.ctrlOut
 		}
 	}
+	if d.interval > 0 {
+		d.interimAt = now.Add(tunnelcfg.Jitter(d.interval))
+	}
 	d.env.cfg.Acct.Start(d.acct)
+	d.env.reg.up(d.reg, nc.Peer, nc.IfName, now)
 	d.log.Info("subscriber up", zap.String("user", d.username), zap.Stringer("method", d.method),
 		zap.Stringer("address", nc.Peer), zap.Stringer("gateway", nc.Local), zap.String("interface", nc.IfName),
 		zap.Bool("ipv6", up.IPv6), zap.Int("mtu", nc.MTU))
@@ -502,6 +596,9 @@ func (d *LNS) Close(now time.Time, reason string) {
 	}
 	if d.end == EndUnknown {
 		d.end = classifyClose(reason)
+		if d.end == EndCallCleared && d.env.stopping.Load() {
+			d.end = EndShutdown
+		}
 	}
 	if d.acct != nil {
 		d.log.Info("subscriber down", zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", d.end), zap.String("reason", reason))
@@ -517,20 +614,14 @@ func (d *LNS) release(now time.Time, k EndKind) {
 	}
 	d.released = true
 	d.env.active.Add(-1)
+	d.env.reg.remove(d.reg)
 	if d.cancel != nil {
 		d.cancel()
 		d.cancel = nil
 	}
-	d.sessionEnd, d.idleCheck = time.Time{}, time.Time{}
+	d.sessionEnd, d.idleCheck, d.interimAt = time.Time{}, time.Time{}, time.Time{}
 	if d.acct != nil {
-		var c auth.AcctCounters
-		if st, err := d.dp.Stats(); err == nil {
-			c = auth.AcctCounters{InOctets: st.RxBytes, OutOctets: st.TxBytes, InPackets: st.RxPackets, OutPackets: st.TxPackets}
-		} else {
-			d.log.Warn("reading session counters for accounting", zap.Error(err))
-		}
-		c.SessionTime = now.Sub(d.acct.Start)
-		d.env.cfg.Acct.Stop(d.acct, c, k.Cause())
+		d.env.cfg.Acct.Stop(d.acct, d.counters(now), k.Cause())
 	}
 	switch {
 	case d.addrFixed:

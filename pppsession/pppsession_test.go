@@ -293,7 +293,8 @@ func TestEndKindTable(t *testing.T) {
 		{EndIdleTimeout, l2tp.ResultCDNAdmin, auth.CauseIdleTimeout},
 		{EndDataPlane, l2tp.ResultCDNTempResources, auth.CauseNASError},
 		{EndCallCleared, l2tp.ResultCDNAdmin, auth.CauseLostCarrier},
-		{EndShutdown, l2tp.ResultCDNAdmin, auth.CauseNASReboot},
+		{EndShutdown, l2tp.ResultCDNAdmin, auth.CauseAdminReboot},
+		{EndAdminReset, l2tp.ResultCDNAdmin, auth.CauseAdminReset},
 	}
 	for _, tc := range cases {
 		if rc := tc.k.CDN("m"); rc.Result != tc.result || rc.Error != 0 || rc.Message != "m" {

@@ -27,6 +27,7 @@ const (
 	EndCallCleared            // the L2TP session or tunnel went away (CDN, StopCCN)
 	EndShutdown               // the daemon stopped
 	EndPeerAuthFailed         // LAC: the LNS refused our credentials
+	EndAdminReset             // an operator or a RADIUS Disconnect-Request ended it
 )
 
 var endKindNames = [...]string{
@@ -43,6 +44,7 @@ var endKindNames = [...]string{
 	EndCallCleared:    "call-cleared",
 	EndShutdown:       "shutdown",
 	EndPeerAuthFailed: "refused-by-lns",
+	EndAdminReset:     "admin-reset",
 }
 
 func (k EndKind) String() string {
@@ -58,7 +60,8 @@ func (k EndKind) String() string {
 //   - 1 (loss of carrier): the subscriber stopped answering LCP echoes.
 //   - 3 (administrative reasons): the LNS ended the call by policy: a
 //     refused authentication, a session or idle timeout, the subscriber's
-//     own LCP Terminate. Result 2 (general error) would need a meaningful
+//     own LCP Terminate, an operator's or RADIUS server's Disconnect, the
+//     daemon stopping. Result 2 (general error) would need a meaningful
 //     Error Code and none of RFC 2661's fits an authentication failure;
 //     result 4/5 (lack of facilities) would invite the LAC to try again
 //     elsewhere, which does not help a wrong password.
@@ -88,7 +91,12 @@ func (k EndKind) Cause() auth.TerminateCause {
 	case EndIdleTimeout:
 		return auth.CauseIdleTimeout
 	case EndShutdown:
-		return auth.CauseNASReboot
+		// RFC 2866 5.10: Admin-Reboot, "the administrator is ending
+		// service on the NAS, for example prior to rebooting" (NAS-Reboot
+		// is for a non-administrative end such as a crash).
+		return auth.CauseAdminReboot
+	case EndAdminReset:
+		return auth.CauseAdminReset
 	case EndDataPlane, EndPoolExhausted, EndAddressError:
 		return auth.CauseNASError
 	case EndAuthFailed, EndPeerAuthFailed:
