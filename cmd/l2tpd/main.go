@@ -22,6 +22,7 @@ import (
 	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 	"github.com/l2tpd/l2tpd/lac"
 	"github.com/l2tpd/l2tpd/lns"
+	"github.com/l2tpd/l2tpd/pppsession"
 )
 
 func main() {
@@ -57,8 +58,14 @@ func run() int {
 	}
 	defer plane.Close()
 
-	env, err := newSessionEnv(cfg, log)
+	rad, err := newRADIUS(cfg, log)
 	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	env, err := newSessionEnv(cfg, log, rad)
+	if err != nil {
+		rad.close(context.Background())
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
@@ -70,7 +77,15 @@ func run() int {
 		Logger:  log,
 	})
 	if err != nil {
+		rad.close(context.Background())
 		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	rad.accountingOn()
+	if err := rad.startDAE(cfg, env.Sessions()); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		ep.Shutdown(context.Background())
+		rad.close(context.Background())
 		return 1
 	}
 	for _, a := range ep.ListenAddrs() {
@@ -86,13 +101,33 @@ func run() int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
-	log.Info("stopping: telling every peer (StopCCN)", zap.Stringer("signal", s))
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	ep.Shutdown(sctx)
+	shutdown(log, s, cancel, ep, env, rad)
 	log.Info("l2tpd stopped")
 	return 0
+}
+
+// shutdown ends every session so that each gets its accounting Stop
+// (Acct-Terminate-Cause Admin-Reboot) before the process exits: LCP
+// Terminate and CDN first, for up to 3 s; then StopCCN to every peer,
+// which closes what is left; then the accounting spool gets up to 5 s to
+// drain before Accounting-Off. Unsent records stay in the spool on disk.
+func shutdown(log *zap.Logger, s os.Signal, cancel context.CancelFunc, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
+	env.ShuttingDown()
+	rad.stopDAE()
+	cancel() // no more LAC dialling
+	n := env.Sessions().Terminate(pppsession.Selector{}, pppsession.Termination{Kind: pppsession.EndShutdown, Message: "daemon shutting down"})
+	log.Info("stopping: ending every subscriber session, then telling every peer (StopCCN)", zap.Stringer("signal", s), zap.Int("sessions", n))
+	tctx, tcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := env.Sessions().WaitEmpty(tctx); err != nil {
+		log.Info("sessions still ending: closing their tunnels", zap.Int("sessions", env.Sessions().Len()))
+	}
+	tcancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ep.Shutdown(sctx)
+	scancel()
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	rad.close(actx)
+	acancel()
 }
 
 func newLogger(cfg *config.Config, override string) (*zap.Logger, error) {

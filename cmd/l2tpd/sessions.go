@@ -13,8 +13,10 @@ import (
 )
 
 // newSessionEnv builds what every PPP session shares: the local
-// authenticator from [[subscriber]], the pools from [[pool]].
-func newSessionEnv(cfg *config.Config, log *zap.Logger) (*pppsession.Env, error) {
+// authenticator from [[subscriber]], the pools from [[pool]], and RADIUS
+// (for profiles with authenticator = "radius", and accounting when a
+// server has an acct_port).
+func newSessionEnv(cfg *config.Config, log *zap.Logger, rad *radiusService) (*pppsession.Env, error) {
 	authn, err := localAuthenticator(cfg)
 	if err != nil {
 		return nil, err
@@ -28,13 +30,23 @@ func newSessionEnv(cfg *config.Config, log *zap.Logger) (*pppsession.Env, error)
 		log.Info("address pool", zap.String("pool", name), zap.Int("addresses", p.Stats().Size), zap.Stringer("gateway", p.Gateway()))
 	}
 	log.Info("local subscribers", zap.Int("count", authn.Len()))
-	return pppsession.NewEnv(pppsession.Config{
+	pc := pppsession.Config{
 		Config: func() *config.Config { return cfg },
 		Auth:   authn,
 		Acct:   auth.NopAccounter{},
 		Pools:  pools,
 		Log:    log,
-	}), nil
+	}
+	if rad != nil && rad.client != nil {
+		if a, _ := radiusRoles(&cfg.RADIUS); a {
+			pc.RADIUS = rad.client
+		}
+		if rad.acct {
+			pc.Acct = rad.client
+			pc.InterimInterval = cfg.RADIUS.InterimInterval
+		}
+	}
+	return pppsession.NewEnv(pc), nil
 }
 
 func localAuthenticator(cfg *config.Config) (*local.Authenticator, error) {
