@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ProcSample is a process's CPU time and resident memory at one moment.
+type ProcSample struct {
+	CPU time.Duration // user + system
+	RSS int64         // bytes (0 if unknown)
+}
+
+// SelfSample reads this process's CPU time (getrusage) and RSS
+// (/proc/self/status).
+func SelfSample() (ProcSample, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return ProcSample{}, fmt.Errorf("getrusage: %w", err)
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ProcSample{CPU: cpu}, nil
+	}
+	rss, _ := ParseStatusRSS(st)
+	return ProcSample{CPU: cpu, RSS: rss}, nil
+}
+
+// PIDSample reads process pid's CPU time (/proc/PID/stat, in clock ticks
+// of clkTck per second) and RSS (/proc/PID/status).
+func PIDSample(pid int, clkTck int64) (ProcSample, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
+	}
+	ticks, err := ParseStatCPUTicks(stat)
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
+	}
+	rss, err := ParseStatusRSS(status)
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
+	}
+	return ProcSample{CPU: time.Duration(ticks) * time.Second / time.Duration(clkTck), RSS: rss}, nil
+}
+
+// Errors of the /proc parsers.
+var (
+	ErrProcFormat = errors.New("unexpected /proc format")
+	ErrNoRSS      = errors.New("no VmRSS line")
+)
+
+// ParseStatCPUTicks returns utime+stime (fields 14 and 15, proc(5)) from
+// the contents of /proc/PID/stat. The command name (field 2) is skipped up
+// to its last ')', since it may contain spaces and parentheses.
+func ParseStatCPUTicks(stat []byte) (int64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat: no command name: %w", ErrProcFormat)
+	}
+	fields := bytes.Fields(stat[i+1:])
+	// fields[0] is field 3 (state): utime is field 14, stime field 15.
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the command name: %w", len(fields), ErrProcFormat)
+	}
+	ut, err1 := strconv.ParseInt(string(fields[11]), 10, 64)
+	st, err2 := strconv.ParseInt(string(fields[12]), 10, 64)
+	if err := errors.Join(err1, err2); err != nil || ut < 0 || st < 0 {
+		return 0, fmt.Errorf("stat: utime %q stime %q: %w", fields[11], fields[12], ErrProcFormat)
+	}
+	return ut + st, nil
+}
+
+// ParseStatusRSS returns VmRSS in bytes from the contents of
+// /proc/PID/status ("VmRSS:\t  1234 kB").
+func ParseStatusRSS(status []byte) (int64, error) {
+	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, fmt.Errorf("status: VmRSS %q: %w", rest, ErrProcFormat)
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil || kb < 0 {
+			return 0, fmt.Errorf("status: VmRSS %q: %w", f[0], ErrProcFormat)
+		}
+		return kb * 1024, nil
+	}
+	return 0, ErrNoRSS
+}
+
+// atClkTck is the auxiliary vector entry of the clock tick rate.
+const atClkTck = 17
+
+// ClockTicks returns the kernel's USER_HZ (the unit of /proc/PID/stat
+// times) from /proc/self/auxv, or 100 if it cannot be read.
+func ClockTicks() int64 {
+	b, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return 100
+	}
+	if v, ok := ParseAuxv(b, atClkTck); ok && v > 0 {
+		return int64(v)
+	}
+	return 100
+}
+
+// ParseAuxv finds key in an auxiliary vector of native-endian 64-bit
+// (key, value) pairs.
+func ParseAuxv(b []byte, key uint64) (uint64, bool) {
+	for len(b) >= 16 {
+		k, v := binary.NativeEndian.Uint64(b), binary.NativeEndian.Uint64(b[8:])
+		if k == 0 {
+			return 0, false
+		}
+		if k == key {
+			return v, true
+		}
+		b = b[16:]
+	}
+	return 0, false
+}

@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Phase is the wall time and CPU time of one part of a run.
+type Phase struct {
+	Wall   time.Duration `json:"wall_ns"`
+	Self   time.Duration `json:"self_cpu_ns"`
+	Target time.Duration `json:"target_cpu_ns"`
+}
+
+// DataResult counts the data probes.
+type DataResult struct {
+	Sent       uint64        `json:"sent"`
+	Received   uint64        `json:"received"`
+	SendErrors uint64        `json:"send_errors"`
+	Wall       time.Duration `json:"wall_ns"`
+}
+
+// Sample is one point of the time series.
+type Sample struct {
+	T           time.Duration `json:"t_ns"`
+	Placed      int64         `json:"placed"`
+	Up          int64         `json:"up"`
+	Failed      int64         `json:"failed"`
+	Dropped     int64         `json:"dropped"`
+	InFlight    int           `json:"in_flight"`
+	Retransmits uint64        `json:"retransmits"`
+	SelfCPU     time.Duration `json:"self_cpu_ns"`
+	TargetCPU   time.Duration `json:"target_cpu_ns"`
+	TargetRSS   int64         `json:"target_rss_bytes"`
+}
+
+// OptionsSummary is the part of Options a result records.
+type OptionsSummary struct {
+	Target       string  `json:"target"`
+	Tunnels      int     `json:"tunnels"`
+	Sessions     int     `json:"sessions"`
+	Rate         float64 `json:"rate"`
+	InFlight     int     `json:"in_flight"`
+	Auth         string  `json:"auth"`
+	Hold         string  `json:"hold"`
+	Hello        string  `json:"hello_interval"`
+	LCPEcho      string  `json:"lcp_echo_interval"`
+	DataPackets  int     `json:"data_packets"`
+	TargetPID    int     `json:"target_pid,omitempty"`
+	SetupTimeout string  `json:"setup_timeout"`
+}
+
+func summarizeOptions(o *Options) OptionsSummary {
+	return OptionsSummary{
+		Target: o.Target.String(), Tunnels: o.Tunnels, Sessions: o.Sessions, Rate: o.Rate, InFlight: o.InFlight,
+		Auth: authName(o.Auth), Hold: o.Hold.String(), Hello: o.HelloInterval.String(), LCPEcho: o.LCPEchoInterval.String(),
+		DataPackets: o.DataPackets, TargetPID: o.TargetPID, SetupTimeout: o.SetupTimeout.String(),
+	}
+}
+
+// Result is what a run measured.
+type Result struct {
+	Options OptionsSummary `json:"options"`
+	Start   time.Time      `json:"start"`
+
+	TunnelsUp     int            `json:"tunnels_up"`
+	Placed        int            `json:"sessions_placed"`
+	Up            int            `json:"sessions_up"`
+	Failed        int            `json:"sessions_failed"`
+	Dropped       int            `json:"sessions_dropped_after_up"`
+	SessionsAtEnd int            `json:"sessions_up_at_end"`
+	Failures      map[string]int `json:"failures"`
+
+	// SetupRate is sessions up divided by SetupSpan (first ICRQ to the
+	// last IPCP up).
+	SetupRate     float64       `json:"setup_rate_per_s"`
+	SetupSpan     time.Duration `json:"setup_span_ns"`
+	TunnelSetup   Latency       `json:"tunnel_setup"`
+	SessionSetup  Latency       `json:"session_setup"`
+	FirstThousand Latency       `json:"session_setup_first_1000"`
+	LastThousand  Latency       `json:"session_setup_last_1000"`
+
+	Retransmits uint64 `json:"control_retransmits"`
+	ControlSent uint64 `json:"control_sent"`
+	Malformed   uint64 `json:"malformed_data_messages"`
+
+	Setup    Phase         `json:"setup"`
+	Hold     Phase         `json:"hold"`
+	Teardown time.Duration `json:"teardown_ns"`
+	Data     DataResult    `json:"data"`
+
+	SelfCPU           time.Duration `json:"self_cpu_ns"`
+	SelfRSS           int64         `json:"self_rss_bytes"`
+	SelfCPUPerSetup   time.Duration `json:"self_cpu_per_setup_ns"`
+	TargetCPU         time.Duration `json:"target_cpu_ns,omitempty"`
+	TargetCPUPerSetup time.Duration `json:"target_cpu_per_setup_ns,omitempty"`
+	TargetRSSBefore   int64         `json:"target_rss_before_bytes,omitempty"`
+	TargetRSSHeld     int64         `json:"target_rss_held_bytes,omitempty"`
+	TargetRSSAfter    int64         `json:"target_rss_after_bytes,omitempty"`
+	TargetRSSPeak     int64         `json:"target_rss_peak_bytes,omitempty"`
+	// TargetBytesPerSession is (RSS while held - RSS before) / sessions up.
+	TargetBytesPerSession int64 `json:"target_bytes_per_session,omitempty"`
+	// TargetHoldCPUPercent is the target's CPU during the hold, in
+	// percent of one core.
+	TargetHoldCPUPercent float64 `json:"target_hold_cpu_percent,omitempty"`
+
+	Series []Sample `json:"-"`
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms" }
+
+func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB" }
+
+func latLine(name string, l Latency) string {
+	if l.N == 0 {
+		return fmt.Sprintf("%-24s none\n", name)
+	}
+	return fmt.Sprintf("%-24s n=%d p50 %s  p90 %s  p99 %s  max %s\n", name, l.N, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
+}
+
+// WriteText writes a human-readable summary.
+func (r *Result) WriteText(w io.Writer) error {
+	var b strings.Builder
+	o := r.Options
+	fmt.Fprintf(&b, "target %s: %d tunnels, %d sessions, auth %s, in-flight %d, rate %s\n", o.Target, o.Tunnels, o.Sessions, o.Auth, o.InFlight, rateStr(o.Rate))
+	fmt.Fprintf(&b, "tunnels up %d; sessions placed %d, up %d, failed %d, dropped after up %d\n", r.TunnelsUp, r.Placed, r.Up, r.Failed, r.Dropped)
+	fmt.Fprintf(&b, "setup rate %.0f sessions/s over %s\n", r.SetupRate, ms(r.SetupSpan))
+	b.WriteString(latLine("tunnel setup", r.TunnelSetup))
+	b.WriteString(latLine("session setup", r.SessionSetup))
+	b.WriteString(latLine("  first 1000", r.FirstThousand))
+	b.WriteString(latLine("  last 1000", r.LastThousand))
+	fmt.Fprintf(&b, "control messages sent %d, retransmitted %d\n", r.ControlSent, r.Retransmits)
+	if len(r.Failures) > 0 {
+		b.WriteString("failures:\n")
+		keys := make([]string, 0, len(r.Failures))
+		for k := range r.Failures {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "  %6d  %s\n", r.Failures[k], k)
+		}
+	}
+	if r.Options.DataPackets > 0 {
+		fmt.Fprintf(&b, "data: %d echo requests sent, %d replies, %d send errors\n", r.Data.Sent, r.Data.Received, r.Data.SendErrors)
+	}
+	fmt.Fprintf(&b, "l2tpbench CPU: %s in all, %s during setup (%s per setup), RSS %s\n", ms(r.SelfCPU), ms(r.Setup.Self), ms(r.SelfCPUPerSetup), mib(r.SelfRSS))
+	if o.TargetPID > 0 {
+		fmt.Fprintf(&b, "target CPU: %s during setup, %s per setup; RSS before %s, held %s, peak %s, after %s",
+			ms(r.Setup.Target), ms(r.TargetCPUPerSetup), mib(r.TargetRSSBefore), mib(r.TargetRSSHeld), mib(r.TargetRSSPeak), mib(r.TargetRSSAfter))
+		if r.TargetBytesPerSession > 0 {
+			fmt.Fprintf(&b, "; %d bytes per session", r.TargetBytesPerSession)
+		}
+		b.WriteString("\n")
+		if r.Hold.Wall > 0 {
+			fmt.Fprintf(&b, "target CPU while holding %d sessions for %s: %.2f%% of one core\n", r.SessionsAtEnd, r.Hold.Wall.Round(time.Millisecond), r.TargetHoldCPUPercent)
+		}
+	}
+	fmt.Fprintf(&b, "teardown %s\n", ms(r.Teardown))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func rateStr(r float64) string {
+	if r <= 0 {
+		return "unbounded"
+	}
+	return strconv.FormatFloat(r, 'f', -1, 64) + "/s"
+}
+
+// CSVHeader are the columns of WriteCSV.
+var CSVHeader = []string{"t_s", "placed", "up", "failed", "dropped", "in_flight", "retransmits", "self_cpu_s", "target_cpu_s", "target_rss_bytes"}
+
+// WriteCSV writes the time series, one row per sample.
+func (r *Result) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	sec := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
+	for _, s := range r.Series {
+		row := []string{sec(s.T), strconv.FormatInt(s.Placed, 10), strconv.FormatInt(s.Up, 10), strconv.FormatInt(s.Failed, 10),
+			strconv.FormatInt(s.Dropped, 10), strconv.Itoa(s.InFlight), strconv.FormatUint(s.Retransmits, 10),
+			sec(s.SelfCPU), sec(s.TargetCPU), strconv.FormatInt(s.TargetRSS, 10)}
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("csv: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	return nil
+}
+
+// ProgressLine formats a sample for the terminal.
+func ProgressLine(s Sample, total int) string {
+	return fmt.Sprintf("%6.1fs  up %d/%d  failed %d  in flight %d  retx %d  cpu self %.2fs target %.2fs  rss %s",
+		s.T.Seconds(), s.Up, total, s.Failed, s.InFlight, s.Retransmits, s.SelfCPU.Seconds(), s.TargetCPU.Seconds(), mib(s.TargetRSS))
+}
+
+// meter samples this process and the target.
+type meter struct {
+	pid    int
+	clkTck int64
+}
+
+type meterSample struct{ self, target ProcSample }
+
+func newMeter(pid int) *meter { return &meter{pid: pid, clkTck: ClockTicks()} }
+
+func (m *meter) sample() meterSample {
+	var s meterSample
+	s.self, _ = SelfSample()
+	if m.pid > 0 {
+		s.target, _ = PIDSample(m.pid, m.clkTck)
+	}
+	return s
+}
