@@ -17,6 +17,7 @@ import (
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/auth/radius"
 	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/internal/testenv"
 	"github.com/l2tpd/l2tpd/ppp/chap"
 	"github.com/l2tpd/l2tpd/ppp/mschapv2"
 )
@@ -25,6 +26,7 @@ const frSecret = "testing123-l2tpd"
 
 // freeRADIUS is a FreeRADIUS started on loopback with a generated config.
 type freeRADIUS struct {
+	ns   *testenv.Netns // nil: this namespace
 	dir  string
 	auth int
 	acct int
@@ -133,7 +135,11 @@ func (f *freeRADIUS) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.log = logf
-	f.cmd = exec.Command("freeradius", "-X", "-d", filepath.Join(f.dir, "raddb"))
+	if f.ns != nil {
+		f.cmd = f.ns.Command("freeradius", "-X", "-d", filepath.Join(f.dir, "raddb"))
+	} else {
+		f.cmd = exec.Command("freeradius", "-X", "-d", filepath.Join(f.dir, "raddb"))
+	}
 	pr, pw, _ := os.Pipe()
 	f.cmd.Stdout, f.cmd.Stderr = pw, pw
 	if err := f.cmd.Start(); err != nil {

@@ -1,0 +1,312 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/internal/testenv"
+)
+
+const daeSecret = "dae-secret-l2tpd"
+
+// radiusLNSConfig is an LNS whose [ppp] profile authenticates through
+// RADIUS (servers in priority order), accounts to the same servers,
+// spools to spool and answers Disconnect/CoA on 127.0.0.1:daePort.
+func radiusLNSConfig(spool string, daePort int, servers ...*freeRADIUS) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+dataplane = "userspace"
+host_name = "lns-e2e"
+[l2tp]
+listen = ["%s:1701"]
+accept_unknown_peers = false
+[[peer]]
+name = "lac1"
+match_address = ["%s"]
+[[pool]]
+name = "default"
+ranges = ["10.64.0.0/24"]
+gateway = "10.64.0.1"
+[ppp]
+ip_pool = "default"
+auth = ["mschapv2", "chap", "pap"]
+ipv6 = "deny"
+authenticator = "radius"
+[radius]
+nas_identifier = "l2tpd-e2e"
+nas_ip_address = "127.0.0.1"
+spool_dir = %q
+dead_time = "1s"
+dead_after = 1
+timeout = "500ms"
+retries = 1
+dae_listen = "127.0.0.1:%d"
+[[radius.dae_client]]
+address = "127.0.0.1"
+secret = %q
+`, lnsAddr, lacAddr, spool, daePort, daeSecret)
+	for i, f := range servers {
+		fmt.Fprintf(&b, `[[radius.server]]
+address = "127.0.0.1"
+auth_port = %d
+acct_port = %d
+secret = %q
+priority = %d
+# FreeRADIUS 3.2.1 does not sign its replies (BlastRADIUS fixes came in 3.2.5).
+require_message_authenticator = false
+`, f.auth, f.acct, frSecret, i+1)
+	}
+	return b.String()
+}
+
+// radclient sends one DAE request (code "disconnect" or "coa") to the LNS
+// and returns radclient's output.
+func radclient(t *testing.T, ns *testenv.Netns, port int, code string, attrs ...string) string {
+	t.Helper()
+	cmd := ns.Command("radclient", "-x", "-r", "2", "-t", "3", fmt.Sprintf("127.0.0.1:%d", port), code, daeSecret)
+	cmd.Stdin = strings.NewReader(strings.Join(attrs, ",") + "\n")
+	out, _ := cmd.CombinedOutput() // a NAK exits non-zero
+	return string(out)
+}
+
+// acctRecord is one record of a FreeRADIUS detail file.
+type acctRecord map[string]string
+
+// detailRecords parses detail file text into records.
+func detailRecords(text string) []acctRecord {
+	var out []acctRecord
+	var cur acctRecord
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "\t") {
+			if strings.TrimSpace(line) != "" {
+				cur = acctRecord{}
+				out = append(out, cur)
+			}
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " = ")
+		if ok {
+			cur[k] = strings.Trim(v, `"`)
+		}
+	}
+	return out
+}
+
+// records returns the records of session id with status st.
+func records(recs []acctRecord, id, st string) []acctRecord {
+	var out []acctRecord
+	for _, r := range recs {
+		if r["Acct-Session-Id"] == id && r["Acct-Status-Type"] == st {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func octets(r acctRecord, k string) uint64 {
+	n, _ := strconv.ParseUint(r[k], 10, 64)
+	return n
+}
+
+// waitDetail waits (bounded) until cond holds for the detail records of
+// the servers.
+func waitDetail(t *testing.T, d time.Duration, what string, cond func([]acctRecord) bool, servers ...*freeRADIUS) []acctRecord {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var all []acctRecord
+		for _, f := range servers {
+			all = append(all, detailRecords(f.detail(t))...)
+		}
+		if cond(all) {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("detail files: %s not seen in %v; records:\n%v", what, d, all)
+		}
+		time.Sleep(50 * time.Millisecond) // polling files another process writes
+	}
+}
+
+var acctIDRE = regexp.MustCompile(`"acct_session_id": "([0-9A-F]{16})"`)
+
+func acctID(t *testing.T, line string) string {
+	t.Helper()
+	m := acctIDRE.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no acct_session_id in %q", line)
+	}
+	return m[1]
+}
+
+// Subscribers (our LAC) authenticate through our LNS against FreeRADIUS
+// with PAP, CHAP and MS-CHAPv2 and get the Framed-IP-Address it returns;
+// traffic passes; accounting shows Start, Interim (after a CoA sets the
+// interval live) and Stop with octets; a Disconnect-Request ends the
+// session with a CDN and a Stop with Admin-Reset; an unknown user gets a
+// NAK; SIGTERM stops the last session with Admin-Reboot and sends
+// Accounting-Off.
+func TestRADIUSThroughLNS(t *testing.T) {
+	requireFreeRADIUS(t)
+	testenv.Require(t, "radclient")
+	lnsNS, lacNS := twoHosts(t)
+	fr := newFreeRADIUS(t)
+	fr.ns = lnsNS
+	fr.start(t)
+	spool := t.TempDir()
+	daePort := freePort(t)
+	lns := StartDaemon(t, lnsNS, "lns", radiusLNSConfig(spool, daePort, fr))
+	lns.Wait(t, 10*time.Second, `radius dynamic authorization listening`)
+	lns.Wait(t, 10*time.Second, `radius Accounting-On acknowledged`)
+	waitDetail(t, 10*time.Second, "Accounting-On", func(r []acctRecord) bool {
+		for _, x := range r {
+			if x["Acct-Status-Type"] == "Accounting-On" && x["NAS-Identifier"] == "l2tpd-e2e" {
+				return true
+			}
+		}
+		return false
+	}, fr)
+
+	for _, tc := range []struct{ method, user, pw, addr string }{
+		{"pap", "alice", "alice-pw", "10.77.0.1"},
+		{"chap", "bob", "bob-pw", "10.77.0.2"},
+		{"mschapv2", "carol", "carol-pw", "10.77.0.3"},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			from := lns.Len()
+			lac := StartDaemon(t, lacNS, "lac-"+tc.method, pppLACConfig(tc.user, tc.pw, tc.method))
+			ctx := ctxTimeout(t, 30*time.Second)
+			m, err := lns.WaitForFrom(ctx, from, `subscriber up.*"user": "`+tc.user+`".*"method": "`+tc.method+`"`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(m.Line, `"address": "`+tc.addr+`"`) {
+				t.Fatalf("LNS did not give the Framed-IP-Address %s: %s", tc.addr, m.Line)
+			}
+			id := acctID(t, m.Line)
+			lac.Wait(t, 30*time.Second, `subscriber up.*"address": "`+tc.addr+`"`)
+			if err := lacNS.Ping(ctxTimeout(t, 15*time.Second), lnsGW); err != nil {
+				t.Fatalf("LAC -> LNS through the tunnel: %v", err)
+			}
+			if err := lnsNS.Ping(ctxTimeout(t, 15*time.Second), netip.MustParseAddr(tc.addr)); err != nil {
+				t.Fatalf("LNS -> subscriber: %v", err)
+			}
+			if err := lac.Stop(10 * time.Second); err != nil {
+				t.Logf("LAC stop: %v", err)
+			}
+			recs := waitDetail(t, 15*time.Second, "Start and Stop of "+id, func(r []acctRecord) bool {
+				return len(records(r, id, "Start")) == 1 && len(records(r, id, "Stop")) == 1
+			}, fr)
+			st := records(recs, id, "Start")[0]
+			if st["User-Name"] != tc.user || st["Framed-IP-Address"] != tc.addr || st["NAS-Port-Type"] != "Virtual" {
+				t.Errorf("Start record %v", st)
+			}
+			stop := records(recs, id, "Stop")[0]
+			if octets(stop, "Acct-Input-Octets") == 0 || octets(stop, "Acct-Output-Octets") == 0 || octets(stop, "Acct-Input-Packets") == 0 {
+				t.Errorf("Stop without traffic counts: %v", stop)
+			}
+		})
+	}
+	if t.Failed() {
+		return
+	}
+
+	// alice again: CoA sets the Interim interval to 2 s; Interim-Updates
+	// with octets arrive; a Disconnect-Request ends the session.
+	from := lns.Len()
+	lac := StartDaemon(t, lacNS, "lac-dae", pppLACConfig("alice", "alice-pw", "pap"))
+	m, err := lns.WaitForFrom(ctxTimeout(t, 30*time.Second), from, `subscriber up.*"user": "alice"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := acctID(t, m.Line)
+	lac.Wait(t, 30*time.Second, `subscriber up.*"user": "alice"`)
+	if err := lnsNS.Ping(ctxTimeout(t, 15*time.Second), netip.MustParseAddr("10.77.0.1")); err != nil {
+		t.Fatalf("LNS -> subscriber: %v", err)
+	}
+	out := radclient(t, lnsNS, daePort, "coa", `User-Name = "alice"`, "Acct-Interim-Interval = 2")
+	if !strings.Contains(out, "CoA-ACK") {
+		t.Fatalf("CoA: %s", out)
+	}
+	lns.Wait(t, 10*time.Second, `session limits changed.*"interim_interval": "2s"`)
+	recs := waitDetail(t, 15*time.Second, "an Interim-Update with octets", func(r []acctRecord) bool {
+		for _, x := range records(r, id, "Interim-Update") {
+			if octets(x, "Acct-Input-Octets") > 0 && octets(x, "Acct-Output-Octets") > 0 {
+				return true
+			}
+		}
+		return false
+	}, fr)
+	_ = recs
+
+	out = radclient(t, lnsNS, daePort, "disconnect", `User-Name = "nobody"`)
+	if !strings.Contains(out, "Disconnect-NAK") || !strings.Contains(out, "Session-Context-Not-Found") {
+		t.Fatalf("Disconnect of an unknown user: %s", out)
+	}
+	from = lac.Len()
+	out = radclient(t, lnsNS, daePort, "disconnect", `Acct-Session-Id = "`+id+`"`)
+	if !strings.Contains(out, "Disconnect-ACK") {
+		t.Fatalf("Disconnect: %s", out)
+	}
+	// The LNS sends LCP Terminate-Request, then the CDN; the LAC may
+	// clear the call itself on the Terminate-Request first.
+	if _, err := lac.WaitForFrom(ctxTimeout(t, 20*time.Second), from,
+		`session closed.*("reason": "PPP: terminated by peer"|"by_peer": true.*"result": 3)`); err != nil {
+		t.Fatalf("LAC's call was not cleared after LCP Terminate / CDN: %v", err)
+	}
+	recs = waitDetail(t, 15*time.Second, "Stop of "+id, func(r []acctRecord) bool { return len(records(r, id, "Stop")) == 1 }, fr)
+	if stop := records(recs, id, "Stop")[0]; stop["Acct-Terminate-Cause"] != "Admin-Reset" || octets(stop, "Acct-Input-Octets") == 0 {
+		t.Fatalf("Stop after Disconnect: %v", stop)
+	}
+
+	// The LAC redials; SIGTERM on the LNS ends that session with
+	// Admin-Reboot, then Accounting-Off.
+	m, err = lns.WaitForFrom(ctxTimeout(t, 30*time.Second), m.Index+1, `subscriber up.*"user": "alice"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2 := acctID(t, m.Line)
+	if id2 == id {
+		t.Fatalf("redial reused Acct-Session-Id %s", id)
+	}
+	if err := lns.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	lns.Wait(t, 20*time.Second, `l2tpd stopped`)
+	recs = waitDetail(t, 10*time.Second, "Stop of "+id2+" and Accounting-Off", func(r []acctRecord) bool {
+		off := false
+		for _, x := range r {
+			off = off || x["Acct-Status-Type"] == "Accounting-Off"
+		}
+		return off && len(records(r, id2, "Stop")) == 1
+	}, fr)
+	if stop := records(recs, id2, "Stop")[0]; stop["Acct-Terminate-Cause"] != "Admin-Reboot" {
+		t.Fatalf("Stop at shutdown: %v", stop)
+	}
+	if left, _ := filepath.Glob(filepath.Join(spool, "*.acct")); len(left) != 0 {
+		t.Fatalf("%d records left in the spool after an orderly stop", len(left))
+	}
+	// The Stop came before Accounting-Off.
+	iStop, iOff := -1, -1
+	for i, x := range recs {
+		if x["Acct-Session-Id"] == id2 && x["Acct-Status-Type"] == "Stop" {
+			iStop = i
+		}
+		if x["Acct-Status-Type"] == "Accounting-Off" {
+			iOff = i
+		}
+	}
+	if iStop > iOff {
+		t.Fatalf("Accounting-Off (record %d) before the last Stop (record %d)", iOff, iStop)
+	}
+}
