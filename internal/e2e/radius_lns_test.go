@@ -310,3 +310,93 @@ func TestRADIUSThroughLNS(t *testing.T) {
 		t.Fatalf("Accounting-Off (record %d) before the last Stop (record %d)", iOff, iStop)
 	}
 }
+
+// dialOnce starts a LAC daemon for user, waits for the LNS to bring the
+// subscriber up with addr and returns the LAC and the Acct-Session-Id.
+func dialOnce(t *testing.T, lns *Daemon, lacNS *testenv.Netns, name, user, pw, method, addr string) (*Daemon, string) {
+	t.Helper()
+	from := lns.Len()
+	lac := StartDaemon(t, lacNS, name, pppLACConfig(user, pw, method))
+	m, err := lns.WaitForFrom(ctxTimeout(t, 30*time.Second), from, `subscriber up.*"user": "`+user+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Line, `"address": "`+addr+`"`) {
+		t.Fatalf("LNS did not give the Framed-IP-Address %s: %s", addr, m.Line)
+	}
+	return lac, acctID(t, m.Line)
+}
+
+// Two FreeRADIUS servers by priority: the primary dies mid-test and new
+// logins go to the secondary without a failed login; with both down the
+// accounting Stop is spooled to disk; with one back the spool drains and
+// every session has exactly one Start and one Stop across both servers.
+func TestRADIUSFailoverAndSpool(t *testing.T) {
+	requireFreeRADIUS(t)
+	lnsNS, lacNS := twoHosts(t)
+	fr1, fr2 := newFreeRADIUS(t), newFreeRADIUS(t)
+	fr1.ns, fr2.ns = lnsNS, lnsNS
+	fr1.start(t)
+	fr2.start(t)
+	spool := t.TempDir()
+	lns := StartDaemon(t, lnsNS, "lns", radiusLNSConfig(spool, freePort(t), fr1, fr2))
+	lns.Wait(t, 10*time.Second, `radius Accounting-On acknowledged`)
+
+	lac1, id1 := dialOnce(t, lns, lacNS, "lac1", "alice", "alice-pw", "pap", "10.77.0.1")
+	waitDetail(t, 10*time.Second, "Start of "+id1+" on the primary", func(r []acctRecord) bool { return len(records(r, id1, "Start")) == 1 }, fr1)
+
+	fr1.stop() // the primary dies
+	if err := lac1.Stop(10 * time.Second); err != nil {
+		t.Logf("LAC stop: %v", err)
+	}
+	lac2, id2 := dialOnce(t, lns, lacNS, "lac2", "bob", "bob-pw", "chap", "10.77.0.2")
+	if err := lacNS.Ping(ctxTimeout(t, 15*time.Second), lnsGW); err != nil {
+		t.Fatalf("LAC -> LNS through the tunnel: %v", err)
+	}
+	waitDetail(t, 15*time.Second, "Stop of "+id1+" and Start of "+id2+" on the secondary", func(r []acctRecord) bool {
+		return len(records(r, id1, "Stop")) == 1 && len(records(r, id2, "Start")) == 1
+	}, fr2)
+	if n := lns.Count(`subscriber authentication failed`); n != 0 {
+		t.Fatalf("%d failed logins during failover", n)
+	}
+	lns.Wait(t, 5*time.Second, `radius server marked dead`)
+
+	fr2.stop() // both down: the Stop goes to the spool
+	from := lns.Len()
+	if err := lac2.Stop(10 * time.Second); err != nil {
+		t.Logf("LAC stop: %v", err)
+	}
+	if _, err := lns.WaitForFrom(ctxTimeout(t, 20*time.Second), from, `radius accounting not acknowledged; kept in the spool.*"acct_session_id": "`+id2+`"`); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.acct")); len(files) == 0 {
+		t.Fatal("no accounting record in the spool directory with both servers down")
+	}
+
+	fr1.start(t) // one back: the spool drains
+	waitDetail(t, 20*time.Second, "Stop of "+id2+" after the outage", func(r []acctRecord) bool { return len(records(r, id2, "Stop")) >= 1 }, fr1, fr2)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(spool, "*.acct"))
+		if len(files) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spool still holds %d records", len(files))
+		}
+		time.Sleep(50 * time.Millisecond) // polling a directory
+	}
+	var all []acctRecord
+	for _, f := range []*freeRADIUS{fr1, fr2} {
+		all = append(all, detailRecords(f.detail(t))...)
+	}
+	for _, id := range []string{id1, id2} {
+		if s, e := len(records(all, id, "Start")), len(records(all, id, "Stop")); s != 1 || e != 1 {
+			t.Errorf("session %s: %d Start and %d Stop records across both servers, want 1 and 1", id, s, e)
+		}
+	}
+	stop := records(all, id2, "Stop")
+	if len(stop) == 1 && octets(stop[0], "Acct-Delay-Time") == 0 {
+		t.Errorf("spooled Stop has no Acct-Delay-Time: %v", stop[0])
+	}
+}
