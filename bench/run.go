@@ -317,10 +317,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.SessionsAtEnd = int(r.up.Load() - r.dropped.Load())
 
-	// Hang up: StopCCN on every tunnel, acknowledged or 30 s.
+	// Hang up: StopCCN on every tunnel, acknowledged or 30 s (1 s when
+	// no tunnel came up: nobody will acknowledge).
 	r.closing.Store(true)
 	t0 := time.Now()
-	sdctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	wait := 30 * time.Second
+	if r.tunnelsUp() == 0 {
+		wait = time.Second
+	}
+	sdctx, cancel := context.WithTimeout(context.Background(), wait)
 	r.ep.Shutdown(sdctx)
 	cancel()
 	res.Teardown = time.Since(t0)
@@ -330,6 +335,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	r.finish(res, base, end)
 	return res, runErr
+}
+
+func (r *runner) tunnelsUp() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, bt := range r.tunnels {
+		if bt.ok.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // openTunnels dials every tunnel, at most min(InFlight, 32) in setup at a

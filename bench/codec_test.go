@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/l2tp"
+)
+
+// An LCP Configure-Request in session 0x1234 of tunnel 0x0102: T=0 L=0
+// S=0 O=0 P=0 Ver=2 (RFC 2661 3.1), then FF 03 (RFC 1662) and the frame.
+func TestAppendDataMessageGolden(t *testing.T) {
+	frame := []byte{0xc0, 0x21, 0x01, 0x07, 0x00, 0x04}
+	got := AppendDataMessage(nil, 0x0102, 0x1234, frame)
+	want := []byte{0x00, 0x02, 0x01, 0x02, 0x12, 0x34, 0xff, 0x03, 0xc0, 0x21, 0x01, 0x07, 0x00, 0x04}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got % x\nwant % x", got, want)
+	}
+	sid, f, err := ParseDataMessage(got)
+	if err != nil || sid != 0x1234 || !bytes.Equal(f, frame) {
+		t.Fatalf("parse: session %#x frame % x err %v", sid, f, err)
+	}
+}
+
+func TestParseDataMessage(t *testing.T) {
+	cases := []struct {
+		name    string
+		pkt     []byte
+		sid     uint16
+		frame   []byte
+		wantErr error
+	}{
+		// L=1 S=1: length 14, Ns 5, Nr 0; no FF 03 (address/control compressed, RFC 1662 3.2).
+		{"length-seq-no-acfc", []byte{0x48, 0x02, 0x00, 0x0e, 0x00, 0x01, 0x00, 0x09, 0x00, 0x05, 0x00, 0x00, 0x80, 0x21}, 9, []byte{0x80, 0x21}, nil},
+		// Protocol field compressed to one byte (0x21 = IPv4, RFC 1661 6.5).
+		{"pfc", []byte{0x00, 0x02, 0x00, 0x01, 0x00, 0x02, 0xff, 0x03, 0x21, 0x45}, 2, []byte{0x00, 0x21, 0x45}, nil},
+		// Offset field: O=1, offset size 2, two pad bytes.
+		{"offset", []byte{0x02, 0x02, 0x00, 0x01, 0x00, 0x03, 0x00, 0x02, 0xaa, 0xbb, 0xc0, 0x21, 0x09}, 3, []byte{0xc0, 0x21, 0x09}, nil},
+		{"control", []byte{0xc8, 0x02, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00}, 0, nil, ErrNotData},
+		{"empty-payload", []byte{0x00, 0x02, 0x00, 0x01, 0x00, 0x02, 0xff, 0x03}, 0, nil, ErrShortFrame},
+		{"one-even-byte", []byte{0x00, 0x02, 0x00, 0x01, 0x00, 0x02, 0xc0}, 0, nil, ErrShortFrame},
+		{"truncated-header", []byte{0x00, 0x02, 0x00}, 0, nil, l2tp.ErrTruncated},
+		{"v3", []byte{0x00, 0x03, 0x00, 0x01, 0x00, 0x02}, 0, nil, l2tp.ErrBadVersion},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sid, f, err := ParseDataMessage(tc.pkt)
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatalf("parsed % x as session %d frame % x; want %v", tc.pkt, sid, f, tc.wantErr)
+				}
+				if !errors.Is(err, tc.wantErr) {
+					t.Logf("error %v (wanted one wrapping %v)", err, tc.wantErr)
+					if tc.wantErr == ErrNotData || tc.wantErr == ErrShortFrame {
+						t.Fail()
+					}
+				}
+				return
+			}
+			if err != nil || sid != tc.sid || !bytes.Equal(f, tc.frame) {
+				t.Fatalf("got session %d frame % x err %v; want %d % x", sid, f, err, tc.sid, tc.frame)
+			}
+		})
+	}
+}
+
+// The echo request from 10.0.0.2 to 10.0.0.1, id 1, seq 1, no payload,
+// checked by hand against RFC 791/792: header checksum ~0xd920 = 0x26df over
+// 45 00 00 1c 00 00 40 00 40 01 0000 0a000002 0a000001, ICMP checksum
+// ~0x0802 = 0xf7fd over 08 00 0000 0001 0001.
+func TestEchoRequestGolden(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1")
+	got := AppendEchoRequest(nil, src, dst, 1, 1, 0)
+	want := []byte{
+		0x45, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x01, 0x26, 0xdf, 10, 0, 0, 2, 10, 0, 0, 1,
+		0x08, 0x00, 0xf7, 0xfd, 0x00, 0x01, 0x00, 0x01,
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got % x\nwant % x", got, want)
+	}
+	// The reply the LNS's host sends: swap addresses, type 0, fix checksums.
+	reply := echoReplyTo(got)
+	if !isEchoReply(reply, src, dst) {
+		t.Fatalf("reply % x not recognised", reply)
+	}
+	if isEchoReply(reply, dst, src) {
+		t.Fatal("reply to the wrong address recognised")
+	}
+	if isEchoReply(got, src, dst) {
+		t.Fatal("an echo request taken for a reply")
+	}
+	bad := bytes.Clone(reply)
+	bad[len(bad)-1] ^= 1
+	if isEchoReply(bad, src, dst) {
+		t.Fatal("a reply with a bad ICMP checksum accepted")
+	}
+	if isEchoReply(reply[:25], src, dst) {
+		t.Fatal("a truncated reply accepted")
+	}
+}
+
+// echoReplyTo builds the echo reply a host would send to req.
+func echoReplyTo(req []byte) []byte {
+	r := bytes.Clone(req)
+	copy(r[12:16], req[16:20])
+	copy(r[16:20], req[12:16])
+	r[10], r[11] = 0, 0
+	binary.BigEndian.PutUint16(r[10:], checksum(r[:20]))
+	r[20] = icmpEchoReply
+	r[22], r[23] = 0, 0
+	binary.BigEndian.PutUint16(r[22:], checksum(r[20:]))
+	return r
+}
+
+func TestChecksumOddLength(t *testing.T) {
+	// RFC 1071: an odd trailing byte is padded with zero.
+	if got, want := checksum([]byte{0x01, 0x02, 0x03}), ^uint16(0x0102+0x0300); got != want {
+		t.Fatalf("checksum = %#x, want %#x", got, want)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and a ')' (proc(5): field 2 is in parens).
+	stat := []byte("4242 (l2tpd (x) y) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 75 0 0 20 0 12 0 5000 123456 789 18446744073709551615\n")
+	got, err := ParseStatCPUTicks(stat)
+	if err != nil || got != 325 {
+		t.Fatalf("got %d, %v; want 325", got, err)
+	}
+	for _, bad := range []string{"", "4242 l2tpd S 1", "4242 (l2tpd) S 1 2 3", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 -5 1 0"} {
+		if v, err := ParseStatCPUTicks([]byte(bad)); err == nil {
+			t.Errorf("%q: got %d, want an error", bad, v)
+		}
+	}
+}
+
+func TestParseStatusRSS(t *testing.T) {
+	status := []byte("Name:\tl2tpd\nVmPeak:\t  999 kB\nVmRSS:\t   18832 kB\nThreads:\t7\n")
+	got, err := ParseStatusRSS(status)
+	if err != nil || got != 18832*1024 {
+		t.Fatalf("got %d, %v", got, err)
+	}
+	if _, err := ParseStatusRSS([]byte("Name:\tx\n")); !errors.Is(err, ErrNoRSS) {
+		t.Fatalf("no VmRSS: %v", err)
+	}
+	if _, err := ParseStatusRSS([]byte("VmRSS:\t12 MB\n")); !errors.Is(err, ErrProcFormat) {
+		t.Fatalf("MB unit: %v", err)
+	}
+}
+
+func TestParseAuxv(t *testing.T) {
+	var b []byte
+	for _, kv := range [][2]uint64{{6, 4096}, {17, 100}, {0, 0}, {17, 250}} {
+		b = binary.NativeEndian.AppendUint64(b, kv[0])
+		b = binary.NativeEndian.AppendUint64(b, kv[1])
+	}
+	if v, ok := ParseAuxv(b, 17); !ok || v != 100 {
+		t.Fatalf("AT_CLKTCK = %d, %v", v, ok)
+	}
+	if _, ok := ParseAuxv(b, 33); ok {
+		t.Fatal("found a key after AT_NULL")
+	}
+	if _, ok := ParseAuxv(b[:20], 17); ok {
+		t.Fatal("found a key in a truncated vector")
+	}
+}
+
+func TestSelfAndPIDSample(t *testing.T) {
+	s, err := SelfSample()
+	if err != nil || s.RSS <= 0 {
+		t.Fatalf("self: %+v %v", s, err)
+	}
+	if _, err := PIDSample(-1, 100); err == nil {
+		t.Fatal("pid -1 measured")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	ten := ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	cases := []struct {
+		p    float64
+		want time.Duration
+	}{{50, 5 * time.Millisecond}, {90, 9 * time.Millisecond}, {99, 10 * time.Millisecond}, {100, 10 * time.Millisecond}, {1, time.Millisecond}, {10, time.Millisecond}, {11, 2 * time.Millisecond}}
+	for _, c := range cases {
+		if got := Percentile(ten, c.p); got != c.want {
+			t.Errorf("p%v of 1..10 ms = %v, want %v", c.p, got, c.want)
+		}
+	}
+	l := Summarize(ms(30, 10, 20))
+	if l != (Latency{N: 3, P50: 20 * time.Millisecond, P90: 30 * time.Millisecond, P99: 30 * time.Millisecond, Max: 30 * time.Millisecond}) {
+		t.Fatalf("Summarize = %+v", l)
+	}
+	if (Summarize(nil) != Latency{}) {
+		t.Fatal("empty summary not zero")
+	}
+}
+
+func FuzzParseDataMessage(f *testing.F) {
+	f.Add(AppendDataMessage(nil, 1, 2, []byte{0xc0, 0x21, 1, 1, 0, 4}))
+	f.Add([]byte{0x48, 0x02, 0x00, 0x0e, 0x00, 0x01, 0x00, 0x09, 0x00, 0x05, 0x00, 0x00, 0x80, 0x21})
+	f.Add([]byte{0x00, 0x02, 0x00, 0x01, 0x00, 0x02, 0xff, 0x03, 0x21, 0x45})
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		sid, frame, err := ParseDataMessage(pkt)
+		if err != nil {
+			return
+		}
+		if len(frame) < 2 {
+			t.Fatalf("frame % x shorter than a protocol field", frame)
+		}
+		h, _, _ := l2tp.ParseHeader(pkt)
+		again := AppendDataMessage(nil, uint16(h.TunnelID), sid, frame)
+		sid2, frame2, err := ParseDataMessage(again)
+		if err != nil || sid2 != sid || !bytes.Equal(frame2, frame) {
+			t.Fatalf("round trip: % x -> session %d % x -> % x -> %d % x %v", pkt, sid, frame, again, sid2, frame2, err)
+		}
+	})
+}
+
+func FuzzParseProc(f *testing.F) {
+	f.Add([]byte("1 (a b) S 1 1 1 0 -1 0 0 0 0 0 7 8 0 0"), []byte("VmRSS:\t 12 kB\n"))
+	f.Fuzz(func(t *testing.T, stat, status []byte) {
+		if v, err := ParseStatCPUTicks(stat); err == nil && v < 0 {
+			t.Fatalf("negative ticks %d", v)
+		}
+		if v, err := ParseStatusRSS(status); err == nil && v < 0 {
+			t.Fatalf("negative RSS %d", v)
+		}
+		_, _ = ParseAuxv(stat, 17)
+		_ = isEchoReply(stat, netip.AddrFrom4([4]byte{1, 2, 3, 4}), netip.AddrFrom4([4]byte{5, 6, 7, 8}))
+	})
+}
