@@ -18,6 +18,24 @@ const kernelLib = `
 ktunnels() { ip -n "$1" l2tp show tunnel 2>/dev/null | grep -c '^Tunnel'; }
 ksessions() { ip -n "$1" l2tp show session 2>/dev/null | grep -c '^Session'; }
 kppp() { ip -n "$1" -o link show type ppp 2>/dev/null | wc -l; }
+# ping_subscribers NS: from NS, ping the peer address of every ppp link
+# (the LNS side); prints "PING NS ok=N fail=M".
+ping_subscribers() {
+	local ns=$1
+	ip -n $ns -4 -o addr show type ppp | awk '/ peer /{print $6}' | sed 's,/.*,,' |
+		xargs -r -P 16 -I{} sh -c "ip netns exec $ns busybox ping -c 1 -W 5 {} >/dev/null 2>&1 || ip netns exec $ns busybox ping -c 2 -W 5 {} >/dev/null 2>&1 && echo ok || echo 'fail {}'" >/run/ping-$ns
+	echo "PING $ns ok=$(grep -c '^ok' /run/ping-$ns) fail=$(grep -c '^fail' /run/ping-$ns)"
+	grep '^fail' /run/ping-$ns | head -5
+}
+# ping_gateways NS: from NS, ping the peer address through every ppp link
+# bound to it (the LAC side, where every link has the same peer).
+ping_gateways() {
+	local ns=$1
+	ip -n $ns -4 -o addr show type ppp | awk '/ peer /{print $2, $6}' | sed 's,/.*,,' |
+		xargs -r -P 16 -L 1 sh -c "ip netns exec $ns busybox ping -I \$0 -c 1 -W 5 \$1 >/dev/null 2>&1 || ip netns exec $ns busybox ping -I \$0 -c 2 -W 5 \$1 >/dev/null 2>&1 && echo ok || echo \"fail \$0 \$1\"" >/run/ping-$ns
+	echo "PING $ns ok=$(grep -c '^ok' /run/ping-$ns) fail=$(grep -c '^fail' /run/ping-$ns)"
+	grep '^fail' /run/ping-$ns | head -5
+}
 # expect_kernel NS TUNNELS SESSIONS [SECONDS]: wait until NS has exactly
 # that many kernel tunnels and sessions.
 expect_kernel() {
@@ -49,12 +67,18 @@ type scenario struct {
 	logs    []string
 	pcaps   []string
 	started time.Time
+	kept    bool
 }
 
 func newScenario(t *testing.T) *scenario {
 	t.Helper()
 	requireVM(t)
 	s := &scenario{t: t, dir: t.TempDir(), started: time.Now()}
+	t.Cleanup(func() {
+		if t.Failed() && !s.kept {
+			s.keep()
+		}
+	})
 	if bin := os.Getenv(envL2TPD); bin != "" {
 		// A prebuilt daemon (for example from another checkout): copy it
 		// where the VM sees it.
@@ -137,6 +161,7 @@ func (s *scenario) run(timeout time.Duration, script string) lab.Result {
 
 // keep copies logs and captures (with a tshark decode) to the cache dir.
 func (s *scenario) keep() {
+	s.kept = true
 	cache, err := lab.CacheDir()
 	if err != nil {
 		s.t.Logf("keep logs: %v", err)
@@ -147,7 +172,8 @@ func (s *scenario) keep() {
 		s.t.Logf("keep logs: %v", err)
 		return
 	}
-	for _, f := range append(append([]string(nil), s.logs...), s.pcaps...) {
+	files := append(append([]string{filepath.Join(s.dir, ".lab", "console.log")}, s.logs...), s.pcaps...)
+	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
