@@ -399,4 +399,42 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 	if len(stop) == 1 && octets(stop[0], "Acct-Delay-Time") == 0 {
 		t.Errorf("spooled Stop has no Acct-Delay-Time: %v", stop[0])
 	}
+	if t.Failed() {
+		return
+	}
+
+	// Across a daemon restart: a session's Stop spooled while every
+	// server is down survives SIGTERM and is sent by the next l2tpd.
+	lac3, id3 := dialOnce(t, lns, lacNS, "lac3", "carol", "carol-pw", "mschapv2", "10.77.0.3")
+	fr1.stop()
+	from = lns.Len()
+	if err := lac3.Stop(10 * time.Second); err != nil {
+		t.Logf("LAC stop: %v", err)
+	}
+	if _, err := lns.WaitForFrom(ctxTimeout(t, 20*time.Second), from, `kept in the spool.*"acct_session_id": "`+id3+`"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := lns.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	lns.Wait(t, 20*time.Second, `radius accounting records left in the spool for the next start`)
+	lns.Wait(t, 20*time.Second, `l2tpd stopped`)
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.acct")); len(files) == 0 {
+		t.Fatal("the spool is empty after stopping with every server down")
+	}
+	fr2.start(t)
+	lns2 := StartDaemon(t, lnsNS, "lns2", radiusLNSConfig(spool, freePort(t), fr1, fr2))
+	lns2.Wait(t, 10*time.Second, `radius accounting spool: resending records from an earlier run`)
+	waitDetail(t, 20*time.Second, "Stop of "+id3+" from the spool of the previous run", func(r []acctRecord) bool {
+		return len(records(r, id3, "Stop")) >= 1
+	}, fr1, fr2)
+	all = nil
+	for _, f := range []*freeRADIUS{fr1, fr2} {
+		all = append(all, detailRecords(f.detail(t))...)
+	}
+	for _, id := range []string{id1, id2, id3} {
+		if s, e := len(records(all, id, "Start")), len(records(all, id, "Stop")); s != 1 || e != 1 {
+			t.Errorf("session %s: %d Start and %d Stop records across both servers, want 1 and 1", id, s, e)
+		}
+	}
 }
