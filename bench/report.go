@@ -78,7 +78,11 @@ type Result struct {
 
 	// SetupRate is sessions up divided by SetupSpan (first ICRQ to the
 	// last IPCP up).
-	SetupRate     float64       `json:"setup_rate_per_s"`
+	SetupRate float64 `json:"setup_rate_per_s"`
+	// SetupRate99 is 99% of the sessions up divided by the time from the
+	// first ICRQ until 99% were up: the rate without the stragglers that
+	// wait out a PPP or L2TP retransmission timer.
+	SetupRate99   float64       `json:"setup_rate_99_per_s"`
 	SetupSpan     time.Duration `json:"setup_span_ns"`
 	TunnelSetup   Latency       `json:"tunnel_setup"`
 	SessionSetup  Latency       `json:"session_setup"`
@@ -129,12 +133,12 @@ func (r *Result) WriteText(w io.Writer) error {
 	o := r.Options
 	fmt.Fprintf(&b, "target %s: %d tunnels, %d sessions, auth %s, in-flight %d, rate %s\n", o.Target, o.Tunnels, o.Sessions, o.Auth, o.InFlight, rateStr(o.Rate))
 	fmt.Fprintf(&b, "tunnels up %d; sessions placed %d, up %d, failed %d, dropped after up %d\n", r.TunnelsUp, r.Placed, r.Up, r.Failed, r.Dropped)
-	fmt.Fprintf(&b, "setup rate %.0f sessions/s over %s\n", r.SetupRate, ms(r.SetupSpan))
+	fmt.Fprintf(&b, "setup rate %.0f sessions/s over %s (%.0f/s until 99%% were up)\n", r.SetupRate, ms(r.SetupSpan), r.SetupRate99)
 	b.WriteString(latLine("tunnel setup", r.TunnelSetup))
 	b.WriteString(latLine("session setup", r.SessionSetup))
 	b.WriteString(latLine("  first 1000", r.FirstThousand))
 	b.WriteString(latLine("  last 1000", r.LastThousand))
-	fmt.Fprintf(&b, "control messages sent %d, retransmitted %d\n", r.ControlSent, r.Retransmits)
+	fmt.Fprintf(&b, "control messages sent %d, retransmitted %d; undecodable data messages %d\n", r.ControlSent, r.Retransmits, r.Malformed)
 	if len(r.Failures) > 0 {
 		b.WriteString("failures:\n")
 		keys := make([]string, 0, len(r.Failures))

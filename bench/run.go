@@ -785,6 +785,17 @@ func (r *runner) finish(res *Result, base, end meterSample) {
 		if res.SetupSpan > 0 {
 			res.SetupRate = float64(res.Up) / res.SetupSpan.Seconds()
 		}
+		ups := make([]int64, 0, len(ls))
+		for i := range r.state {
+			if r.state[i].Load() == stUp {
+				ups = append(ups, r.upAt[i].Load())
+			}
+		}
+		sort.Slice(ups, func(a, b int) bool { return ups[a] < ups[b] })
+		k := max((len(ups)*99+99)/100, 1) // ceil(99%)
+		if span := time.Duration(ups[k-1] - firstPlaced); span > 0 {
+			res.SetupRate99 = float64(k) / span.Seconds()
+		}
 		res.SelfCPUPerSetup = res.Setup.Self / time.Duration(res.Up)
 		if r.o.TargetPID > 0 {
 			res.TargetCPUPerSetup = res.Setup.Target / time.Duration(res.Up)

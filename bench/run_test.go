@@ -111,7 +111,7 @@ func TestRunAgainstOurLNS(t *testing.T) {
 			if !(res.SessionSetup.P50 > 0 && res.SessionSetup.P50 <= res.SessionSetup.P99 && res.SessionSetup.P99 <= res.SessionSetup.Max) {
 				t.Fatalf("percentiles out of order: %+v", res.SessionSetup)
 			}
-			if res.SetupRate <= 0 || res.SelfCPU <= 0 || res.ControlSent < 4*3+n*2 {
+			if res.SetupRate <= 0 || res.SetupRate99 <= 0 || res.SelfCPU <= 0 || res.ControlSent < 4*3+n*2 {
 				t.Fatalf("rate %v self CPU %v control sent %d", res.SetupRate, res.SelfCPU, res.ControlSent)
 			}
 			if got := acct.starts.Load(); got != n {
