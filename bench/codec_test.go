@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +239,15 @@ func FuzzParseProc(f *testing.F) {
 		_, _ = ParseAuxv(stat, 17)
 		_ = isEchoReply(stat, netip.AddrFrom4([4]byte{1, 2, 3, 4}), netip.AddrFrom4([4]byte{5, 6, 7, 8}))
 	})
+}
+
+func TestMarkdownTable(t *testing.T) {
+	r := &Result{Options: OptionsSummary{Tunnels: 10, Sessions: 1000}, Up: 998, Failed: 2, SetupRate: 1234.4, SetupRate99: 2000,
+		SessionSetup: Latency{P50: 1500 * time.Microsecond, P90: 2 * time.Millisecond, P99: 30 * time.Millisecond, Max: 3 * time.Second},
+		Retransmits:  7, TargetCPUPerSetup: 123456 * time.Nanosecond, TargetRSSHeld: 64 << 20, SelfCPUPerSetup: 50 * time.Microsecond}
+	got := MarkdownTable([]string{"ours"}, []*Result{r})
+	want := "| ours | 10 | 1000 | 998 | 2 | 1234 | 2000 | 1.5 ms | 2.0 ms | 30.0 ms | 3000.0 ms | 7 | 0.123 ms | 64.0 MiB | 0.050 ms |\n"
+	if !strings.HasSuffix(got, want) || strings.Count(got, "\n") != 3 {
+		t.Fatalf("got\n%s\nwant last row\n%s", got, want)
+	}
 }

@@ -226,3 +226,21 @@ func (m *meter) sample() meterSample {
 	}
 	return s
 }
+
+// MarkdownTable formats results as a Markdown table, one row per result
+// named by names[i].
+func MarkdownTable(names []string, results []*Result) string {
+	var b strings.Builder
+	b.WriteString("| run | tunnels | sessions | up | failed | rate/s | rate/s to 99% | setup p50 | p90 | p99 | max | retx | target CPU/setup | target RSS | l2tpbench CPU/setup |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	f := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + " ms" }
+	for i, r := range results {
+		rss := max(r.TargetRSSPeak, r.TargetRSSHeld, r.TargetRSSAfter)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.0f | %.0f | %s | %s | %s | %s | %d | %s | %s | %s |\n",
+			names[i], r.Options.Tunnels, r.Options.Sessions, r.Up, r.Failed+r.Dropped, r.SetupRate, r.SetupRate99,
+			f(r.SessionSetup.P50), f(r.SessionSetup.P90), f(r.SessionSetup.P99), f(r.SessionSetup.Max), r.Retransmits,
+			strconv.FormatFloat(float64(r.TargetCPUPerSetup)/1e6, 'f', 3, 64)+" ms", mib(rss),
+			strconv.FormatFloat(float64(r.SelfCPUPerSetup)/1e6, 'f', 3, 64)+" ms")
+	}
+	return b.String()
+}

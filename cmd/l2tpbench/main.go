@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "table" {
+		return table(args[1:])
+	}
 	fs := flag.NewFlagSet("l2tpbench", flag.ContinueOnError)
 	var (
 		target    = fs.String("target", "127.0.0.1:1701", "LNS address (host:port)")
@@ -126,6 +130,33 @@ func run(args []string) int {
 	if res.Failed > 0 || res.Dropped > 0 {
 		return 3
 	}
+	return 0
+}
+
+// table prints a Markdown table of JSON results given as NAME=FILE.
+func table(args []string) int {
+	var names []string
+	var results []*bench.Result
+	for _, a := range args {
+		name, path, ok := strings.Cut(a, "=")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "l2tpbench table: %q: want NAME=FILE.json\n", a)
+			return 2
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "l2tpbench table: %v\n", err)
+			return 1
+		}
+		var r bench.Result
+		if err := json.Unmarshal(raw, &r); err != nil {
+			fmt.Fprintf(os.Stderr, "l2tpbench table: %s: %v\n", path, err)
+			return 1
+		}
+		names = append(names, name)
+		results = append(results, &r)
+	}
+	fmt.Print(bench.MarkdownTable(names, results))
 	return 0
 }
 

@@ -1,0 +1,77 @@
+#!/bin/sh
+# Runs the load benchmarks of docs/benchmarks.md on this machine and writes
+# the tables to $BENCH_DIR/results.md (JSON, CSV and text of every run next
+# to it). Needs root, iproute2, freeradius and l2tpns (make deps installs
+# them). Every run is bounded (--timeout) and its traffic stays inside two
+# namespaces this script creates.
+#
+#   scripts/bench-all.sh                 # setup-rate runs: ours (local, RADIUS) and l2tpns
+#   BENCH_SIZES="1000:10" scripts/bench-all.sh
+#   BENCH_100K=1 BENCH_HOLD=300s scripts/bench-all.sh   # adds the 100,000-session run
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
+BENCH_SIZES=${BENCH_SIZES:-"1000:10 10000:50 20000:50"}
+BENCH_INFLIGHT=${BENCH_INFLIGHT:-100}
+BENCH_AUTH=${BENCH_AUTH:-chap}
+BENCH_HOLD=${BENCH_HOLD:-300s}
+BENCH_100K=${BENCH_100K:-0}
+BENCH_TARGETS=${BENCH_TARGETS:-"ours-local ours-radius l2tpns"}
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
+mkdir -p "$BENCH_DIR"
+go build -o "$BENCH_DIR/l2tpd" ./cmd/l2tpd
+go build -o "$BENCH_DIR/l2tpbench" ./cmd/l2tpbench
+BENCH_BIN=$(realpath "$BENCH_DIR/l2tpbench")
+trap bench_cleanup EXIT INT TERM
+
+max_users=0
+for s in $BENCH_SIZES; do
+	n=${s%%:*}
+	[ "$n" -gt "$max_users" ] && max_users=$n
+done
+[ "$BENCH_100K" = 1 ] && max_users=100000
+
+runs=""
+bench_netns
+bench_freeradius "$max_users"
+for target in $BENCH_TARGETS; do
+	for s in $BENCH_SIZES; do
+		n=${s%%:*}
+		t=${s##*:}
+		name="$target-$n"
+		case $target in
+		ours-local) bench_l2tpd "$BENCH_DIR/l2tpd" "$n" local ;;
+		ours-radius) bench_l2tpd "$BENCH_DIR/l2tpd" "$n" radius ;;
+		l2tpns) bench_l2tpns ;;
+		esac
+		bench_run "$name" --tunnels "$t" --sessions "$n" --in-flight "$BENCH_INFLIGHT" --auth "$BENCH_AUTH" \
+			--setup-timeout 60s --timeout 10m || true
+		bench_stop_lns
+		runs="$runs $name=$BENCH_DIR/$name.json"
+	done
+done
+
+if [ "$BENCH_100K" = 1 ]; then
+	ulimit -n 65536
+	bench_l2tpd "$BENCH_DIR/l2tpd" 100000 local
+	bench_run ours-local-100000 --tunnels 100 --sessions 100000 --in-flight "$BENCH_INFLIGHT" --auth "$BENCH_AUTH" \
+		--hold "$BENCH_HOLD" --setup-timeout 120s --interval 5s --timeout 60m || true
+	bench_stop_lns
+	runs="$runs ours-local-100000=$BENCH_DIR/ours-local-100000.json"
+fi
+
+{
+	echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); $(date -u +%Y-%m-%d)"
+	echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo
+	# shellcheck disable=SC2086
+	"$BENCH_BIN" table $runs
+	echo
+	echo "Commands (run in namespace $NS_LAC against $LNS_IP:1701 in $NS_LNS):"
+	echo
+	for r in $runs; do
+		n=${r%%=*}
+		echo "- $n: \`$(cat "$BENCH_DIR/$n.cmd")\`"
+	done
+} >"$BENCH_DIR/results.md"
+cat "$BENCH_DIR/results.md"
