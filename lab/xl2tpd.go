@@ -318,3 +318,10 @@ const StopCaptures = `if [ -f /run/lab-captures ]; then
 	rm -f /run/lab-captures
 fi
 `
+
+// Hangup is the shell that asks a LAC instance to disconnect its
+// "[lac NAME]" (xl2tpd's "d" command: pppd is stopped, the call and the
+// tunnel are cleared).
+func (f XL2TPDFiles) Hangup(lac string) string {
+	return fmt.Sprintf("echo %s > %s\n", shq("d "+orDefault(lac, "lab")), shq(f.ControlFile))
+}

@@ -11,7 +11,8 @@ import (
 
 // TestDaemonKernelObjects (issue 4, scenario 4): our LAC dials our LNS,
 // both with the kernel data path, in two namespaces: 200 sessions over 4
-// tunnels, each with PPP (CHAP) and a pool address, every one pingable from
+// tunnels (tunnel authentication, hidden AVPs), each with PPP (CHAP) and a
+// pool address, every one pingable from
 // both sides. Checked with iproute2 in each namespace: the kernel tunnels,
 // sessions and ppp links appear; they disappear when either side stops
 // (SIGTERM: StopCCN) and when the LNS is killed (SIGKILL: the kernel
@@ -19,8 +20,12 @@ import (
 func TestDaemonKernelObjects(t *testing.T) {
 	s := newScenario(t)
 	const tunnels, sessions = 4, 50
-	lns := s.daemon("lns", lnsConfig("10.1.0.1", "", ""))
-	lac := s.daemon("lac", lacConfig("10.1.0.1", tunnels, sessions, `auth = ["chap"]`))
+	// Tunnel authentication and hidden AVPs on both sides.
+	const tunnelAuth = `secret = "tunnel-s3cret"
+challenge = "require"
+hide_avps = true`
+	lns := s.daemon("lns", lnsConfig("10.1.0.1", tunnelAuth, ""))
+	lac := s.daemon("lac", lacConfig("10.1.0.1", tunnels, sessions, "auth = [\"chap\"]\n"+tunnelAuth))
 	all := tunnels * sessions
 	script := lab.NetnsPair("lns", "10.1.0.1", "lac", "10.1.0.2") +
 		s.capture("lns", "veth0") + `
