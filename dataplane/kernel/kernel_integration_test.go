@@ -274,3 +274,54 @@ func TestKernelCleanup(t *testing.T) {
 	}
 	c.DeleteTunnel(503)
 }
+
+// TestKernelIfNameCollision: with names from a pattern like "ppp%d", a
+// session's interface may be given the name the kernel would pick for the
+// next unit ("ppp<unit>"). Creating the unit with its name (rtnetlink)
+// rather than renaming "ppp<unit>" afterwards keeps the next unit working.
+func TestKernelIfNameCollision(t *testing.T) {
+	requireKernel(t)
+	p, err := Dial(Options{StateDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ca, cb := udpPair(t)
+	ta, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 601, PeerID: 602, Conn: ca,
+		Local: addrPort(ca, false), Peer: addrPort(ca, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cb
+	var ss []dataplane.Session
+	for i, name := range []string{"ppp1", "ppp2", "ppp0", "sub%x"} {
+		s, err := ta.AddSession(dataplane.SessionConfig{LocalID: uint32(10 + i), PeerID: uint32(20 + i), PWType: dataplane.PWTypePPP, LNSMode: true}, func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+		if name == "sub%x" {
+			name = ""
+		}
+		if err := s.Up(dataplane.NetConfig{IfName: name, MTU: 1400, MRU: 1400}); err != nil {
+			t.Fatalf("Up %q: %v", name, err)
+		}
+		got := s.(*Session).IfName()
+		if name != "" && got != name {
+			t.Errorf("interface %q, want %q", got, name)
+		}
+		if _, err := net.InterfaceByName(got); err != nil {
+			t.Errorf("interface %q: %v", got, err)
+		}
+	}
+	for _, s := range ss {
+		name := s.(*Session).IfName()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := net.InterfaceByName(name); err == nil {
+			t.Errorf("interface %s survived session Close", name)
+		}
+	}
+	ta.Close()
+}

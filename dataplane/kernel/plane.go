@@ -383,12 +383,10 @@ func (s *Session) Up(cfg NetConfig) error {
 	wrap := func(err error) error { return fmt.Errorf("kernel: %s: up: %w", s.label(), err) }
 	first := s.unitFD < 0
 	if first {
-		fd, unit, err := p.ppp.NewUnit()
-		if err != nil {
+		if err := s.newUnit(cfg.IfName); err != nil {
 			return wrap(err)
 		}
-		s.unitFD, s.unit = fd, unit
-		if err := p.ppp.ConnectChannel(s.chanFD, unit); err != nil {
+		if err := p.ppp.ConnectChannel(s.chanFD, s.unit); err != nil {
 			return wrap(err)
 		}
 		if err := p.poller.Register(s.unitFD, s.deliver); err != nil {
@@ -413,13 +411,6 @@ func (s *Session) Up(cfg NetConfig) error {
 		if err := p.ppp.SetNPMode(s.unitFD, np.proto, mode); err != nil {
 			return wrap(err)
 		}
-	}
-	if first {
-		idx, err := p.links.LinkIndex("ppp" + strconv.Itoa(s.unit))
-		if err != nil {
-			return wrap(err)
-		}
-		s.ifindex, s.ifname = idx, "ppp"+strconv.Itoa(s.unit)
 	}
 	name := ""
 	if cfg.IfName != "" && cfg.IfName != s.ifname {
@@ -516,6 +507,43 @@ func (s *Session) applyRoutes(cfg NetConfig) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// newUnit creates the session's PPP unit and interface. With a name, the
+// unit is created through rtnetlink with that name: creating it with
+// PPPIOCNEWUNIT and renaming "ppp<unit>" afterwards fails (EEXIST) once a
+// renamed interface holds the "ppp<unit>" name the kernel picks next, which
+// a pattern like "ppp%d" soon causes. Without a name the kernel names it.
+func (s *Session) newUnit(name string) error {
+	p := s.tunnel.plane
+	if name == "" {
+		fd, unit, err := p.ppp.NewUnit()
+		if err != nil {
+			return err
+		}
+		s.unitFD, s.unit = fd, unit
+		s.ifname = "ppp" + strconv.Itoa(unit)
+		idx, err := p.links.LinkIndex(s.ifname)
+		if err != nil {
+			return err
+		}
+		s.ifindex = idx
+		return nil
+	}
+	fd, err := p.ppp.OpenPPP()
+	if err != nil {
+		return err
+	}
+	s.unitFD = fd // closed by teardown from here on
+	idx, err := p.links.NewPPPLink(name, fd)
+	if err != nil {
+		return err
+	}
+	s.ifindex, s.ifname = idx, name
+	if s.unit, err = p.ppp.UnitIndex(fd); err != nil {
+		return err
 	}
 	return nil
 }

@@ -80,6 +80,11 @@ func (f *fakePPP) NewUnit() (int, int, error) {
 	f.log.add("PPPIOCNEWUNIT")
 	return f.pair("unit"), 3, nil
 }
+func (f *fakePPP) OpenPPP() (int, error) {
+	f.log.add("open /dev/ppp")
+	return f.pair("unit"), nil
+}
+func (f *fakePPP) UnitIndex(fd int) (int, error) { f.log.add("PPPIOCGUNIT"); return 3, nil }
 func (f *fakePPP) ConnectChannel(chanFD, unit int) error {
 	f.log.add("PPPIOCCONNECT %d", unit)
 	return nil
@@ -99,6 +104,10 @@ func (f *fakePPP) Close(fd int) error {
 type fakeLinks struct{ log *opLog }
 
 func (l fakeLinks) LinkIndex(name string) (int, error) { l.log.add("getlink %s", name); return 42, nil }
+func (l fakeLinks) NewPPPLink(name string, fd int) (int, error) {
+	l.log.add("newlink ppp %s", name)
+	return 42, nil
+}
 func (l fakeLinks) SetLink(i int, name string, mtu int) error {
 	l.log.add("setlink %d name=%q mtu=%d", i, name, mtu)
 	return nil
@@ -233,14 +242,16 @@ func TestPlaneSessionLifecycle(t *testing.T) {
 	if err := s.Up(up); err != nil {
 		t.Fatal(err)
 	}
+	// The unit is born with its name (no rename of "ppp3").
 	want = []string{
-		"PPPIOCNEWUNIT",
+		"open /dev/ppp",
+		"newlink ppp sub7",
+		"PPPIOCGUNIT",
 		"PPPIOCCONNECT 3",
 		"PPPIOCSMRU 1400",
 		"PPPIOCSNPMODE 0x0021 pass",
 		"PPPIOCSNPMODE 0x0057 pass",
-		"getlink ppp3",
-		`setlink 42 name="sub7" mtu=1400`,
+		`setlink 42 name="" mtu=1400`,
 		"up 42",
 		"addaddr 42 192.0.2.1 peer 100.64.0.9/32",
 		"addaddr 42 fe80::1 peer fe80::2/128",

@@ -14,6 +14,12 @@ import (
 type Links interface {
 	// LinkIndex returns the ifindex of the interface called name.
 	LinkIndex(name string) (int, error)
+	// NewPPPLink creates a PPP unit named name on pppFD, an fd of
+	// /dev/ppp with no unit yet (RTM_NEWLINK, kind "ppp", IFLA_PPP_DEV_FD;
+	// Linux 4.7 and later), and returns its ifindex. The unit gets its name
+	// at birth, so it cannot collide with the "ppp<unit>" name the kernel
+	// would otherwise give it.
+	NewPPPLink(name string, pppFD int) (int, error)
 	// SetLink renames the interface (name "" keeps it) and sets its MTU
 	// (0 keeps it). Renaming needs the link down.
 	SetLink(index int, name string, mtu int) error
@@ -113,6 +119,30 @@ func (r *RTNL) SetLink(index int, name string, mtu int) error {
 	}
 	if _, err := r.exec(unix.RTM_NEWLINK, 0, ifinfomsg(index, 0, 0), ae); err != nil {
 		return fmt.Errorf("RTM_NEWLINK ifindex %d name %q mtu %d: %w", index, name, mtu, err)
+	}
+	return nil
+}
+
+func (r *RTNL) NewPPPLink(name string, pppFD int) (int, error) {
+	if err := r.newPPPLink(name, pppFD); err != nil {
+		return 0, err
+	}
+	return r.LinkIndex(name)
+}
+
+func (r *RTNL) newPPPLink(name string, pppFD int) error {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.IFLA_IFNAME, name)
+	ae.Nested(unix.IFLA_LINKINFO, func(li *netlink.AttributeEncoder) error {
+		li.String(unix.IFLA_INFO_KIND, "ppp")
+		li.Nested(unix.IFLA_INFO_DATA, func(d *netlink.AttributeEncoder) error {
+			d.Uint32(unix.IFLA_PPP_DEV_FD, uint32(int32(pppFD)))
+			return nil
+		})
+		return nil
+	})
+	if _, err := r.exec(unix.RTM_NEWLINK, netlink.Create|netlink.Excl, ifinfomsg(0, 0, 0), ae); err != nil {
+		return fmt.Errorf("RTM_NEWLINK ppp %q: %w", name, err)
 	}
 	return nil
 }

@@ -40,6 +40,15 @@ func TestRTNLGolden(t *testing.T) {
 			10, 0, 3, 0, 's', 'u', 'b', '4', '2', 0, 0, 0, // IFLA_IFNAME
 			8, 0, 4, 0, 0x78, 0x05, 0, 0, // IFLA_MTU 1400
 		}},
+		{"ppp unit with a name", func(r *RTNL) error { return r.newPPPLink("sub42", 9) }, unix.RTM_NEWLINK,
+			netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl, []byte{
+				0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ifinfomsg, no index
+				10, 0, 3, 0, 's', 'u', 'b', '4', '2', 0, 0, 0, // IFLA_IFNAME
+				24, 0, 18, 0x80, // IFLA_LINKINFO | NLA_F_NESTED
+				8, 0, 1, 0, 'p', 'p', 'p', 0, // IFLA_INFO_KIND "ppp"
+				12, 0, 2, 0x80, // IFLA_INFO_DATA | NLA_F_NESTED
+				8, 0, 1, 0, 9, 0, 0, 0, // IFLA_PPP_DEV_FD 9
+			}},
 		{"up", func(r *RTNL) error { return r.SetUp(7) }, unix.RTM_NEWLINK, netlink.Request | netlink.Acknowledge, []byte{
 			0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, // flags=change=IFF_UP
 		}},

@@ -27,6 +27,11 @@ type PPP interface {
 	// NewUnit opens /dev/ppp and creates a PPP unit (PPPIOCNEWUNIT with
 	// -1: the kernel picks the number; the interface is "ppp<unit>").
 	NewUnit() (fd, unit int, err error)
+	// OpenPPP opens /dev/ppp without creating a unit, for
+	// Links.NewPPPLink to turn into a unit with a chosen interface name.
+	OpenPPP() (fd int, err error)
+	// UnitIndex returns the unit number of a unit fd (PPPIOCGUNIT).
+	UnitIndex(unitFD int) (int, error)
 	// ConnectChannel connects the channel to the unit (PPPIOCCONNECT).
 	ConnectChannel(chanFD, unit int) error
 	// SetMRU sets the unit's MRU (PPPIOCSMRU).
@@ -107,6 +112,16 @@ func (SysPPP) NewUnit() (int, int, error) {
 		return -1, -1, fmt.Errorf("PPPIOCNEWUNIT: %w", err)
 	}
 	return fd, int(unit), nil
+}
+
+func (SysPPP) OpenPPP() (int, error) { return openPPP() }
+
+func (SysPPP) UnitIndex(unitFD int) (int, error) {
+	var unit int32
+	if err := ioctlPtrInt(unitFD, unix.PPPIOCGUNIT, &unit); err != nil {
+		return -1, fmt.Errorf("PPPIOCGUNIT: %w", err)
+	}
+	return int(unit), nil
 }
 
 func (SysPPP) ConnectChannel(chanFD, unit int) error {
