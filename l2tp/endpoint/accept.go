@@ -29,7 +29,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		host, _ = m.String(l2tp.AVPHostName)
 	}
 	if m != nil && m.Type != l2tp.MsgSCCRQ {
-		e.logMalformed(from, 0, fmt.Errorf("%v with tunnel ID 0 (only SCCRQ may have it)", m.Type))
+		e.logMalformed(from, 0, fmt.Errorf("%v: %w", m.Type, errTunnelZero))
 		return
 	}
 	secret := e.cfg.Handler.PeerSecret(from, host)
@@ -42,7 +42,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		return
 	}
 	if m == nil || m.Type != l2tp.MsgSCCRQ {
-		e.logMalformed(from, 0, errors.New("message with tunnel ID 0 is not an SCCRQ"))
+		e.logMalformed(from, 0, errTunnelZero)
 		return
 	}
 	if host == "" {
@@ -73,7 +73,22 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 			}
 		}
 	}
+	pl := e.load[from.Addr()]
+	if pl != nil && pl.setup >= e.cfg.MaxSetupPerPeer {
+		// This address already has as many tunnels in setup as one peer
+		// may: one StopCCN, no state, and the role is not asked (nor
+		// counts it).
+		e.refuseStateless(lc, from, hdr, m, TunnelSettings{}, l2tp.ResultCode{Result: l2tp.ResultStopGeneralError,
+			Error: l2tp.ErrCodeNoResources, Message: "too many tunnels in setup from this address"}, errSetupFlood)
+		e.mu.Unlock()
+		return
+	}
 	settings, refusal := e.cfg.Handler.AcceptTunnel(from, host)
+	if refusal != nil && (e.refused >= e.cfg.MaxRefused || (pl != nil && pl.refused >= e.cfg.MaxRefusedPerPeer)) {
+		e.refuseStateless(lc, from, hdr, m, settings, *refusal, errRefusedFlood)
+		e.mu.Unlock()
+		return
+	}
 	if refusal == nil && !bytes.Equal(settings.Tunnel.Secret, secret) {
 		// The profile's secret must be the one the SCCRQ was read with.
 		settings.Tunnel.Secret = secret
@@ -124,6 +139,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	core.SetPolicyOwner(t)
 	e.tunnels[id] = t
 	e.byPeer[key] = t
+	e.countLoad(t)
 	e.mu.Unlock()
 	if refusal != nil {
 		t.log.Warn("refused tunnel", zap.String("peer_host", host), zap.Uint16("result", refusal.Result), zap.String("reason", refusal.Message))
@@ -131,6 +147,29 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		t.log.Debug("SCCRQ accepted", zap.String("peer_host", host))
 	}
 	t.start()
+}
+
+// refuseStateless answers an SCCRQ with one StopCCN and keeps no state:
+// the peer already has as many tunnels in setup, or refused tunnels held,
+// as it may. Called with e.mu held.
+func (e *Endpoint) refuseStateless(lc *net.UDPConn, from netip.AddrPort, hdr l2tp.Header, m *l2tp.Message, settings TunnelSettings, rc l2tp.ResultCode, cause error) {
+	id, err := e.allocTunnelID()
+	if err != nil {
+		return
+	}
+	cfg := settings.Tunnel
+	cfg.LocalID = id
+	cfg.Rand = e.rand
+	core, err := tunnel.NewRefusal(cfg, e.cfg.Now(), hdr, m, rc)
+	if err != nil {
+		return
+	}
+	for _, b := range core.Output(e.cfg.Now(), nil) {
+		if _, err := lc.WriteToUDPAddrPort(b, from); err != nil {
+			break
+		}
+	}
+	e.logMalformed(from, 0, fmt.Errorf("SCCRQ refused (%q) without holding state: %w", rc.Message, cause))
 }
 
 // callPolicy routes the core's AdmitCall to the role's handler.
@@ -205,19 +244,24 @@ func (e *Endpoint) Shutdown(ctx context.Context) {
 		ts = append(ts, t)
 	}
 	e.mu.Unlock()
-	waits := make([]chan struct{}, 0, len(ts))
+	type wait struct {
+		t   *Tunnel
+		ack chan struct{}
+	}
+	waits := make([]wait, 0, len(ts))
 	for _, t := range ts {
 		w := make(chan struct{})
 		if t.do(func(now time.Time) {
 			t.core.Close(now, l2tp.ResultCode{Result: l2tp.ResultStopShuttingDown, Message: "shutting down"}, "daemon shutting down")
 			t.stopAcked = w
 		}) {
-			waits = append(waits, w)
+			waits = append(waits, wait{t, w})
 		}
 	}
 	for _, w := range waits {
 		select {
-		case <-w:
+		case <-w.ack:
+		case <-w.t.done: // ended before (or without) running the close
 		case <-ctx.Done():
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -85,7 +86,26 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock (default time.Now); tests may replace it.
 	Now func() time.Time
+	// MaxSetupPerPeer bounds the tunnels one peer address may have in
+	// setup (SCCRQ accepted, not yet established) at once; beyond it an
+	// SCCRQ gets one StopCCN, no state, and the role is not asked
+	// (default 64).
+	MaxSetupPerPeer int
+	// MaxRefusedPerPeer and MaxRefused bound the refused tunnels whose
+	// state is held for the StopCCN retransmission cycle, per peer address
+	// and in all (defaults 8 and 1024). Beyond them a refusal is answered
+	// with one StopCCN and no state: a peer flooding SCCRQs with fresh
+	// tunnel IDs costs a bounded amount of memory.
+	MaxRefusedPerPeer int
+	MaxRefused        int
 }
+
+// Defaults of the per-peer bounds (Config).
+const (
+	DefaultMaxSetupPerPeer   = 64
+	DefaultMaxRefusedPerPeer = 8
+	DefaultMaxRefused        = 1024
+)
 
 // Endpoint holds every tunnel of the process.
 type Endpoint struct {
@@ -96,6 +116,8 @@ type Endpoint struct {
 	mu        sync.Mutex
 	tunnels   map[uint32]*Tunnel // by our tunnel ID
 	byPeer    map[peerKey]*Tunnel
+	load      map[netip.Addr]*peerLoad // tunnels in setup or refused, per peer address
+	refused   int                      // refused tunnels holding state
 	listeners []*net.UDPConn
 	closed    bool
 
@@ -103,8 +125,18 @@ type Endpoint struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	// malformed logs each cause once per peer address.
-	logOnce sync.Map
+	logOnce sync.Map // logKey -> struct{}
+	logKeys atomic.Int64
+	logFull atomic.Bool
 }
+
+type logKey struct {
+	addr  netip.Addr
+	cause string
+}
+
+// peerLoad counts one peer address's tunnels that are not established.
+type peerLoad struct{ setup, refused int }
 
 type peerKey struct {
 	addr   netip.AddrPort
@@ -125,12 +157,22 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Handler == nil {
 		cfg.Handler = refuseAll{}
 	}
+	if cfg.MaxSetupPerPeer <= 0 {
+		cfg.MaxSetupPerPeer = DefaultMaxSetupPerPeer
+	}
+	if cfg.MaxRefusedPerPeer <= 0 {
+		cfg.MaxRefusedPerPeer = DefaultMaxRefusedPerPeer
+	}
+	if cfg.MaxRefused <= 0 {
+		cfg.MaxRefused = DefaultMaxRefused
+	}
 	e := &Endpoint{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		rand:    cfg.Rand,
 		tunnels: make(map[uint32]*Tunnel),
 		byPeer:  make(map[peerKey]*Tunnel),
+		load:    make(map[netip.Addr]*peerLoad),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	for _, a := range cfg.Listen {
@@ -194,10 +236,75 @@ func (e *Endpoint) Tunnels() []*Tunnel {
 	return out
 }
 
+// countLoad records that t is in setup or refused; called with e.mu held.
+func (e *Endpoint) countLoad(t *Tunnel) {
+	a := t.peer.Addr()
+	pl := e.load[a]
+	if pl == nil {
+		pl = &peerLoad{}
+		e.load[a] = pl
+	}
+	if t.refused {
+		pl.refused++
+		e.refused++
+	} else {
+		pl.setup++
+	}
+	t.loadAddr, t.loaded = a, true
+}
+
+// releaseLoad undoes countLoad once (established or gone); called with
+// e.mu held.
+func (e *Endpoint) releaseLoad(t *Tunnel) {
+	if !t.loaded {
+		return
+	}
+	t.loaded = false
+	pl := e.load[t.loadAddr]
+	if pl == nil {
+		return
+	}
+	if t.refused {
+		pl.refused--
+		e.refused--
+	} else {
+		pl.setup--
+	}
+	if pl.setup <= 0 && pl.refused <= 0 {
+		delete(e.load, t.loadAddr)
+	}
+}
+
+// Causes of dropped datagrams the endpoint itself detects; each is logged
+// once per peer address (the codec's and control channel's errors wrap
+// sentinels of their own).
+var (
+	errUnknownTunnel = errors.New("control message for an unknown tunnel, or from an address that is not the tunnel's peer")
+	errTunnelZero    = errors.New("only SCCRQ may carry tunnel ID 0")
+	errWrongTunnel   = errors.New("control message for another tunnel on a tunnel's own socket")
+	errRefusedFlood  = errors.New("too many refused tunnels held for this peer")
+	errSetupFlood    = errors.New("too many tunnels in setup from this peer")
+)
+
+// maxLogKeys bounds the (peer, cause) pairs remembered for logMalformed: a
+// flood from many source addresses must not grow memory without bound.
+const maxLogKeys = 4096
+
 // logMalformed logs a dropped datagram once per (peer, cause).
 func (e *Endpoint) logMalformed(peer netip.AddrPort, tunnelID uint32, err error) {
-	key := peer.Addr().String() + "|" + causeKey(err)
+	key := logKey{peer.Addr(), causeKey(err)}
+	if _, ok := e.logOnce.Load(key); ok {
+		return
+	}
+	if e.logKeys.Add(1) > maxLogKeys {
+		e.logKeys.Add(-1)
+		if e.logFull.CompareAndSwap(false, true) {
+			e.log.Warn("too many sources of malformed L2TP messages: no longer logging new ones", zap.Int("remembered", maxLogKeys))
+		}
+		return
+	}
 	if _, loaded := e.logOnce.LoadOrStore(key, struct{}{}); loaded {
+		e.logKeys.Add(-1)
 		return
 	}
 	e.log.Warn("dropped malformed L2TP message (logged once per peer and cause)",
@@ -249,9 +356,9 @@ func (e *Endpoint) handleListenerPacket(lc *net.UDPConn, local, from netip.AddrP
 		e.mu.Lock()
 		t := e.tunnels[hdr.TunnelID]
 		e.mu.Unlock()
-		if t == nil || t.peerAddr().Addr() != from.Addr() {
+		if t == nil || !t.acceptsFrom(from) {
 			if hdr.Control {
-				e.logMalformed(from, hdr.TunnelID, fmt.Errorf("control message for unknown tunnel %d", hdr.TunnelID))
+				e.logMalformed(from, hdr.TunnelID, fmt.Errorf("tunnel %d: %w", hdr.TunnelID, errUnknownTunnel))
 			}
 			return
 		}

@@ -60,10 +60,20 @@ func waitFor[T any](t *testing.T, c chan T, what string) T {
 
 func newPair(t *testing.T, lnsRec, lacRec *recorder) (lns, lac *Endpoint, log *observer.ObservedLogs) {
 	t.Helper()
+	return newPairCfg(t, lnsRec, lacRec, nil)
+}
+
+// newPairCfg is newPair with a hook to adjust the LNS endpoint's Config.
+func newPairCfg(t *testing.T, lnsRec, lacRec *recorder, adjust func(*Config)) (lns, lac *Endpoint, log *observer.ObservedLogs) {
+	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	lg := zap.New(core)
 	var err error
-	lns, err = New(Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Plane: fake.New(), Handler: lnsRec, Logger: lg.Named("lns")})
+	lcfg := Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Plane: fake.New(), Handler: lnsRec, Logger: lg.Named("lns")}
+	if adjust != nil {
+		adjust(&lcfg)
+	}
+	lns, err = New(lcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

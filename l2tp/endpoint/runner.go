@@ -44,6 +44,9 @@ type Tunnel struct {
 	refused bool
 	// downReported: the role has had TunnelDown.
 	downReported bool
+	// loaded: counted in e.load under loadAddr (guarded by e.mu).
+	loaded   bool
+	loadAddr netip.Addr
 
 	in   chan inbound
 	cmds chan func(now time.Time)
@@ -80,7 +83,16 @@ func (t *Tunnel) Peer() netip.AddrPort {
 	return t.peer
 }
 
-func (t *Tunnel) peerAddr() netip.AddrPort { return t.Peer() }
+// acceptsFrom reports whether a datagram from addr may be the peer's: once
+// the tunnel's socket is connected, only from the peer's address and port.
+func (t *Tunnel) acceptsFrom(addr netip.AddrPort) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.connected {
+		return addr == t.peer
+	}
+	return addr.Addr() == t.peer.Addr()
+}
 
 // Local is our address for this tunnel.
 func (t *Tunnel) Local() netip.AddrPort {
@@ -142,7 +154,9 @@ func (t *Tunnel) handleData(pkt []byte) {
 	}
 }
 
-// do runs f on the tunnel goroutine; false if the tunnel is gone.
+// do queues f for the tunnel goroutine; false if the tunnel is gone. A
+// queued f does not run if the tunnel ends first: callers waiting for its
+// effect must also watch t.done.
 func (t *Tunnel) do(f func(now time.Time)) bool {
 	select {
 	case t.cmds <- f:
@@ -165,14 +179,26 @@ func (t *Tunnel) PlaceCall(dir tunnel.Direction, info tunnel.CallInfo) (uint32, 
 		err error
 	}
 	ch := make(chan res, 1)
+	closed := fmt.Errorf("placing a call: tunnel %d is closed", t.id)
 	if !t.do(func(now time.Time) {
 		id, err := t.core.PlaceCall(now, dir, info)
 		ch <- res{id, err}
 	}) {
-		return 0, fmt.Errorf("tunnel %d is closed", t.id)
+		return 0, closed
 	}
-	r := <-ch
-	return r.id, r.err
+	// A command queued just before the tunnel ended never runs: wait for
+	// the end too.
+	select {
+	case r := <-ch:
+		return r.id, r.err
+	case <-t.done:
+		select {
+		case r := <-ch:
+			return r.id, r.err
+		default:
+			return 0, closed
+		}
+	}
 }
 
 // Hangup ends a session with a CDN.
@@ -257,7 +283,7 @@ func (t *Tunnel) readOwn() {
 			continue
 		}
 		if hdr.TunnelID != t.id {
-			t.e.logMalformed(from, t.id, fmt.Errorf("control message for tunnel %d on tunnel %d's socket", hdr.TunnelID, t.id))
+			t.e.logMalformed(from, t.id, fmt.Errorf("tunnel %d on tunnel %d's socket: %w", hdr.TunnelID, t.id, errWrongTunnel))
 			continue
 		}
 		t.deliver(from, hdr, buf[:n])
@@ -289,6 +315,15 @@ func (t *Tunnel) run() {
 	now := t.e.cfg.Now()
 	t.flush(now)
 	for {
+		// Arm the timer for the earliest deadline before every wait,
+		// the first included: a tunnel whose first message (SCCRQ or
+		// SCCRP) is lost must retransmit it without waiting for an event.
+		next := t.nextDeadline()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(now), 0)
+		}
+		timer.Reset(wait)
 		select {
 		case it := <-t.in:
 			now = t.e.cfg.Now()
@@ -330,20 +365,21 @@ func (t *Tunnel) run() {
 			t.finish(now, "")
 			return
 		}
-		next := t.core.Deadline()
-		for _, s := range t.sessions {
-			if s.driver != nil {
-				if d := s.driver.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
-					next = d
-				}
+	}
+}
+
+// nextDeadline is the earliest of the core's and the drivers' deadlines
+// (zero: none).
+func (t *Tunnel) nextDeadline() time.Time {
+	next := t.core.Deadline()
+	for _, s := range t.sessions {
+		if s.driver != nil {
+			if d := s.driver.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
 			}
 		}
-		wait := time.Hour
-		if !next.IsZero() {
-			wait = max(next.Sub(now), 0)
-		}
-		timer.Reset(wait)
 	}
+	return next
 }
 
 // flush sends what the core produced and handles its events. Drivers may
@@ -387,6 +423,9 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 			t.mu.Unlock()
 		}
 		t.wasUp = true
+		t.e.mu.Lock()
+		t.e.releaseLoad(t)
+		t.e.mu.Unlock()
 		h.TunnelUp(t)
 	case tunnel.TunnelDown:
 		lvl := t.log.Info
@@ -500,6 +539,7 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 	t.closeDataPlane()
 	e := t.e
 	e.mu.Lock()
+	e.releaseLoad(t)
 	if e.tunnels[t.id] == t {
 		delete(e.tunnels, t.id)
 	}
