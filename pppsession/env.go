@@ -18,6 +18,14 @@
 // record) are released exactly once: when PPP goes down (then the driver
 // hangs up the L2TP session with a CDN saying why) or when the session or
 // tunnel goes away underneath it (Driver.Close).
+//
+// The Env keeps a Registry of its LNS sessions (Env.Sessions), indexed by
+// Acct-Session-Id, user name, address and calling number, for RADIUS
+// Disconnect/CoA and the management API: List, Find, Terminate (LCP
+// Terminate, accounting Stop, CDN) and Change (Session-Timeout,
+// Idle-Timeout, Acct-Interim-Interval applied live). Interim-Updates are
+// timed by the driver itself (Deadline/Tick), at the authenticator's
+// Acct-Interim-Interval or Config.InterimInterval, with jitter.
 package pppsession
 
 import (

@@ -305,8 +305,13 @@ func TestWaitEmpty(t *testing.T) {
 			}
 		}
 	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second): // a bound, not a wait for an event
+		t.Fatalf("WaitEmpty did not return after the last session left (%d registered)", r.Len())
 	}
 }
 
@@ -348,4 +353,33 @@ func lcpTerminates(frames [][]byte) int {
 		}
 	}
 	return n
+}
+
+// A session still waiting for its authenticator is listed as starting and
+// can be terminated: CDN, no accounting, and the late answer is ignored.
+func TestTerminateDuringAuth(t *testing.T) {
+	h := newHarness(t, "10.0.0.0/29")
+	var pending func()
+	h.env.cfg.Async = func(f func()) { pending = f }
+	ns, d, cs, _ := h.dial(1, "alice", "pw", auth.MethodPAP)
+	h.run(5*time.Second, ns, cs)
+	if pending == nil {
+		t.Fatal("no authentication outstanding")
+	}
+	l := h.env.Sessions().List(Selector{})
+	if len(l) != 1 || l[0].State != StateStarting || l[0].User != "" || l[0].Address.IsValid() {
+		t.Fatalf("registry while authenticating: %+v", l)
+	}
+	if n := h.env.Sessions().Terminate(Selector{}, Termination{Kind: EndShutdown, Message: "daemon shutting down"}); n != 1 {
+		t.Fatalf("terminated %d", n)
+	}
+	h.run(30*time.Second, ns, cs)
+	if len(ns.call.hangup) != 1 || d.Ended() != EndShutdown || h.env.Sessions().Len() != 0 {
+		t.Fatalf("hangups %v, ended %v, registered %d", ns.call.reason, d.Ended(), h.env.Sessions().Len())
+	}
+	pending()
+	h.run(time.Second, ns, cs)
+	if len(h.acct.starts)+len(h.acct.stops) != 0 || d.Address().IsValid() {
+		t.Fatalf("accounting %v/%v or address %v after a terminated authentication", h.acct.starts, h.acct.stops, d.Address())
+	}
 }
