@@ -241,7 +241,9 @@ func (e *Endpoint) Shutdown(ctx context.Context) {
 	e.closed = true
 	ts := make([]*Tunnel, 0, len(e.tunnels))
 	for _, t := range e.tunnels {
-		ts = append(ts, t)
+		if !t.refused { // refused ones have sent their StopCCN already
+			ts = append(ts, t)
+		}
 	}
 	e.mu.Unlock()
 	type wait struct {
