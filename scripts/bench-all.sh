@@ -11,18 +11,19 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
-BENCH_SIZES=${BENCH_SIZES:-"1000:10 10000:50 20000:50"}
+BENCH_SIZES=${BENCH_SIZES-"1000:10 10000:50 20000:50"}
 BENCH_INFLIGHT=${BENCH_INFLIGHT:-100}
 BENCH_AUTH=${BENCH_AUTH:-chap}
 BENCH_HOLD=${BENCH_HOLD:-300s}
 BENCH_100K=${BENCH_100K:-0}
-BENCH_TARGETS=${BENCH_TARGETS:-"ours-local ours-radius l2tpns"}
+BENCH_TARGETS=${BENCH_TARGETS-"ours-local ours-radius l2tpns"}
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
 mkdir -p "$BENCH_DIR"
 go build -o "$BENCH_DIR/l2tpd" ./cmd/l2tpd
 go build -o "$BENCH_DIR/l2tpbench" ./cmd/l2tpbench
 BENCH_BIN=$(realpath "$BENCH_DIR/l2tpbench")
-trap bench_cleanup EXIT INT TERM
+trap bench_cleanup EXIT
+trap 'exit 1' INT TERM
 
 max_users=0
 for s in $BENCH_SIZES; do
@@ -52,7 +53,7 @@ for target in $BENCH_TARGETS; do
 done
 
 if [ "$BENCH_100K" = 1 ]; then
-	ulimit -n 65536
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 	bench_l2tpd "$BENCH_DIR/l2tpd" 100000 local
 	bench_run ours-local-100000 --tunnels 100 --sessions 100000 --in-flight "$BENCH_INFLIGHT" --auth "$BENCH_AUTH" \
 		--hold "$BENCH_HOLD" --setup-timeout 120s --interval 5s --timeout 60m || true
