@@ -54,6 +54,8 @@ type Tunnel struct {
 
 	// owned by the tunnel goroutine
 	sessions map[uint32]*Session
+	timers   sessionHeap // sessions with a driver deadline, earliest first
+	dueBuf   []*Session
 	outBuf   [][]byte
 	evBuf    []tunnel.Event
 	// stopAcked is closed once our StopCCN is acknowledged (shutdown).
@@ -69,6 +71,10 @@ type Session struct {
 	// DP is the data plane session.
 	DP     dataplane.Session
 	driver Driver
+	// due is the driver's deadline as last read, hidx its place in the
+	// tunnel's timer heap plus one (0: not in it); tunnel goroutine only.
+	due  time.Time
+	hidx int
 	// Opaque is for the role's own use.
 	Opaque any
 }
@@ -330,6 +336,9 @@ func (t *Tunnel) run() {
 			if it.frame {
 				if s := t.sessions[it.sid]; s != nil && s.driver != nil {
 					s.driver.Frame(now, it.pkt)
+					if t.sessions[it.sid] == s {
+						t.schedule(s)
+					}
 				}
 			} else {
 				_, payload, err := l2tp.ParseHeader(it.pkt)
@@ -349,13 +358,7 @@ func (t *Tunnel) run() {
 		if d := t.core.Deadline(); !d.IsZero() && !now.Before(d) {
 			t.core.Tick(now)
 		}
-		for _, s := range t.sessions {
-			if s.driver != nil {
-				if d := s.driver.Deadline(); !d.IsZero() && !now.Before(d) {
-					s.driver.Tick(now)
-				}
-			}
-		}
+		t.tickDrivers(now)
 		t.flush(now)
 		if t.stopAcked != nil && (t.core.Acknowledged() || t.core.State() == tunnel.StateDead) {
 			close(t.stopAcked)
@@ -366,20 +369,6 @@ func (t *Tunnel) run() {
 			return
 		}
 	}
-}
-
-// nextDeadline is the earliest of the core's and the drivers' deadlines
-// (zero: none).
-func (t *Tunnel) nextDeadline() time.Time {
-	next := t.core.Deadline()
-	for _, s := range t.sessions {
-		if s.driver != nil {
-			if d := s.driver.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
-	}
-	return next
 }
 
 // flush sends what the core produced and handles its events. Drivers may
@@ -443,6 +432,9 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 	case tunnel.SessionDown:
 		s := t.sessions[ev.ID]
 		delete(t.sessions, ev.ID)
+		if s != nil {
+			t.unschedule(s)
+		}
 		slog := t.log.With(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID))
 		slog.Info("session closed", zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
 		if s == nil {
@@ -501,6 +493,9 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 	t.sessions[ev.ID] = s
 	slog.Info("session established", zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
 	s.driver = t.handler().SessionUp(s)
+	if t.sessions[ev.ID] == s {
+		t.schedule(s)
+	}
 }
 
 func (t *Tunnel) closeDataPlane() {
@@ -575,6 +570,9 @@ func (s *Session) Post(f func(now time.Time)) bool {
 	return t.do(func(now time.Time) {
 		if cur := t.sessions[s.ID]; cur == s {
 			f(now)
+			if t.sessions[s.ID] == s {
+				t.schedule(s)
+			}
 		}
 	})
 }

@@ -1,0 +1,194 @@
+package endpoint
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+)
+
+// fakeDriver has a settable deadline and counts ticks.
+type fakeDriver struct {
+	deadline time.Time
+	ticks    int
+	onTick   func(now time.Time)
+	ticked   chan time.Time
+}
+
+func (d *fakeDriver) Frame(time.Time, []byte) {}
+func (d *fakeDriver) Tick(now time.Time) {
+	d.ticks++
+	if d.onTick != nil {
+		d.onTick(now)
+	}
+	if d.ticked != nil {
+		select {
+		case d.ticked <- now:
+		default:
+		}
+	}
+}
+func (d *fakeDriver) Deadline() time.Time { return d.deadline }
+func (d *fakeDriver) Close(time.Time, string) {}
+
+func timerTunnel(n int, base time.Time) (*Tunnel, []*fakeDriver) {
+	t := &Tunnel{sessions: make(map[uint32]*Session)}
+	var ds []*fakeDriver
+	for i := range n {
+		d := &fakeDriver{deadline: base.Add(time.Duration(n-i) * time.Second)}
+		s := &Session{T: t, ID: uint32(i + 1), driver: d}
+		t.sessions[s.ID] = s
+		t.schedule(s)
+		ds = append(ds, d)
+	}
+	return t, ds
+}
+
+// Drivers are ticked in deadline order, each once per pass, only when due;
+// a driver that moves its deadline is rescheduled; one that clears it
+// leaves the heap.
+func TestDriverTimers(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	tun, ds := timerTunnel(5, base) // deadlines base+5s (session 1) .. base+1s (session 5)
+	if got := tun.timers[0].ID; got != 5 {
+		t.Fatalf("earliest session %d, want 5", got)
+	}
+	tun.tickDrivers(base.Add(500 * time.Millisecond))
+	for i, d := range ds {
+		if d.ticks != 0 {
+			t.Fatalf("driver %d ticked before its deadline", i+1)
+		}
+	}
+	// Session 5's driver, once ticked, wants to be ticked again at once:
+	// it must still be ticked only once per pass.
+	ds[4].onTick = func(now time.Time) { ds[4].deadline = now }
+	tun.tickDrivers(base.Add(2 * time.Second))
+	if ds[4].ticks != 1 || ds[3].ticks != 1 || ds[2].ticks != 0 {
+		t.Fatalf("ticks %d %d %d, want sessions 5 and 4 once, 3 not yet", ds[4].ticks, ds[3].ticks, ds[2].ticks)
+	}
+	// Session 4 clears its deadline, session 1 moves its one earlier.
+	ds[3].deadline = time.Time{}
+	tun.schedule(tun.sessions[4])
+	ds[0].deadline = base.Add(1500 * time.Millisecond)
+	tun.schedule(tun.sessions[1])
+	if tun.timers.Len() != 4 {
+		t.Fatalf("heap holds %d sessions, want 4", tun.timers.Len())
+	}
+	ds[4].onTick = nil
+	ds[4].deadline = base.Add(time.Hour)
+	tun.tickDrivers(base.Add(2 * time.Second))
+	if ds[0].ticks != 1 || ds[4].ticks != 2 || ds[3].ticks != 1 {
+		t.Fatalf("ticks s1=%d s5=%d s4=%d, want 1 2 1", ds[0].ticks, ds[4].ticks, ds[3].ticks)
+	}
+	// A session taken out is never ticked again.
+	tun.unschedule(tun.sessions[3])
+	delete(tun.sessions, 3)
+	tun.tickDrivers(base.Add(time.Minute))
+	if ds[2].ticks != 0 {
+		t.Fatal("removed session ticked")
+	}
+	for i := 1; i < tun.timers.Len(); i++ {
+		if tun.timers[i].hidx != i+1 {
+			t.Fatalf("heap index of slot %d is %d", i, tun.timers[i].hidx)
+		}
+	}
+}
+
+// Through a running endpoint: a driver's deadline fires with no other
+// event, Post moves it, and a closed session is not ticked again.
+func TestEndpointDriverDeadline(t *testing.T) {
+	lnsRec, lacRec := newRecorder(), newRecorder()
+	d := &fakeDriver{ticked: make(chan time.Time, 1)}
+	drivers := &driverRecorder{recorder: lnsRec, d: d}
+	lns, lac, _ := newPairCfg(t, lnsRec, lacRec, func(c *Config) { c.Handler = drivers })
+	st := lacRec.settings
+	st.Handler = lacRec
+	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, lacRec.tunnelsUp, "tunnel up")
+	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitFor(t, lnsRec.sessUp, "LNS session up")
+	start := time.Now()
+	if !s.Post(func(now time.Time) { d.deadline = now.Add(50 * time.Millisecond) }) {
+		t.Fatal("Post on a live session failed")
+	}
+	at := waitFor(t, d.ticked, "driver tick")
+	if el := at.Sub(start); el < 50*time.Millisecond {
+		t.Fatalf("ticked after %v, before its deadline", el)
+	}
+	s.Post(func(now time.Time) { d.deadline = time.Time{} })
+	s.T.Hangup(s.ID, l2tp.ResultCode{Result: l2tp.ResultCDNAdmin}, "test")
+	waitFor(t, lnsRec.sessDown, "LNS session down")
+	n := make(chan int, 1)
+	s.T.do(func(time.Time) { n <- s.T.timers.Len() })
+	if got := <-n; got != 0 {
+		t.Fatalf("%d sessions left in the timer heap", got)
+	}
+}
+
+// driverRecorder is a recorder whose sessions run d.
+type driverRecorder struct {
+	*recorder
+	d *fakeDriver
+}
+
+func (r *driverRecorder) SessionUp(s *Session) Driver { r.recorder.SessionUp(s); return r.d }
+
+// scanDeadlines is the per-event work before the heap: every driver's
+// deadline read twice (due check, next deadline).
+func scanDeadlines(t *Tunnel, now time.Time) time.Time {
+	for _, s := range t.sessions {
+		if s.driver != nil {
+			if d := s.driver.Deadline(); !d.IsZero() && !now.Before(d) {
+				s.driver.Tick(now)
+			}
+		}
+	}
+	var next time.Time
+	for _, s := range t.sessions {
+		if s.driver != nil {
+			if d := s.driver.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+	}
+	return next
+}
+
+// BenchmarkDriverDeadlines: the timer work of one event (a frame for one
+// session, which moves its deadline) on a tunnel with N sessions.
+func BenchmarkDriverDeadlines(b *testing.B) {
+	base := time.Unix(1_700_000_000, 0)
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("heap/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			tun, ds := timerTunnel(n, base.Add(time.Hour))
+			s := tun.sessions[1]
+			b.ResetTimer()
+			for i := range b.N {
+				ds[0].deadline = base.Add(time.Duration(i%1000) * time.Second)
+				tun.schedule(s)
+				tun.tickDrivers(base)
+				if len(tun.timers) > 0 {
+					_ = tun.timers[0].due
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("scan/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			tun, ds := timerTunnel(n, base.Add(time.Hour))
+			b.ResetTimer()
+			for i := range b.N {
+				ds[0].deadline = base.Add(time.Duration(i%1000) * time.Second)
+				scanDeadlines(tun, base)
+			}
+		})
+	}
+}
