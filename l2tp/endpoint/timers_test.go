@@ -31,7 +31,7 @@ func (d *fakeDriver) Tick(now time.Time) {
 		}
 	}
 }
-func (d *fakeDriver) Deadline() time.Time { return d.deadline }
+func (d *fakeDriver) Deadline() time.Time     { return d.deadline }
 func (d *fakeDriver) Close(time.Time, string) {}
 
 func timerTunnel(n int, base time.Time) (*Tunnel, []*fakeDriver) {
