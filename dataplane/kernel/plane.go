@@ -369,10 +369,11 @@ func (s *Session) SendFrame(frame []byte) error {
 }
 
 // Up implements dataplane.Session. The first call creates the PPP unit
-// (PPPIOCNEWUNIT), connects the channel to it, polls the unit fd for NCP
-// frames, sets MRU and NP modes, renames the pppN interface to
-// cfg.IfName, sets its MTU, brings it up and adds the addresses and
-// routes. Later calls apply what changed.
+// and its interface (named cfg.IfName at birth through rtnetlink, or
+// "ppp<unit>" by the kernel when cfg.IfName is empty), connects the channel
+// to it, polls the unit fd for NCP frames, sets MRU and NP modes, sets the
+// MTU, brings the interface up and adds the addresses and routes. Later
+// calls apply what changed (the name stays).
 func (s *Session) Up(cfg NetConfig) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
