@@ -63,7 +63,9 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	// Both sides opened a tunnel to each other: the tie breaker decides.
 	if theirs, ok := tunnel.TieBreaker(m); ok {
 		for _, t := range e.tunnels {
-			if t.core.Initiator() && t.peer.Addr() == from.Addr() && t.core.State() == tunnel.StateWaitCtlReply {
+			// The core belongs to the tunnel's goroutine: only the
+			// atomic mirror of its state is read here.
+			if t.waitingReply.Load() && t.Peer().Addr() == from.Addr() {
 				if tunnel.TieBreakerWins(t.core.OurTieBreaker(), theirs) {
 					e.mu.Unlock()
 					return // ours wins: the peer drops its SCCRQ
@@ -226,6 +228,7 @@ func (e *Endpoint) Dial(peer, local netip.AddrPort, settings TunnelSettings) (*T
 	}
 	t := e.newTunnel(id, settings, peer, conn.LocalAddr().(*net.UDPAddr).AddrPort(), conn, nil)
 	t.core = core
+	t.waitingReply.Store(true)
 	core.SetPolicyOwner(t)
 	e.tunnels[id] = t
 	e.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,6 +45,9 @@ type Tunnel struct {
 	refused bool
 	// downReported: the role has had TunnelDown.
 	downReported bool
+	// waitingReply mirrors "we sent SCCRQ and wait for SCCRP" for the tie
+	// breaker check on other goroutines.
+	waitingReply atomic.Bool
 	// loaded: counted in e.load under loadAddr (guarded by e.mu).
 	loaded   bool
 	loadAddr netip.Addr
@@ -360,6 +364,9 @@ func (t *Tunnel) run() {
 		}
 		t.tickDrivers(now)
 		t.flush(now)
+		if t.waitingReply.Load() && t.core.State() != tunnel.StateWaitCtlReply {
+			t.waitingReply.Store(false)
+		}
 		if t.stopAcked != nil && (t.core.Acknowledged() || t.core.State() == tunnel.StateDead) {
 			close(t.stopAcked)
 			t.stopAcked = nil
