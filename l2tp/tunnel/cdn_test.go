@@ -130,3 +130,35 @@ func TestCDNCrossesICRP(t *testing.T) {
 	p.lacEv, p.lnsEv = nil, nil
 	checkQuiet(t, p)
 }
+
+// A tunnel whose peer went silent is released as soon as the
+// retransmissions fail, not after a further StopCCN hold.
+func TestSilentPeerReleasedAtOnce(t *testing.T) {
+	p := newPair(t, cfg(100, "lac", 1), cfg(200, "lns", 2))
+	p.run(5 * time.Second)
+	p.loss = 1
+	if _, err := p.lns.PlaceCall(p.now, Outgoing, CallInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	var downAt time.Time
+	for i := 0; i < 100 && p.lns.State() != StateDead; i++ {
+		p.step()
+		if n, _ := count[TunnelDown](p.lnsEv); n > 0 && downAt.IsZero() {
+			downAt = p.now
+		}
+		next := p.lns.Deadline()
+		if next.IsZero() {
+			break
+		}
+		if next.After(p.now) {
+			p.now = next
+		}
+		p.lns.Tick(p.now)
+	}
+	if p.lns.State() != StateDead || downAt.IsZero() {
+		t.Fatalf("state %v, down at %v: want dead after TunnelDown", p.lns.State(), downAt)
+	}
+	if held := p.now.Sub(downAt); held > time.Second {
+		t.Fatalf("state held %v after the retransmissions failed", held)
+	}
+}

@@ -312,6 +312,11 @@ func (t *Tunnel) Deadline() time.Time {
 	case StateDead:
 		return time.Time{}
 	case StateClosing:
+		if t.ch.Failed() {
+			// Nothing of ours can be delivered any more: no reason to
+			// hold the state.
+			return t.closeAt
+		}
 		d := t.closeAt.Add(t.cfg.StopHold)
 		if cd := t.ch.Deadline(); !cd.IsZero() && cd.Before(d) {
 			return cd
