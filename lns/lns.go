@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -39,8 +40,9 @@ type peerCount struct{ tunnels, sessions int }
 
 // tunnelState is kept with each tunnel (TunnelSettings.Opaque).
 type tunnelState struct {
-	peer *config.Peer
-	up   bool
+	peer     *config.Peer
+	up       bool
+	accepted time.Time // when AcceptTunnel admitted it (for l2tpctl)
 }
 
 // New creates the LNS role.
@@ -106,7 +108,7 @@ func (l *LNS) AcceptTunnel(from netip.AddrPort, hostName string) (endpoint.Tunne
 	}
 	l.tunnels++
 	pc.tunnels++
-	settings.Opaque = &tunnelState{peer: peer}
+	settings.Opaque = &tunnelState{peer: peer, accepted: time.Now()}
 	return settings, nil
 }
 
