@@ -90,6 +90,20 @@ type Config struct {
 	Now func() time.Time
 	// AuthTimeout bounds one asynchronous authentication (default 30s).
 	AuthTimeout time.Duration
+	// Events, if set, is told when an LNS session's network comes up and
+	// when it ends (for metrics). It is called on the tunnel goroutine
+	// and must not block.
+	Events Events
+}
+
+// Events receives LNS session life events (Config.Events).
+type Events interface {
+	// SessionUp: the network layer is up and accounting started.
+	SessionUp()
+	// SessionEnded: the session released its resources; wasUp says
+	// whether SessionUp had been reported; m is the authentication method
+	// negotiated (zero if it never got that far).
+	SessionEnded(k EndKind, wasUp bool, m auth.Method)
 }
 
 // Env holds what sessions share: the dependencies, the registry of fixed

@@ -553,6 +553,9 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 	}
 	d.env.cfg.Acct.Start(d.acct)
 	d.env.reg.up(d.reg, nc.Peer, nc.IfName, now)
+	if ev := d.env.cfg.Events; ev != nil {
+		ev.SessionUp()
+	}
 	d.log.Info("subscriber up", zap.String("user", d.username), zap.Stringer("method", d.method),
 		zap.Stringer("address", nc.Peer), zap.Stringer("gateway", nc.Local), zap.String("interface", nc.IfName),
 		zap.Bool("ipv6", up.IPv6), zap.Int("mtu", nc.MTU))
@@ -615,6 +618,9 @@ func (d *LNS) release(now time.Time, k EndKind) {
 	d.released = true
 	d.env.active.Add(-1)
 	d.env.reg.remove(d.reg)
+	if ev := d.env.cfg.Events; ev != nil {
+		ev.SessionEnded(k, d.acct != nil, d.method)
+	}
 	if d.cancel != nil {
 		d.cancel()
 		d.cancel = nil
