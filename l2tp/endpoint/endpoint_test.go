@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -120,4 +121,35 @@ func TestEndpointTunnelAndSessions(t *testing.T) {
 	for range 20 {
 		waitFor(t, lnsRec.sessDown, "LNS session down")
 	}
+}
+
+// A LAC dialling an LNS that never answers retransmits its SCCRQ on the
+// RFC schedule and gives up (TunnelDown) after the retry limit.
+func TestDialSilentPeerRetransmitsAndGivesUp(t *testing.T) {
+	silent, err := listen(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	lacRec := newRecorder()
+	lac, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lac.Shutdown(t.Context())
+	st := lacRec.settings
+	st.Handler = lacRec
+	st.Tunnel.Control.RetransmitInitial = 50 * time.Millisecond
+	st.Tunnel.Control.MaxRetransmits = 2
+	if _, err := lac.Dial(silent.LocalAddr().(*net.UDPAddr).AddrPort(), netip.AddrPort{}, st); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	for i := range 3 { // the SCCRQ and its two retransmissions
+		silent.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, _, err := silent.ReadFromUDPAddrPort(buf); err != nil {
+			t.Fatalf("SCCRQ transmission %d never came: %v", i+1, err)
+		}
+	}
+	waitFor(t, lacRec.tunnelsDown, "TunnelDown after the retry limit")
 }
