@@ -55,3 +55,21 @@ func TestEvents(t *testing.T) {
 		})
 	}
 }
+
+// CountByState follows sessions from starting to up to gone.
+func TestCountByState(t *testing.T) {
+	h := newHarness(t, "10.0.0.0/29", local.Subscriber{Name: "alice", Password: "pw"})
+	h.useDecider()
+	ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
+	if got := h.env.Sessions().CountByState(); got[StateStarting] != 1 || len(got) != 1 {
+		t.Errorf("before negotiation: %v, want 1 starting", got)
+	}
+	h.run(30*time.Second, ns, cs)
+	if got := h.env.Sessions().CountByState(); got[StateUp] != 1 || len(got) != 1 {
+		t.Errorf("after negotiation: %v, want 1 up", got)
+	}
+	lnsD.Close(h.now, "peer sent CDN")
+	if got := h.env.Sessions().CountByState(); len(got) != 0 {
+		t.Errorf("after close: %v, want none", got)
+	}
+}
