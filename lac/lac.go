@@ -80,9 +80,9 @@ func (d *Dialer) resolve() (netip.AddrPort, error) {
 }
 
 func (d *Dialer) run(ctx context.Context) {
-	backoff := max(d.cfg.RedialMin, 100*time.Millisecond)
+	backoff := time.Duration(0)
 	for {
-		wasUp, err := d.attempt(ctx)
+		upFor, err := d.attempt(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -93,9 +93,7 @@ func (d *Dialer) run(ctx context.Context) {
 			d.log.Info("not redialling (redial = false)")
 			return
 		}
-		if wasUp {
-			backoff = max(d.cfg.RedialMin, 100*time.Millisecond)
-		}
+		backoff = nextBackoff(backoff, d.cfg.RedialMin, d.cfg.RedialMax, upFor)
 		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)/2+1))
 		d.log.Info("redialling", zap.Duration("in", wait))
 		timer := time.NewTimer(wait)
@@ -105,15 +103,31 @@ func (d *Dialer) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
-		backoff = min(backoff*2, max(d.cfg.RedialMax, d.cfg.RedialMin))
 	}
 }
 
+// StableUptime is how long a tunnel must stay up before a drop restarts the
+// redial backoff from redial_min: an LNS that accepts and then drops the
+// tunnel at once must not be redialled at the minimum interval forever.
+const StableUptime = 30 * time.Second
+
+// nextBackoff is the redial delay after an attempt whose tunnel stayed up
+// for upFor (0: never up): doubled from the last one, between lo and hi,
+// back to lo after a stable tunnel.
+func nextBackoff(last, lo, hi, upFor time.Duration) time.Duration {
+	lo = max(lo, 100*time.Millisecond)
+	hi = max(hi, lo)
+	if upFor >= StableUptime || last == 0 {
+		return lo
+	}
+	return min(max(last*2, lo), hi)
+}
+
 // attempt dials once and keeps the calls up until the tunnel goes down.
-func (d *Dialer) attempt(ctx context.Context) (wasUp bool, err error) {
+func (d *Dialer) attempt(ctx context.Context) (upFor time.Duration, err error) {
 	peer, err := d.resolve()
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	var local netip.AddrPort
 	if d.cfg.Local.IsValid() {
@@ -131,7 +145,7 @@ func (d *Dialer) attempt(ctx context.Context) (wasUp bool, err error) {
 	d.active.Store(0)
 	t, err := d.ep.Dial(peer, local, settings)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	d.mu.Lock()
 	d.current = t
@@ -144,10 +158,11 @@ func (d *Dialer) attempt(ctx context.Context) (wasUp bool, err error) {
 	select {
 	case <-d.up:
 	case <-d.down:
-		return false, nil
+		return 0, nil
 	case <-ctx.Done():
-		return false, nil
+		return 0, nil
 	}
+	upSince := time.Now()
 	failures := 0
 	for {
 		for int(d.active.Load()) < d.cfg.Sessions {
@@ -159,9 +174,9 @@ func (d *Dialer) attempt(ctx context.Context) (wasUp bool, err error) {
 		}
 		select {
 		case <-d.down:
-			return true, nil
+			return time.Since(upSince), nil
 		case <-ctx.Done():
-			return true, nil
+			return time.Since(upSince), nil
 		case <-d.callGone:
 			// A call ended: replace it, slowing down if calls keep failing.
 			failures++
@@ -170,10 +185,10 @@ func (d *Dialer) attempt(ctx context.Context) (wasUp bool, err error) {
 				select {
 				case <-d.down:
 					timer.Stop()
-					return true, nil
+					return time.Since(upSince), nil
 				case <-ctx.Done():
 					timer.Stop()
-					return true, nil
+					return time.Since(upSince), nil
 				case <-timer.C:
 				}
 			}

@@ -188,7 +188,7 @@ type Proc struct {
 
 // StartProc starts name with args inside ns (the host's namespace when ns
 // is nil). Its output goes to the returned Proc's Log. When the test ends
-// the process is stopped (SIGTERM, then SIGKILL after 5s) and, if the test
+// the process is stopped (SIGTERM, then SIGKILL after 15s: the daemon's orderly shutdown may take that long) and, if the test
 // failed, the last lines of its output are written to the test log.
 func StartProc(t testing.TB, ns *Netns, name string, args ...string) *Proc {
 	t.Helper()
@@ -203,7 +203,7 @@ func StartProc(t testing.TB, ns *Netns, name string, args ...string) *Proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := p.Stop(5 * time.Second); err != nil {
+		if err := p.Stop(15 * time.Second); err != nil {
 			t.Logf("testenv: %s: %v", p.Name, err)
 		}
 		if t.Failed() {
