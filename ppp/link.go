@@ -194,6 +194,9 @@ type Link struct {
 	cfg     Config
 	actions []Action
 	phase   Phase
+	// peerNCPSeen: the peer sent an NCP packet, so it is in the network
+	// phase (it got our CHAP Success).
+	peerNCPSeen bool
 
 	lcp    lcpLayer
 	ipcp   ipcpLayer
@@ -293,6 +296,11 @@ func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 
 // Tick runs the timers that are due.
 func (l *Link) Tick(now time.Time) {
+	if l.successResendDue(now) {
+		// Before the NCP retransmission, so the peer enters the network
+		// phase first and accepts it.
+		l.sendCHAPSuccess(l.au.successMsg)
+	}
 	l.lcp.f.tick(now)
 	l.ipcp.f.tick(now)
 	l.ipv6cp.f.tick(now)
@@ -373,7 +381,19 @@ func (l *Link) Input(now time.Time, frame []byte) {
 	}
 }
 
+// successResendDue: we are the authenticator, the peer authenticated with
+// CHAP but has sent no NCP packet yet, and an NCP retransmission is due. A
+// lost CHAP Success strands a peer like pppd, which never resends its
+// Response (RFC 1994 4.2 relies on that); so the Success goes again with
+// every NCP retransmission until the peer shows it is in the network phase.
+func (l *Link) successResendDue(now time.Time) bool {
+	return l.cfg.Role == RoleAuthenticator && l.au.step == authDone && !l.peerNCPSeen &&
+		protocolOf(l.au.method) == ProtoCHAP &&
+		(due(l.ipcp.f.timer, now) || due(l.ipv6cp.f.timer, now))
+}
+
 func (l *Link) ncpInput(now time.Time, f *fsm, pol Policy, early *[]byte, frame, payload []byte) {
+	l.peerNCPSeen = true
 	if pol == PolicyDisable {
 		if l.lcp.f.state == StateOpened {
 			l.sendProtocolReject(f.proto, payload)

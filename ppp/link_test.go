@@ -59,9 +59,11 @@ type pair struct {
 	lns, lac side
 	loss     *rand.Rand
 	lossPct  int
-	frames   int
-	user     string
-	pass     string
+	// drop, if set, may discard a frame from side from.
+	drop   func(from *side, frame []byte) bool
+	frames int
+	user   string
+	pass   string
 }
 
 func newPair(t testing.TB, lnsCfg, lacCfg Config) *pair {
@@ -97,6 +99,9 @@ func (p *pair) run(limit time.Duration) {
 				case SendFrame:
 					p.frames++
 					if p.loss != nil && p.loss.IntN(100) < p.lossPct {
+						continue
+					}
+					if p.drop != nil && p.drop(s, a.Frame) {
 						continue
 					}
 					other.l.Input(p.now, a.Frame)
@@ -232,5 +237,41 @@ func BenchmarkNegotiation(b *testing.B) {
 		if len(p.lns.ups) == 0 {
 			b.Fatal("no NetworkUp")
 		}
+	}
+}
+
+// A lost CHAP Success must not strand a peer that, like pppd, never
+// resends its Response: the authenticator repeats the Success with its NCP
+// retransmissions until the peer sends an NCP packet.
+func TestLostCHAPSuccessRecovered(t *testing.T) {
+	for _, m := range []auth.Method{auth.MethodCHAPMD5, auth.MethodMSCHAPv2} {
+		t.Run(m.String(), func(t *testing.T) {
+			p := newPair(t, Config{AuthMethods: methods(m)}, Config{Username: "alice", Password: "s3cret", RequestDNS: true})
+			successes, responses := 0, 0
+			p.drop = func(from *side, frame []byte) bool {
+				proto, payload, err := SplitFrame(frame)
+				if err != nil || proto != ProtoCHAP || len(payload) == 0 {
+					return false
+				}
+				switch {
+				case from == &p.lns && payload[0] == chapSuccess:
+					successes++
+					return successes == 1 // the first Success is lost
+				case from == &p.lac && payload[0] == chapResp:
+					responses++
+					return responses > 1 // the peer never gets a resent Response through
+				}
+				return false
+			}
+			p.lns.l.Open(p.now)
+			p.lac.l.Open(p.now)
+			p.run(time.Minute)
+			if len(p.lac.ups) == 0 || p.lac.down != nil {
+				t.Fatalf("peer never reached the network phase after a lost Success: ups %v down %v", p.lac.ups, p.lac.down)
+			}
+			if successes < 2 {
+				t.Fatalf("Success sent %d times, want it repeated", successes)
+			}
+		})
 	}
 }
