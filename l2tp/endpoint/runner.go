@@ -133,7 +133,7 @@ func (e *Endpoint) newTunnel(id uint32, settings TunnelSettings, peer, local net
 		local:    local,
 		conn:     conn,
 		listener: listener,
-		in:       make(chan inbound, 256),
+		in:       make(chan inbound, 1024),
 		cmds:     make(chan func(time.Time), 16),
 		done:     make(chan struct{}),
 		sessions: make(map[uint32]*Session),
@@ -152,6 +152,18 @@ func (t *Tunnel) deliver(from netip.AddrPort, hdr l2tp.Header, pkt []byte) {
 	select {
 	case t.in <- inbound{hdr: hdr, pkt: cp}:
 	default:
+	}
+}
+
+// deliverWait queues a control datagram read from the tunnel's own socket,
+// waiting while the tunnel goroutine is busy: the socket's receive buffer
+// then absorbs the burst (backpressure) instead of a message being dropped
+// here and retransmitted a second later. Only this tunnel waits.
+func (t *Tunnel) deliverWait(hdr l2tp.Header, pkt []byte) {
+	cp := append([]byte(nil), pkt...)
+	select {
+	case t.in <- inbound{hdr: hdr, pkt: cp}:
+	case <-t.done:
 	}
 }
 
@@ -296,7 +308,7 @@ func (t *Tunnel) readOwn() {
 			t.e.logMalformed(from, t.id, fmt.Errorf("tunnel %d on tunnel %d's socket: %w", hdr.TunnelID, t.id, errWrongTunnel))
 			continue
 		}
-		t.deliver(from, hdr, buf[:n])
+		t.deliverWait(hdr, buf[:n])
 	}
 }
 

@@ -352,6 +352,13 @@ func (t *Tunnel) Close(now time.Time, rc l2tp.ResultCode, reason string) {
 	if t.state == StateClosing || t.state == StateDead {
 		return
 	}
+	if t.peerID == 0 {
+		// The peer never told us its tunnel ID (no SCCRP yet): a StopCCN
+		// could only go to tunnel 0, which no peer accepts. Drop the state.
+		t.goDown(now, rc, false, reason, false)
+		t.state = StateDead
+		return
+	}
 	t.goDown(now, rc, false, reason, true)
 }
 

@@ -482,3 +482,26 @@ func TestTieBreaker(t *testing.T) {
 		t.Fatal("lower tie breaker must win; equal values lose on both sides")
 	}
 }
+
+// Closing a tunnel whose SCCRQ was never answered sends nothing (a StopCCN
+// to tunnel 0 is refused by every peer) and releases it at once.
+func TestCloseBeforeSCCRPSendsNothing(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	lac, err := NewInitiator(cfg(100, "lac", 1), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := lac.Output(now, nil); len(out) != 1 {
+		t.Fatalf("want the SCCRQ, got %d datagrams", len(out))
+	}
+	lac.Close(now, l2tp.ResultCode{Result: l2tp.ResultStopGeneral}, "setup timeout")
+	if out := lac.Output(now.Add(2*time.Second), nil); len(out) != 0 {
+		t.Fatalf("sent %d datagrams after closing an unanswered tunnel, want none", len(out))
+	}
+	if lac.State() != StateDead {
+		t.Fatalf("state %v, want dead", lac.State())
+	}
+	if n, _ := count[TunnelDown](lac.Events(nil)); n != 1 {
+		t.Fatalf("TunnelDown %d, want 1", n)
+	}
+}
