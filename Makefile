@@ -39,8 +39,11 @@ unit:
 fuzz:
 	./scripts/fuzz-all.sh $(FUZZTIME)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+# bench: the side-by-side load benchmarks (docs/benchmarks.md) and the Go
+# micro-benchmarks of the hot paths, with allocations.
+bench: build
+	./scripts/bench-all.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./l2tp/... ./ppp/... ./pool/... ./auth/... ./dataplane/...
 
 # The real-kernel lab on its own (see lab/ and shared LAB.md).
 lab-test:

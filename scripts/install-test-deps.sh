@@ -17,6 +17,7 @@ check modprobe kmod
 check freeradius freeradius
 check radclient freeradius-utils
 check rpm rpm
+check l2tpns l2tpns
 check systemd-analyze systemd
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need="$need linux-image-amd64"
 [ -n "$need" ] || exit 0
@@ -30,6 +31,6 @@ apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $need >/dev/null
 # Debian starts services on install; the tests run their own instances.
-for s in xl2tpd freeradius; do
+for s in xl2tpd freeradius l2tpns; do
 	systemctl disable --now "$s" >/dev/null 2>&1 || true
 done
