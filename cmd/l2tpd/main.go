@@ -1,5 +1,9 @@
 // Command l2tpd is the L2TP access server: an LNS that accepts tunnels from
 // LACs and a LAC that dials LNSes, with PPP and authentication in-process.
+//
+// Run time control: the management API (l2tpctl) on [api] socket, SIGHUP
+// to reload the configuration, SIGTERM/SIGINT to stop, Prometheus metrics
+// on [metrics] listen.
 package main
 
 import (
@@ -7,14 +11,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/l2tpd/l2tpd/auth/local"
 	"github.com/l2tpd/l2tpd/config"
 	"github.com/l2tpd/l2tpd/dataplane"
 	"github.com/l2tpd/l2tpd/dataplane/kernel"
@@ -22,11 +32,45 @@ import (
 	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 	"github.com/l2tpd/l2tpd/lac"
 	"github.com/l2tpd/l2tpd/lns"
+	"github.com/l2tpd/l2tpd/metrics"
+	"github.com/l2tpd/l2tpd/mgmt"
+	"github.com/l2tpd/l2tpd/pool"
 	"github.com/l2tpd/l2tpd/pppsession"
 )
 
 func main() {
 	os.Exit(run())
+}
+
+// daemon is the running l2tpd: what the management API, the metrics and
+// the signal handlers act on.
+type daemon struct {
+	path    string
+	cfg     atomic.Pointer[config.Config]
+	log     *zap.Logger
+	level   zap.AtomicLevel
+	tr      *tracer
+	started time.Time
+
+	plane dataplane.Plane
+	ep    *endpoint.Endpoint
+	role  *lns.LNS
+	env   *pppsession.Env
+	authn *local.Authenticator
+	pools *pool.Set
+	rad   *radiusService
+	radA  *radiusAuth // nil without RADIUS authentication
+	m     *metrics.Registry
+	obs   *observer
+
+	// reloadMu serialises reloads (l2tpctl and SIGHUP).
+	reloadMu sync.Mutex
+	reloaded atomic.Pointer[time.Time]
+
+	shuttingDown atomic.Bool
+	// exit receives the reason to stop (shutdown requests).
+	exit     chan string
+	exitOnce sync.Once
 }
 
 func run() int {
@@ -44,66 +88,169 @@ func run() int {
 		fmt.Print(cfg.Dump())
 		return 0
 	}
-	log, err := newLogger(cfg, *logLevel)
+	d := &daemon{path: *configPath, started: time.Now(), exit: make(chan string, 1), tr: newTracer(time.Now)}
+	d.cfg.Store(cfg)
+	d.log, d.level, err = newLogger(cfg, *logLevel, d.tr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "l2tpd: %v\n", err)
 		return 2
 	}
+	log := d.log
 	defer log.Sync()
 
-	plane, err := choosePlane(cfg, log)
+	d.plane, err = choosePlane(cfg, log)
 	if err != nil {
 		log.Error("no data path", zap.Error(err))
 		return 1
 	}
-	defer plane.Close()
+	defer d.plane.Close()
 
-	rad, err := newRADIUS(cfg, log)
+	d.m = metrics.New()
+	d.obs = newObserver(d.m)
+	d.rad, err = newRADIUS(cfg, log)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	env, err := newSessionEnv(cfg, log, rad)
-	if err != nil {
-		rad.close(context.Background())
+	if err := d.newSessionEnv(cfg); err != nil {
+		d.rad.close(context.Background())
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	role := lns.New(cfg, log, env.LNSFactory())
-	ep, err := endpoint.New(endpoint.Config{
+	d.role = lns.New(cfg, log, d.env.LNSFactory())
+	d.ep, err = endpoint.New(endpoint.Config{
 		Listen:  cfg.Listen,
-		Plane:   plane,
-		Handler: role,
+		Plane:   d.plane,
+		Handler: handler{Handler: d.role, o: d.obs},
 		Logger:  log,
 	})
 	if err != nil {
-		rad.close(context.Background())
+		d.rad.close(context.Background())
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	rad.accountingOn()
-	if err := rad.startDAE(cfg, env.Sessions()); err != nil {
+	d.rad.accountingOn()
+	if err := d.rad.startDAE(cfg, d.env.Sessions()); err != nil {
 		log.Error("cannot start", zap.Error(err))
-		ep.Shutdown(context.Background())
-		rad.close(context.Background())
+		d.ep.Shutdown(context.Background())
+		d.rad.close(context.Background())
 		return 1
 	}
-	for _, a := range ep.ListenAddrs() {
+	for _, a := range d.ep.ListenAddrs() {
 		log.Info("listening for L2TP", zap.Stringer("addr", a))
 	}
+	d.m.SetSnapshot(d.snapshot)
+	stopHTTP, err := d.serveMetrics(cfg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		d.ep.Shutdown(context.Background())
+		d.rad.close(context.Background())
+		return 1
+	}
+	defer stopHTTP()
+	stopAPI := d.serveAPI(cfg)
+	defer stopAPI()
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range cfg.LACs {
-		lac.Start(ctx, ep, &cfg.LACs[i], log, env.LACFactory())
+		lac.Start(ctx, d.ep, &cfg.LACs[i], log, d.env.LACFactory())
 	}
-	log.Info("l2tpd started", zap.String("config", cfg.File), zap.String("dataplane", plane.Name()))
+	log.Info("l2tpd started", zap.String("config", cfg.File), zap.String("dataplane", d.plane.Name()))
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
-	shutdown(log, s, cancel, ep, env, rad)
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	why := ""
+	for why == "" {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				if res, err := d.reload(); err != nil {
+					log.Error("reload on SIGHUP refused; the running configuration stays", zap.Error(err))
+				} else {
+					log.Info("reloaded on SIGHUP", zap.String("config", res.Config), zap.Strings("changes", res.Changes))
+				}
+				continue
+			}
+			why = "signal " + s.String()
+		case why = <-d.exit:
+		}
+	}
+	stopAPI()
+	shutdown(log, why, cancel, d.ep, d.env, d.rad)
 	log.Info("l2tpd stopped")
 	return 0
+}
+
+// requestExit makes the main loop stop the daemon (once).
+func (d *daemon) requestExit(why string) {
+	d.exitOnce.Do(func() { d.exit <- why })
+}
+
+// serveAPI opens the management socket. A socket that cannot be opened
+// (another l2tpd answering on it, a bad group) is logged as an error and
+// the daemon runs without its API: subscribers matter more than l2tpctl.
+func (d *daemon) serveAPI(cfg *config.Config) (stop func()) {
+	if cfg.API.Socket == "" {
+		d.log.Info("management API off ([api] socket = \"\")")
+		return func() {}
+	}
+	o := mgmt.ListenOptions{Mode: cfg.API.SocketMode, GID: -1}
+	if g := cfg.API.SocketGroup; g != "" {
+		gr, err := user.LookupGroup(g)
+		if err != nil {
+			d.log.Error("management API off: [api] socket_group", zap.String("group", g), zap.Error(err))
+			return func() {}
+		}
+		o.GID, _ = strconv.Atoi(gr.Gid)
+	}
+	ln, err := mgmt.Listen(cfg.API.Socket, o)
+	if err != nil {
+		d.log.Error("management API off", zap.Error(err))
+		return func() {}
+	}
+	srv := mgmt.NewServer(d)
+	srv.ErrorLog = func(err error) { d.log.Warn("management API", zap.Error(err)) }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil {
+			d.log.Error("management API stopped", zap.Error(err))
+		}
+	}()
+	d.log.Info("management API listening", zap.String("socket", cfg.API.Socket), zap.Stringer("mode", cfg.API.SocketMode))
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			srv.Close()
+			<-done
+		})
+	}
+}
+
+// serveMetrics starts the Prometheus endpoint when [metrics] listen is set.
+func (d *daemon) serveMetrics(cfg *config.Config) (stop func(), err error) {
+	if !cfg.Metrics.Listen.IsValid() {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.Metrics.Listen.String())
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint [metrics] listen %s: %w", cfg.Metrics.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Metrics.Path, d.m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics endpoint stopped", zap.Error(err))
+		}
+	}()
+	d.log.Info("metrics listening", zap.Stringer("addr", ln.Addr()), zap.String("path", cfg.Metrics.Path))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
 
 // shutdown ends every session so that each gets its accounting Stop
@@ -111,12 +258,12 @@ func run() int {
 // Terminate and CDN first, for up to 3 s; then StopCCN to every peer,
 // which closes what is left; then the accounting spool gets up to 5 s to
 // drain before Accounting-Off. Unsent records stay in the spool on disk.
-func shutdown(log *zap.Logger, s os.Signal, cancel context.CancelFunc, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
+func shutdown(log *zap.Logger, why string, cancel context.CancelFunc, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
 	env.ShuttingDown()
 	rad.stopDAE()
 	cancel() // no more LAC dialling
 	n := env.Sessions().Terminate(pppsession.Selector{}, pppsession.Termination{Kind: pppsession.EndShutdown, Message: "daemon shutting down"})
-	log.Info("stopping: ending every subscriber session, then telling every peer (StopCCN)", zap.Stringer("signal", s), zap.Int("sessions", n))
+	log.Info("stopping: ending every subscriber session, then telling every peer (StopCCN)", zap.String("why", why), zap.Int("sessions", n))
 	tctx, tcancel := context.WithTimeout(context.Background(), 3*time.Second)
 	if err := env.Sessions().WaitEmpty(tctx); err != nil {
 		log.Info("sessions still ending: closing their tunnels", zap.Int("sessions", env.Sessions().Len()))
@@ -128,28 +275,6 @@ func shutdown(log *zap.Logger, s os.Signal, cancel context.CancelFunc, ep *endpo
 	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
 	rad.close(actx)
 	acancel()
-}
-
-func newLogger(cfg *config.Config, override string) (*zap.Logger, error) {
-	level := zapcore.InfoLevel
-	name := cfg.LogLevel.String()
-	if override != "" {
-		name = override
-	}
-	if err := level.UnmarshalText([]byte(name)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", name, err)
-	}
-	var zc zap.Config
-	if cfg.LogFormat.String() == "json" {
-		zc = zap.NewProductionConfig()
-	} else {
-		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
-	}
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.OutputPaths = []string{"stderr"}
-	return zc.Build()
 }
 
 // choosePlane picks the data path: kernel when asked or when `auto` finds

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -15,15 +17,17 @@ import (
 // newSessionEnv builds what every PPP session shares: the local
 // authenticator from [[subscriber]], the pools from [[pool]], and RADIUS
 // (for profiles with authenticator = "radius", and accounting when a
-// server has an acct_port).
-func newSessionEnv(cfg *config.Config, log *zap.Logger, rad *radiusService) (*pppsession.Env, error) {
+// server has an acct_port). Sessions read the configuration through
+// d.cfg, so that a reload reaches new sessions only.
+func (d *daemon) newSessionEnv(cfg *config.Config) error {
+	log := d.log
 	authn, err := localAuthenticator(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pools, err := pool.NewSet(poolConfigs(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("address pools: %w", err)
+		return fmt.Errorf("address pools: %w", err)
 	}
 	for _, name := range pools.Names() {
 		p, _ := pools.Get(name)
@@ -31,25 +35,50 @@ func newSessionEnv(cfg *config.Config, log *zap.Logger, rad *radiusService) (*pp
 	}
 	log.Info("local subscribers", zap.Int("count", authn.Len()))
 	pc := pppsession.Config{
-		Config: func() *config.Config { return cfg },
+		Config: d.cfg.Load,
 		Auth:   authn,
 		Acct:   auth.NopAccounter{},
 		Pools:  pools,
 		Log:    log,
+		Events: d.obs,
 	}
+	rad := d.rad
 	if rad != nil && rad.client != nil {
 		if a, _ := radiusRoles(&cfg.RADIUS); a {
-			pc.RADIUS = rad.client
+			d.radA = &radiusAuth{Authenticator: rad.client, server: radiusServerLabel(&cfg.RADIUS), m: d.m}
+			pc.RADIUS = d.radA
 		}
 		if rad.acct {
 			pc.Acct = rad.client
 			pc.InterimInterval = cfg.RADIUS.InterimInterval
 		}
 	}
-	return pppsession.NewEnv(pc), nil
+	d.authn, d.pools = authn, pools
+	d.env = pppsession.NewEnv(pc)
+	return nil
 }
 
-func localAuthenticator(cfg *config.Config) (*local.Authenticator, error) {
+// radiusServerLabel names the RADIUS authentication servers for metrics:
+// the first configured one, "+N" when there are more.
+func radiusServerLabel(rc *config.RADIUS) string {
+	var first string
+	n := 0
+	for _, s := range rc.Servers {
+		if s.AuthPort == 0 {
+			continue
+		}
+		if n == 0 {
+			first = net.JoinHostPort(s.Address.String(), strconv.Itoa(int(s.AuthPort)))
+		}
+		n++
+	}
+	if n > 1 {
+		return fmt.Sprintf("%s+%d", first, n-1)
+	}
+	return first
+}
+
+func localSubscribers(cfg *config.Config) []local.Subscriber {
 	subs := make([]local.Subscriber, len(cfg.Subscribers))
 	for i, s := range cfg.Subscribers {
 		subs[i] = local.Subscriber{
@@ -60,7 +89,11 @@ func localAuthenticator(cfg *config.Config) (*local.Authenticator, error) {
 			Disabled: s.Disabled,
 		}
 	}
-	a, err := local.New(subs)
+	return subs
+}
+
+func localAuthenticator(cfg *config.Config) (*local.Authenticator, error) {
+	a, err := local.New(localSubscribers(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: %w", err)
 	}
