@@ -363,7 +363,7 @@ func (e *Endpoint) handleListenerPacket(lc *net.UDPConn, local, from netip.AddrP
 			return
 		}
 		if !hdr.Control {
-			t.handleData(pkt)
+			t.handleData(hdr, pkt, false)
 			return
 		}
 		t.deliver(from, hdr, pkt)

@@ -20,8 +20,12 @@ import (
 type inbound struct {
 	hdr   l2tp.Header
 	pkt   []byte // whole datagram (control) or PPP frame
-	sid   uint32 // frame: our session ID
+	sid   uint32 // frame, early: our session ID
 	frame bool
+	// early: a data message (whole datagram) for a session the data plane
+	// did not know when it was read; it follows the control messages read
+	// before it (the ICCN that creates the session) through t.in.
+	early bool
 }
 
 // Tunnel is a running tunnel. Its methods may be called from any goroutine.
@@ -40,7 +44,11 @@ type Tunnel struct {
 	conn     *net.UDPConn // own socket; nil: send through listener
 	listener *net.UDPConn
 	dp       dataplane.Tunnel
-	wasUp    bool
+	// dpSessions: our session IDs the data plane has (set once AddSession
+	// returned, cleared when the session goes). A data message for another
+	// session goes through the tunnel goroutine in order (see early).
+	dpSessions map[uint32]struct{}
+	wasUp      bool
 	// refused: answered with StopCCN at once; the role never hears of it.
 	refused bool
 	// downReported: the role has had TunnelDown.
@@ -137,6 +145,8 @@ func (e *Endpoint) newTunnel(id uint32, settings TunnelSettings, peer, local net
 		cmds:     make(chan func(time.Time), 16),
 		done:     make(chan struct{}),
 		sessions: make(map[uint32]*Session),
+
+		dpSessions: make(map[uint32]struct{}),
 	}
 	t.log = e.log.With(zap.Uint32("tunnel", id), zap.Stringer("peer", peer))
 	if settings.Profile != "" {
@@ -167,13 +177,83 @@ func (t *Tunnel) deliverWait(hdr l2tp.Header, pkt []byte) {
 	}
 }
 
-func (t *Tunnel) handleData(pkt []byte) {
+// handleData gives a data message to the data plane. One for a session the
+// data plane does not have yet (the LAC's first LCP Configure-Request read
+// right after its ICCN, before the tunnel goroutine created the session)
+// is queued behind that ICCN instead of dropped: dropping it cost the
+// subscriber a 3 s PPP restart timer. wait: the caller is the tunnel's own
+// reader, which may wait (backpressure); the listener's may not.
+func (t *Tunnel) handleData(hdr l2tp.Header, pkt []byte, wait bool) {
 	t.mu.Lock()
 	dp := t.dp
+	_, known := t.dpSessions[hdr.SessionID]
 	t.mu.Unlock()
-	if dp != nil {
+	if known && dp != nil {
 		dp.HandleData(pkt)
+		return
 	}
+	if hdr.SessionID == 0 {
+		if dp != nil {
+			dp.HandleData(pkt) // counted as an error there
+		}
+		return
+	}
+	it := inbound{hdr: hdr, pkt: append([]byte(nil), pkt...), sid: hdr.SessionID, early: true}
+	if wait {
+		select {
+		case t.in <- it:
+		case <-t.done:
+		}
+		return
+	}
+	select {
+	case t.in <- it:
+	default:
+	}
+}
+
+// handleEarly runs on the tunnel goroutine: a data message that was read
+// before its session reached the data plane. PPP control frames (LCP,
+// authentication, NCPs: protocol 0x8000 and up, RFC 1661 2) go to the
+// session's driver; anything else is dropped (no network is up yet).
+func (t *Tunnel) handleEarly(now time.Time, it inbound) {
+	s := t.sessions[it.sid]
+	if s == nil || s.driver == nil {
+		return
+	}
+	t.mu.Lock()
+	_, known := t.dpSessions[it.sid]
+	dp := t.dp
+	t.mu.Unlock()
+	frame, ok := pppControlFrame(it.pkt)
+	if !ok {
+		if known && dp != nil {
+			dp.HandleData(it.pkt)
+		}
+		return
+	}
+	s.driver.Frame(now, frame)
+	if t.sessions[it.sid] == s {
+		t.schedule(s)
+	}
+}
+
+// pppControlFrame returns the PPP control frame (protocol field first, two
+// bytes) carried by an L2TPv2 data message, if it carries one.
+func pppControlFrame(pkt []byte) ([]byte, bool) {
+	h, payload, err := l2tp.ParseHeader(pkt)
+	if err != nil || h.Control {
+		return nil, false
+	}
+	if len(payload) >= 2 && payload[0] == 0xff && payload[1] == 0x03 {
+		payload = payload[2:]
+	}
+	// A compressed (one-byte, odd) protocol field is below 0x100: never a
+	// control protocol.
+	if len(payload) < 2 || payload[0]&1 == 1 || payload[0]&0x80 == 0 {
+		return nil, false
+	}
+	return payload, true
 }
 
 // do queues f for the tunnel goroutine; false if the tunnel is gone. A
@@ -234,7 +314,8 @@ func (s *Session) HangupFromDriver(now time.Time, rc l2tp.ResultCode, reason str
 }
 
 // Logger carries the session's fields.
-func (s *Session) Logger() *zap.Logger { return s.T.log.With(zap.Uint32("session", s.ID)) }
+// The fields are added lazily: nothing is cloned until a line is logged.
+func (s *Session) Logger() *zap.Logger { return s.T.log.WithLazy(zap.Uint32("session", s.ID)) }
 
 // start launches the tunnel goroutines.
 func (t *Tunnel) start() {
@@ -293,7 +374,7 @@ func (t *Tunnel) readOwn() {
 			continue
 		}
 		if !hdr.Control {
-			t.handleData(buf[:n])
+			t.handleData(hdr, buf[:n], true)
 			continue
 		}
 		if hdr.TunnelID == 0 && t.listener != nil {
@@ -349,7 +430,9 @@ func (t *Tunnel) run() {
 		select {
 		case it := <-t.in:
 			now = t.e.cfg.Now()
-			if it.frame {
+			if it.early {
+				t.handleEarly(now, it)
+			} else if it.frame {
 				if s := t.sessions[it.sid]; s != nil && s.driver != nil {
 					s.driver.Frame(now, it.pkt)
 					if t.sessions[it.sid] == s {
@@ -454,8 +537,10 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		if s != nil {
 			t.unschedule(s)
 		}
-		slog := t.log.With(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID))
-		slog.Info("session closed", zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
+		t.forgetDP(ev.ID)
+		// Fields inline, not t.log.With: With clones the encoder (and a
+		// buffer) per call, which showed in profiles at high setup rates.
+		t.log.Info("session closed", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
 		if s == nil {
 			// Never established (refused, or failed during setup): the
 			// role still hears of it, to release what it reserved.
@@ -466,7 +551,7 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 			}
 			if s.DP != nil {
 				if err := s.DP.Close(); err != nil {
-					slog.Warn("removing session from the data plane", zap.Error(err))
+					t.log.Warn("removing session from the data plane", zap.Uint32("session", ev.ID), zap.Error(err))
 				}
 			}
 			h.SessionDown(s, ev)
@@ -482,7 +567,6 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 
 func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 	s := &Session{T: t, ID: ev.ID, PeerID: ev.PeerID, Info: ev.Info}
-	slog := t.log.With(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID))
 	t.mu.Lock()
 	dpt := t.dp
 	t.mu.Unlock()
@@ -503,18 +587,29 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 			}
 		})
 		if err != nil {
-			slog.Error("data plane refused the session; hanging up", zap.Error(err))
+			t.log.Error("data plane refused the session; hanging up", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.Error(err))
 			_ = t.core.Hangup(now, ev.ID, l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "data plane error"}, "data plane error: "+err.Error())
 			return
 		}
 		s.DP = dps
+		t.mu.Lock()
+		t.dpSessions[ev.ID] = struct{}{}
+		t.mu.Unlock()
 	}
 	t.sessions[ev.ID] = s
-	slog.Info("session established", zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
+	t.log.Info("session established", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
 	s.driver = t.handler().SessionUp(s)
 	if t.sessions[ev.ID] == s {
 		t.schedule(s)
 	}
+}
+
+// forgetDP removes a session from dpSessions (before its data plane
+// session is closed).
+func (t *Tunnel) forgetDP(id uint32) {
+	t.mu.Lock()
+	delete(t.dpSessions, id)
+	t.mu.Unlock()
 }
 
 func (t *Tunnel) closeDataPlane() {
@@ -536,6 +631,7 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 			if s.driver != nil {
 				s.driver.Close(now, reason)
 			}
+			t.forgetDP(id)
 			if s.DP != nil {
 				_ = s.DP.Close()
 			}
