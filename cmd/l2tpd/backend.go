@@ -452,21 +452,39 @@ func (d *daemon) status() mgmt.Status {
 
 // Drain implements mgmt.Backend.
 func (d *daemon) Drain(ctx context.Context, on bool) (mgmt.Status, error) {
+	d.softMu.Lock()
 	if !on && d.shuttingDown.Load() {
-		return d.status(), mgmt.Errorf(mgmt.CodeUnavailable, "undrain: the daemon is shutting down (shutdown --soft); start it again instead")
+		if d.softCancel == nil {
+			d.softMu.Unlock()
+			return d.status(), mgmt.Errorf(mgmt.CodeUnavailable, "undrain: the daemon is stopping (shutdown); start it again instead")
+		}
+		d.softCancel() // undrain cancels a pending shutdown --soft
+		d.softCancel = nil
+		d.shuttingDown.Store(false)
+		d.log.Info("soft shutdown cancelled by the operator (undrain)")
 	}
 	d.role.SetDraining(on)
+	d.softMu.Unlock()
 	d.log.Info("admission changed by the operator", zap.Bool("draining", on))
 	return d.status(), nil
 }
 
-// Shutdown implements mgmt.Backend.
+// Shutdown implements mgmt.Backend. Soft: drain, and exit once the last
+// session has gone (undrain cancels it); otherwise exit now.
 func (d *daemon) Shutdown(ctx context.Context, r mgmt.ShutdownRequest) (mgmt.Status, error) {
+	d.softMu.Lock()
+	defer d.softMu.Unlock()
 	if !r.Soft {
+		if d.softCancel != nil {
+			d.softCancel()
+			d.softCancel = nil
+		}
 		d.shuttingDown.Store(true)
 		d.log.Info("shutdown requested by the operator")
 		st := d.status()
-		d.requestExit("l2tpctl shutdown")
+		// Give the response a moment to reach l2tpctl before the
+		// daemon starts tearing down.
+		time.AfterFunc(200*time.Millisecond, func() { d.requestExit("l2tpctl shutdown") })
 		return st, nil
 	}
 	d.role.SetDraining(true)
@@ -474,9 +492,12 @@ func (d *daemon) Shutdown(ctx context.Context, r mgmt.ShutdownRequest) (mgmt.Sta
 		return d.status(), nil
 	}
 	d.log.Info("soft shutdown requested by the operator: draining, exiting when the last session has gone", zap.Int("sessions", d.env.Sessions().Len()))
+	wctx, cancel := context.WithCancel(context.Background())
+	d.softCancel = cancel
 	go func() {
-		d.env.Sessions().WaitEmpty(context.Background())
-		d.requestExit("l2tpctl shutdown --soft: the last session has gone")
+		if d.env.Sessions().WaitEmpty(wctx) == nil {
+			d.requestExit("l2tpctl shutdown --soft: the last session has gone")
+		}
 	}()
 	return d.status(), nil
 }

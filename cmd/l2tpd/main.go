@@ -68,6 +68,9 @@ type daemon struct {
 	reloaded atomic.Pointer[time.Time]
 
 	shuttingDown atomic.Bool
+	// softMu guards softCancel: it stops a pending shutdown --soft.
+	softMu     sync.Mutex
+	softCancel context.CancelFunc
 	// exit receives the reason to stop (shutdown requests).
 	exit     chan string
 	exitOnce sync.Once
@@ -176,8 +179,11 @@ func run() int {
 		case why = <-d.exit:
 		}
 	}
-	stopAPI()
+	d.shuttingDown.Store(true)
+	// The API keeps answering (show stats: shutting_down) while sessions
+	// end; it closes last.
 	shutdown(log, why, cancel, d.ep, d.env, d.rad)
+	stopAPI()
 	log.Info("l2tpd stopped")
 	return 0
 }
@@ -188,8 +194,8 @@ func (d *daemon) requestExit(why string) {
 }
 
 // serveAPI opens the management socket. A socket that cannot be opened
-// (another l2tpd answering on it, a bad group) is logged as an error and
-// the daemon runs without its API: subscribers matter more than l2tpctl.
+// (another l2tpd answering on it, a bad group) is logged and the daemon
+// runs without its API: subscribers matter more than l2tpctl.
 func (d *daemon) serveAPI(cfg *config.Config) (stop func()) {
 	if cfg.API.Socket == "" {
 		d.log.Info("management API off ([api] socket = \"\")")
@@ -199,14 +205,17 @@ func (d *daemon) serveAPI(cfg *config.Config) (stop func()) {
 	if g := cfg.API.SocketGroup; g != "" {
 		gr, err := user.LookupGroup(g)
 		if err != nil {
-			d.log.Error("management API off: [api] socket_group", zap.String("group", g), zap.Error(err))
+			d.log.Warn("management API off: [api] socket_group", zap.String("group", g), zap.Error(err))
 			return func() {}
 		}
 		o.GID, _ = strconv.Atoi(gr.Gid)
 	}
 	ln, err := mgmt.Listen(cfg.API.Socket, o)
 	if err != nil {
-		d.log.Error("management API off", zap.Error(err))
+		// A warning, not an error: the daemon serves subscribers without
+		// it, and several daemons on one host (tests, a LAC next to an
+		// LNS) commonly share the default path.
+		d.log.Warn("management API off", zap.Error(err))
 		return func() {}
 	}
 	srv := mgmt.NewServer(d)

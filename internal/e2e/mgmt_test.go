@@ -457,7 +457,14 @@ func TestMgmtLiveDaemon(t *testing.T) {
 		t.Errorf("second LAC did not see its session end: %v", err)
 	}
 
-	// shutdown --soft: drain, end every session, the daemon exits.
+	// shutdown --soft, cancelled by undrain; then again for good: drain,
+	// end every session, the daemon exits.
+	ctlOK(t, sock, "shutdown", "--soft")
+	ctlOK(t, sock, "undrain")
+	if st := ctlJSON[mgmt.Stats](t, sock, "show", "stats"); st.ShuttingDown || st.Draining {
+		t.Errorf("after undrain of a soft shutdown: %+v", st)
+	}
+	lns.Wait(t, 5*time.Second, `soft shutdown cancelled`)
 	if out := ctlOK(t, sock, "shutdown", "--soft"); out == "" {
 		t.Errorf("shutdown --soft printed nothing")
 	}
@@ -477,5 +484,36 @@ func TestMgmtLiveDaemon(t *testing.T) {
 	}
 	if !regexp.MustCompile(`l2tpd stopped`).MatchString(lns.Log.String()) {
 		t.Errorf("no clean stop in the log")
+	}
+}
+
+// l2tpctl shutdown (not soft): the daemon ends every session, sends
+// StopCCN and exits at once.
+func TestMgmtShutdownNow(t *testing.T) {
+	lnsNS, lacNS := twoHosts(t)
+	dir, err := os.MkdirTemp("", "l2tpd-mgmt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "l2tpd.sock")
+	lns := StartDaemon(t, lnsNS, "lns", mgmtLNSConfig(sock, lnsAddr+":9641", ""))
+	lns.Wait(t, 10*time.Second, `management API listening`)
+	lac := StartDaemon(t, lacNS, "lac", mgmtLACConfig("core", 1))
+	lns.Wait(t, 30*time.Second, `subscriber up.*"user": "alice"`)
+	from := lac.Log.Len()
+	ctlOK(t, sock, "shutdown")
+	ctx := ctxTimeout(t, 20*time.Second)
+	if err := lns.Proc.Wait(ctx); err != nil && ctx.Err() != nil {
+		t.Fatalf("daemon did not exit after shutdown: %v", err)
+	}
+	if !strings.Contains(lns.Log.String(), `l2tpctl shutdown`) || !strings.Contains(lns.Log.String(), "l2tpd stopped") {
+		t.Errorf("no orderly stop for l2tpctl shutdown in the log")
+	}
+	if _, err := lac.WaitForFrom(ctxTimeout(t, 10*time.Second), from, `subscriber down`); err != nil {
+		t.Errorf("LAC did not see its session end: %v", err)
+	}
+	if _, _, code := ctl(t, sock, "show", "stats"); code == 0 {
+		t.Errorf("the management socket still answers after the daemon exited")
 	}
 }
