@@ -297,13 +297,13 @@ func choosePlane(cfg *config.Config, log *zap.Logger) (dataplane.Plane, error) {
 		if err := kernel.Probe(); err != nil {
 			return nil, fmt.Errorf("dataplane = \"kernel\": %w", err)
 		}
-		return newKernelPlane(log)
+		return newKernelPlane(log, cfg)
 	}
 	if err := kernel.Probe(); err != nil {
 		log.Info("data path: userspace, because the kernel cannot do L2TP/PPP here", zap.Error(err))
 		return userspace.New(userspace.Config{}), nil
 	}
-	p, err := newKernelPlane(log)
+	p, err := newKernelPlane(log, cfg)
 	if err != nil {
 		if errors.Is(err, dataplane.ErrUnsupported) {
 			log.Info("data path: userspace", zap.Error(err))
@@ -315,10 +315,22 @@ func choosePlane(cfg *config.Config, log *zap.Logger) (dataplane.Plane, error) {
 	return p, nil
 }
 
-func newKernelPlane(log *zap.Logger) (dataplane.Plane, error) {
+func newKernelPlane(log *zap.Logger, cfg *config.Config) (dataplane.Plane, error) {
 	p, err := kernel.Dial(kernel.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("kernel data path: %w", err)
+	}
+	// Tunnels a previous run of ours left in the kernel (it recorded their
+	// IDs); other daemons' tunnels are never touched.
+	if ids, err := p.Cleanup(); err != nil {
+		log.Warn("removing stale kernel tunnels of a previous run", zap.Error(err))
+	} else if len(ids) > 0 {
+		log.Info("removed stale kernel tunnels of a previous run", zap.Uint32s("tunnels", ids))
+	}
+	if max := cfg.L2TP.MaxSessions; max > 0 {
+		if err := kernel.FDBudget(max); err != nil {
+			log.Error("file descriptor limit too low for l2tp.max_sessions", zap.Int("max_sessions", max), zap.Error(err))
+		}
 	}
 	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sync"
 	"testing"
@@ -64,6 +65,11 @@ func StartDaemon(t testing.TB, ns *testenv.Netns, name, config string) *Daemon {
 	bin := Binary(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, name+".toml")
+	if !regexp.MustCompile(`(?m)^\[api\]`).MatchString(config) {
+		// Daemons of parallel tests must not share the default management
+		// socket (/run/l2tpd/l2tpd.sock).
+		config += fmt.Sprintf("\n[api]\nsocket = %q\n", filepath.Join(dir, "l2tpd.sock"))
+	}
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
