@@ -49,7 +49,7 @@ func (e *Env) NewLAC(now time.Time, call Call, dp dataplane.Session, p LACParams
 	if log == nil {
 		log = e.cfg.Log
 	}
-	log = log.With(zap.Uint32("session", p.Info.SessionID))
+	log = log.WithLazy(zap.Uint32("session", p.Info.SessionID))
 	c := linkConfig(ppp.RolePeer, p.Profile, p.MaxMTU, e.cfg.Rand, p.Info)
 	c.AuthMethods = p.Auth
 	c.Username, c.Password = p.Username, p.Password
