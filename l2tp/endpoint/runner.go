@@ -424,7 +424,7 @@ func (t *Tunnel) run() {
 		next := t.nextDeadline()
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(next.Sub(now), 0)
+			wait = max(wakeAt(next, now).Sub(now), 0)
 		}
 		timer.Reset(wait)
 		select {
