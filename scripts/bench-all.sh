@@ -7,7 +7,9 @@
 #
 #   scripts/bench-all.sh                 # setup-rate runs: ours (local, RADIUS) and l2tpns
 #   BENCH_SIZES="1000:10" scripts/bench-all.sh
-#   BENCH_100K=1 BENCH_HOLD=300s scripts/bench-all.sh   # adds the 100,000-session run
+#   BENCH_100K=1 BENCH_HOLD=300s scripts/bench-all.sh   # adds the 100,000-session runs
+#                                  (BENCH_100K_TARGETS, default ours-local and l2tpns;
+#                                  each bounded by BENCH_100K_TIMEOUT, default 20m)
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -16,6 +18,8 @@ BENCH_INFLIGHT=${BENCH_INFLIGHT:-100}
 BENCH_AUTH=${BENCH_AUTH:-chap}
 BENCH_HOLD=${BENCH_HOLD:-300s}
 BENCH_100K=${BENCH_100K:-0}
+BENCH_100K_TARGETS=${BENCH_100K_TARGETS-"ours-local l2tpns"}
+BENCH_100K_TIMEOUT=${BENCH_100K_TIMEOUT:-20m}
 BENCH_TARGETS=${BENCH_TARGETS-"ours-local ours-radius l2tpns"}
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
 mkdir -p "$BENCH_DIR"
@@ -54,11 +58,18 @@ done
 
 if [ "$BENCH_100K" = 1 ]; then
 	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-	bench_l2tpd "$BENCH_DIR/l2tpd" 100000 local
-	bench_run ours-local-100000 --tunnels 100 --sessions 100000 --in-flight "$BENCH_INFLIGHT" --auth "$BENCH_AUTH" \
-		--hold "$BENCH_HOLD" --setup-timeout 120s --interval 5s --timeout 60m || true
-	bench_stop_lns
-	runs="$runs ours-local-100000=$BENCH_DIR/ours-local-100000.json"
+	for target in $BENCH_100K_TARGETS; do
+		name="$target-100000"
+		case $target in
+		ours-local) bench_l2tpd "$BENCH_DIR/l2tpd" 100000 local ;;
+		ours-radius) bench_l2tpd "$BENCH_DIR/l2tpd" 100000 radius ;;
+		l2tpns) bench_l2tpns ;;
+		esac
+		bench_run "$name" --tunnels 100 --sessions 100000 --in-flight "$BENCH_INFLIGHT" --auth "$BENCH_AUTH" \
+			--hold "$BENCH_HOLD" --setup-timeout 120s --interval 5s --timeout "$BENCH_100K_TIMEOUT" || true
+		bench_stop_lns
+		runs="$runs $name=$BENCH_DIR/$name.json"
+	done
 fi
 
 {

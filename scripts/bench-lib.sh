@@ -78,6 +78,9 @@ log_level = "warn"
 [l2tp]
 listen = ["$LNS_IP:1701"]
 accept_unknown_peers = true
+# no admission limit (the default max_sessions is 50,000): the bench
+# measures the server, up to 100,000 sessions
+max_sessions = 0
 [[pool]]
 name = "bench"
 ranges = ["10.128.0.0/14"]
