@@ -628,9 +628,8 @@ func (d *LNS) release(now time.Time, k EndKind) {
 		d.cancel = nil
 	}
 	d.sessionEnd, d.idleCheck, d.interimAt = time.Time{}, time.Time{}, time.Time{}
-	if d.acct != nil {
-		d.env.cfg.Acct.Stop(d.acct, d.counters(now), k.Cause())
-	}
+	// The address goes back before the Stop record: whoever acts on the
+	// Stop (a RADIUS server reassigning it, an operator) finds it free.
 	switch {
 	case d.addrFixed:
 		d.env.releaseFixed(d.addr, d.owner)
@@ -640,6 +639,9 @@ func (d *LNS) release(now time.Time, k EndKind) {
 		}
 	}
 	d.addrPool, d.addrFixed = nil, false
+	if d.acct != nil {
+		d.env.cfg.Acct.Stop(d.acct, d.counters(now), k.Cause())
+	}
 }
 
 // Address returns the subscriber's address (invalid before one is
