@@ -54,6 +54,7 @@ func TestEventsAndSnapshot(t *testing.T) {
 		"l2tpd_control_retransmissions_total 3",
 		`l2tpd_ppp_negotiation_failures_total{protocol="lcp"} 1`,
 		`l2tpd_radius_requests_total{kind="auth",outcome="accept",server="192.0.2.50:1812"} 1`,
+		`l2tpd_radius_requests_total{kind="auth",outcome="reject",server="192.0.2.50:1812"} 1`,
 		`l2tpd_radius_requests_total{kind="auth",outcome="timeout",server="192.0.2.50:1812"} 1`,
 		`l2tpd_radius_request_duration_seconds_count{kind="auth",server="192.0.2.50:1812"} 2`,
 		`l2tpd_radius_request_duration_seconds_bucket{kind="auth",server="192.0.2.50:1812",le="0.005"} 1`,
@@ -64,10 +65,12 @@ func TestEventsAndSnapshot(t *testing.T) {
 		`l2tpd_pool_addresses_used{pool="default"} 40`,
 		"l2tpd_accounting_spool_depth 5",
 		"l2tpd_draining 1",
+		`l2tpd_config_reloads_total{result="ok"} 1`,
 		`l2tpd_config_reloads_total{result="refused"} 1`,
-		"go_goroutines",
+		"# TYPE go_goroutines gauge",
 	} {
-		if !strings.Contains(text, want+"\n") && !strings.Contains(text, want) {
+		// Whole lines: "total 2" must not be satisfied by "total 20".
+		if !strings.Contains("\n"+text, "\n"+want+"\n") {
 			t.Errorf("scrape lacks %q", want)
 		}
 	}
