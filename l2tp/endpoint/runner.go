@@ -543,7 +543,10 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		t.log.Info("session closed", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
 		if s == nil {
 			// Never established (refused, or failed during setup): the
-			// role still hears of it, to release what it reserved.
+			// role still hears of it, to release what it reserved. The
+			// core may have counted it up (the data plane refused it in
+			// sessionUp), but the role never had SessionUp.
+			ev.WasUp = false
 			t.handler().SessionDown(&Session{T: t, ID: ev.ID, PeerID: ev.PeerID}, ev)
 		} else {
 			if s.driver != nil {
