@@ -189,11 +189,24 @@ func (a *accounter) finish(res sendResult) {
 }
 
 func (a *accounter) send(ctx context.Context, r *record) error {
-	_, _, err := a.c.exchange(ctx, a.c.acct, radius.CodeAccountingRequest, true, func(p *radius.Packet) error {
-		buildAcct(p, &a.c.nas, r, a.c.now())
+	return a.c.acctExchange(ctx, r)
+}
+
+// acctExchange sends the Accounting-Request for r. Only an
+// Accounting-Response acknowledges it (RFC 2866 4.2): any other reply
+// leaves the record unacknowledged.
+func (c *Client) acctExchange(ctx context.Context, r *record) error {
+	p, s, err := c.exchange(ctx, c.acct, radius.CodeAccountingRequest, true, func(p *radius.Packet) error {
+		buildAcct(p, &c.nas, r, c.now())
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	if p.Code != radius.CodeAccountingResponse {
+		return fmt.Errorf("server %s answered an Accounting-Request with %v", s.name, p.Code)
+	}
+	return nil
 }
 
 // buildAcct fills an Accounting-Request for r sent at now.
@@ -350,11 +363,7 @@ func (c *Client) AccountingOff(ctx context.Context) error { return c.onOff(ctx, 
 
 func (c *Client) onOff(ctx context.Context, st AcctStatus) error {
 	r := &record{Status: st, Session: auth.AcctSession{ID: fmt.Sprintf("%s-%d", st, c.now().Unix())}, Event: c.now()}
-	_, _, err := c.exchange(ctx, c.acct, radius.CodeAccountingRequest, true, func(p *radius.Packet) error {
-		buildAcct(p, &c.nas, r, c.now())
-		return nil
-	})
-	if err != nil {
+	if err := c.acctExchange(ctx, r); err != nil {
 		return fmt.Errorf("radius: %v: %w", st, err)
 	}
 	return nil

@@ -209,3 +209,26 @@ func TestAccountingOnOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reply that is not an Accounting-Response (here a correctly signed
+// Access-Accept) does not acknowledge a record: it stays in the spool.
+func TestAccountingWrongReplyCode(t *testing.T) {
+	wrong := func(raw []byte, p *radius.Packet) []byte {
+		return reply(t, raw, []byte(secret), radius.CodeAccessAccept, true)
+	}
+	srv := newFakeServer(t, secret, wrong)
+	c, err := New(acctConfig(t, t.TempDir(), srv.port()), nil)
+	c = mustClient(t, c, err)
+	if err := c.AccountingOn(context.Background()); err == nil {
+		t.Error("Accounting-On acknowledged by an Access-Accept")
+	}
+	c.Start(acctSession)
+	recv(t, srv) // Accounting-On
+	recv(t, srv) // Start
+	recv(t, srv) // Start again, after the retry pause: not acknowledged
+	if n := c.Pending(); n != 1 {
+		t.Fatalf("pending = %d after replies of the wrong code, want 1", n)
+	}
+	srv.setHandle(ack(t))
+	waitPending(t, c, 0)
+}
