@@ -198,6 +198,16 @@ func (t *Tunnel) handleData(hdr l2tp.Header, pkt []byte, wait bool) {
 		}
 		return
 	}
+	// Only a PPP control frame of plausible size is kept for a session the
+	// data plane does not know yet (no network is up for it): a peer
+	// sending data for unknown sessions cannot fill the queue with 64 KB
+	// copies or push out control messages.
+	if len(pkt) > maxEarlyDatagram {
+		return
+	}
+	if _, ok := pppControlFrame(pkt); !ok {
+		return
+	}
 	it := inbound{hdr: hdr, pkt: append([]byte(nil), pkt...), sid: hdr.SessionID, early: true}
 	if wait {
 		select {
@@ -221,22 +231,20 @@ func (t *Tunnel) handleEarly(now time.Time, it inbound) {
 	if s == nil || s.driver == nil {
 		return
 	}
-	t.mu.Lock()
-	_, known := t.dpSessions[it.sid]
-	dp := t.dp
-	t.mu.Unlock()
 	frame, ok := pppControlFrame(it.pkt)
 	if !ok {
-		if known && dp != nil {
-			dp.HandleData(it.pkt)
-		}
-		return
+		return // handleData queues only control frames
 	}
 	s.driver.Frame(now, frame)
 	if t.sessions[it.sid] == s {
 		t.schedule(s)
 	}
 }
+
+// maxEarlyDatagram bounds a data message kept for a session the data plane
+// does not know yet: LCP/authentication/NCP frames fit well below it (our
+// PPP replies are bounded the same way).
+const maxEarlyDatagram = 2048
 
 // pppControlFrame returns the PPP control frame (protocol field first, two
 // bytes) carried by an L2TPv2 data message, if it carries one.
