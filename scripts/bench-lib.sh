@@ -3,7 +3,8 @@
 # namespaces joined by a veth pair (the LNS under test in one, l2tpbench in
 # the other), FreeRADIUS on the LNS side's loopback with users
 # user0..user(N-1), our l2tpd and l2tpns. Needs root, iproute2, freeradius,
-# l2tpns. Everything lives under $BENCH_DIR and in namespaces it creates.
+# l2tpns. Everything lives under $BENCH_DIR and in namespaces it creates
+# (NS_LNS, NS_LAC: set both, and BENCH_DIR, to run two benches at once).
 
 BENCH_DIR=${BENCH_DIR:-build/bench}
 NS_LNS=${NS_LNS:-l2tpbench-lns}
@@ -21,9 +22,9 @@ bench_netns() {
 	ip netns del "$NS_LAC" 2>/dev/null || true
 	ip netns add "$NS_LNS"
 	ip netns add "$NS_LAC"
-	ip link add bl-lns type veth peer name bl-lac
-	ip link set bl-lns netns "$NS_LNS"
-	ip link set bl-lac netns "$NS_LAC"
+	# Created inside the namespaces: two runs with other NS_LNS/NS_LAC
+	# (and BENCH_DIR) can run side by side.
+	ip link add bl-lns netns "$NS_LNS" type veth peer name bl-lac netns "$NS_LAC"
 	ip -n "$NS_LNS" addr add "$LNS_IP/24" dev bl-lns
 	ip -n "$NS_LAC" addr add "$LAC_IP/24" dev bl-lac
 	for ns in "$NS_LNS" "$NS_LAC"; do
