@@ -109,6 +109,16 @@ type Tunnel interface {
 	Close() error
 }
 
+// Flusher is implemented by a Tunnel that may hold the PPP frames its
+// sessions' SendFrame is given and send them together (one system call for
+// many). SendFrame and Flush are called on the tunnel's goroutine only; the
+// control plane calls Flush at the end of every pass of that goroutine,
+// after the frames of the pass were given, so a frame waits at most for the
+// rest of the pass it was produced in.
+type Flusher interface {
+	Flush()
+}
+
 // NetConfig is what the network layer negotiation (IPCP, IPv6CP) settled.
 type NetConfig struct {
 	IfName string // interface name (pattern already expanded)

@@ -1,0 +1,258 @@
+// Package udpbatch reads and writes batches of UDP datagrams on one socket
+// with recvmmsg(2) and sendmmsg(2): one system call (and, for a reader, one
+// wake-up of its goroutine) for every datagram that is already waiting or
+// ready to go, instead of one each. It is used on the L2TP tunnel sockets,
+// where a busy tunnel carries many small control messages and PPP frames.
+//
+// A Reader or a Writer belongs to one goroutine; it keeps its message
+// headers between calls and allocates nothing per datagram. Readers share
+// their receive buffers (Buffers) and hold them only while they have
+// datagrams to hand out.
+package udpbatch
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Buffers is a shared supply of receive buffers for many Readers: a
+// reader holds one block of buffers only while it has datagrams to hand
+// out, so an idle tunnel's reader parked in Read costs no buffer memory
+// (thousands of remote-access tunnels with one session each).
+type Buffers struct {
+	n, size int
+	pool    sync.Pool
+}
+
+// NewBuffers returns blocks of n buffers of size bytes each (a longer
+// datagram is truncated by the kernel and reported by Reader.Truncated).
+func NewBuffers(n, size int) (*Buffers, error) {
+	if n < 1 || size < 1 || n > maxBatch {
+		return nil, fmt.Errorf("udpbatch: blocks of %d datagrams of %d bytes", n, size)
+	}
+	b := &Buffers{n: n, size: size}
+	b.pool.New = func() any { return &block{mem: make([]byte, n*size)} }
+	return b, nil
+}
+
+type block struct{ mem []byte }
+
+// Reader reads datagrams in batches. It belongs to one goroutine.
+type Reader struct {
+	rc    syscall.RawConn
+	bufs  *Buffers
+	cur   *block
+	hs    []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+}
+
+// NewReader returns a reader of c taking its buffers from bufs.
+func NewReader(c *net.UDPConn, bufs *Buffers) (*Reader, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("udpbatch: %w", err)
+	}
+	n := bufs.n
+	r := &Reader{
+		rc:    rc,
+		bufs:  bufs,
+		hs:    make([]unix.Mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		names: make([]unix.RawSockaddrInet6, n),
+	}
+	for i := range n {
+		r.iovs[i].SetLen(bufs.size)
+		r.hs[i].Hdr.Iov = &r.iovs[i]
+		r.hs[i].Hdr.SetIovlen(1)
+		r.hs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+	}
+	return r, nil
+}
+
+func (r *Reader) take() {
+	r.cur = r.bufs.pool.Get().(*block)
+	size := r.bufs.size
+	for i := range r.iovs {
+		r.iovs[i].Base = &r.cur.mem[i*size]
+	}
+}
+
+// Release gives the buffers of the last Read back; Msg may not be called
+// after it. Read calls it itself.
+func (r *Reader) Release() {
+	if r.cur == nil {
+		return
+	}
+	for i := range r.iovs {
+		r.iovs[i].Base = nil
+	}
+	r.bufs.pool.Put(r.cur)
+	r.cur = nil
+}
+
+// Read waits until at least one datagram is there and reads as many as are
+// waiting, up to the batch size of its Buffers. It returns how many; Msg
+// gives each. The datagrams stay valid until the next Read or Release. An
+// error from the socket (ECONNREFUSED after an ICMP port unreachable, or
+// net.ErrClosed once the socket is closed) is returned with no datagram.
+func (r *Reader) Read() (int, error) {
+	r.Release()
+	for i := range r.hs {
+		r.hs[i].Hdr.Namelen = uint32(unsafe.Sizeof(r.names[i]))
+		r.hs[i].Hdr.Flags = 0
+		r.hs[i].Len = 0
+	}
+	var n int
+	var errno syscall.Errno
+	err := r.rc.Read(func(fd uintptr) bool {
+		r.take()
+		for {
+			m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hs[0])), uintptr(len(r.hs)), unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EINTR {
+				continue
+			}
+			if e == unix.EAGAIN {
+				r.Release() // parked: hold no buffer
+				return false
+			}
+			n, errno = int(m), e
+			return true
+		}
+	})
+	if err == nil && errno != 0 {
+		err = fmt.Errorf("udpbatch: recvmmsg: %w", errno)
+	}
+	if err != nil {
+		r.Release()
+		return 0, err
+	}
+	return n, nil
+}
+
+// Truncated reports whether the i-th datagram of the last Read was longer
+// than a buffer (its tail is lost: drop it).
+func (r *Reader) Truncated(i int) bool { return r.hs[i].Hdr.Flags&unix.MSG_TRUNC != 0 }
+
+// Msg is the i-th datagram of the last Read and its source address (the
+// zero AddrPort if the kernel gave none).
+func (r *Reader) Msg(i int) ([]byte, netip.AddrPort) {
+	h := &r.hs[i]
+	size := r.bufs.size
+	return r.cur.mem[i*size : i*size+min(int(h.Len), size) : (i+1)*size], sockaddr(&r.names[i], h.Hdr.Namelen)
+}
+
+// sockaddr decodes a sockaddr_in or sockaddr_in6 the kernel wrote.
+func sockaddr(rsa *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
+	switch rsa.Family {
+	case unix.AF_INET:
+		if n < unix.SizeofSockaddrInet4 {
+			return netip.AddrPort{}
+		}
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
+	case unix.AF_INET6:
+		if n < unix.SizeofSockaddrInet6 {
+			return netip.AddrPort{}
+		}
+		a := netip.AddrFrom16(rsa.Addr)
+		return netip.AddrPortFrom(a.Unmap(), ntohs(rsa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func ntohs(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// Writer sends datagrams in batches on a connected socket.
+type Writer struct {
+	rc   syscall.RawConn
+	hs   []unix.Mmsghdr
+	iovs []unix.Iovec
+}
+
+// NewWriter returns a writer on c, which must be connected (the datagrams
+// carry no address).
+func NewWriter(c *net.UDPConn) (*Writer, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("udpbatch: %w", err)
+	}
+	return &Writer{rc: rc}, nil
+}
+
+// maxBatch bounds one sendmmsg call (the kernel's UIO_MAXIOV).
+const maxBatch = 1024
+
+// Write sends every datagram of pkts, in order, with as few system calls as
+// the kernel allows (waiting while the socket's send buffer is full). A
+// datagram the kernel refuses (ECONNREFUSED from an earlier ICMP error,
+// EMSGSIZE) is skipped and the rest still go out; Write returns how many
+// were sent and the first such error. After net.ErrClosed nothing more is
+// tried.
+func (w *Writer) Write(pkts [][]byte) (int, error) {
+	var sent int
+	var first error
+	for len(pkts) > 0 {
+		k := min(len(pkts), maxBatch)
+		if cap(w.hs) < k {
+			w.hs = make([]unix.Mmsghdr, k)
+			w.iovs = make([]unix.Iovec, k)
+		}
+		hs, iovs := w.hs[:k], w.iovs[:k]
+		for i, p := range pkts[:k] {
+			iovs[i] = unix.Iovec{}
+			if len(p) > 0 {
+				iovs[i].Base = &p[0]
+			}
+			iovs[i].SetLen(len(p))
+			hs[i] = unix.Mmsghdr{}
+			hs[i].Hdr.Iov = &iovs[i]
+			hs[i].Hdr.SetIovlen(1)
+		}
+		done, skipped := 0, 0
+		var errno syscall.Errno
+		err := w.rc.Write(func(fd uintptr) bool {
+			for done < k {
+				m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[done])), uintptr(k-done), unix.MSG_DONTWAIT, 0, 0)
+				switch e {
+				case 0:
+					done += int(m)
+				case unix.EINTR:
+				case unix.EAGAIN:
+					return false
+				default:
+					// The datagram at done failed: skip it.
+					errno = e
+					done++
+					skipped++
+				}
+			}
+			return true
+		})
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return sent, first
+			}
+		}
+		if errno != 0 && first == nil {
+			first = fmt.Errorf("udpbatch: sendmmsg: %w", errno)
+		}
+		sent += done - skipped
+		clear(iovs) // keep no caller buffer alive
+		pkts = pkts[k:]
+	}
+	return sent, first
+}
