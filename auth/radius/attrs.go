@@ -21,27 +21,53 @@ type NAS struct {
 	IPv6       netip.Addr // zero: NAS-IPv6-Address not sent
 }
 
-func addString(p *radius.Packet, t radius.Type, s string) {
+// attrs is an encoded RADIUS attribute list, built by appending.
+type attrs []byte
+
+// add appends attribute t with value v, cut to the 253 bytes an
+// attribute can hold.
+func (a attrs) add(t radius.Type, v []byte) attrs {
+	if len(v) > 253 {
+		v = v[:253]
+	}
+	a = append(a, byte(t), byte(2+len(v)))
+	return append(a, v...)
+}
+
+// str appends a text attribute; an empty s is not sent.
+func (a attrs) str(t radius.Type, s string) attrs {
 	if s == "" {
-		return
+		return a
 	}
 	if len(s) > 253 {
 		s = s[:253]
 	}
-	p.Add(t, radius.Attribute(s))
+	a = append(a, byte(t), byte(2+len(s)))
+	return append(a, s...)
 }
 
-func addBytes(p *radius.Packet, t radius.Type, b []byte) {
-	if len(b) > 253 {
-		b = b[:253]
+func (a attrs) u32(t radius.Type, v uint32) attrs {
+	return binary.BigEndian.AppendUint32(append(a, byte(t), 6), v)
+}
+
+// addr appends an IPv4 (4 bytes) or IPv6 (16 bytes) address attribute.
+func (a attrs) addr(t radius.Type, ip netip.Addr) attrs {
+	a = append(a, byte(t), byte(2+ip.BitLen()/8))
+	return ip.AppendTo(a[:len(a):len(a)])[:0:0] // placeholder, replaced below
+}
+
+// vsa appends a Vendor-Specific attribute holding one sub-attribute.
+func (a attrs) vsa(vendor uint32, vt byte, v []byte) attrs {
+	if len(v) > 247 {
+		v = v[:247]
 	}
-	p.Add(t, radius.Attribute(b))
+	a = append(a, byte(attrVendorSpecific), byte(8+len(v)))
+	a = binary.BigEndian.AppendUint32(a, vendor)
+	a = append(a, vt, byte(2+len(v)))
+	return append(a, v...)
 }
 
-func addInt(p *radius.Packet, t radius.Type, v uint32) {
-	p.Add(t, radius.NewInteger(v))
-}
-
+// addVSA adds a Vendor-Specific attribute to a layeh packet (DAE, tests).
 func addVSA(p *radius.Packet, vendor uint32, vt byte, v []byte) {
 	b := make([]byte, 6+len(v))
 	binary.BigEndian.PutUint32(b, vendor)
@@ -51,98 +77,121 @@ func addVSA(p *radius.Packet, vendor uint32, vt byte, v []byte) {
 	p.Add(attrVendorSpecific, b)
 }
 
-// addNAS adds NAS-Identifier and the NAS addresses.
-func addNAS(p *radius.Packet, nas *NAS) {
-	addString(p, attrNASIdentifier, nas.Identifier)
-	if nas.IPv4.Is4() {
-		a := nas.IPv4.As4()
-		p.Add(attrNASIPAddress, a[:])
-	}
-	if nas.IPv6.Is6() && !nas.IPv6.Is4In6() {
-		a := nas.IPv6.As16()
-		p.Add(attrNASIPv6Address, a[:])
-	}
+func addInt(p *radius.Packet, t radius.Type, v uint32) {
+	p.Add(t, radius.NewInteger(v))
 }
 
-// addSession adds the attributes describing the L2TP session: NAS port,
+// nas appends NAS-Identifier and the NAS addresses.
+func (a attrs) nas(nas *NAS) attrs {
+	a = a.str(attrNASIdentifier, nas.Identifier)
+	if nas.IPv4.Is4() {
+		b := nas.IPv4.As4()
+		a = a.add(attrNASIPAddress, b[:])
+	}
+	if nas.IPv6.Is6() && !nas.IPv6.Is4In6() {
+		b := nas.IPv6.As16()
+		a = a.add(attrNASIPv6Address, b[:])
+	}
+	return a
+}
+
+// addrText appends ip as text, unmapped, as attribute t.
+func (a attrs) addrText(t radius.Type, ip netip.Addr) attrs {
+	start := len(a)
+	a = append(a, byte(t), 0)
+	a = ip.Unmap().AppendTo(a)
+	a[start+1] = byte(len(a) - start)
+	return a
+}
+
+// session appends the attributes describing the L2TP session: NAS port,
 // station ids, connect info and the RFC 2868 tunnel attributes.
-func addSession(p *radius.Packet, s *auth.SessionInfo) {
-	addInt(p, attrNASPort, s.NASPort)
-	addString(p, attrNASPortID, fmt.Sprintf("%d/%d", s.TunnelID, s.SessionID))
-	addInt(p, attrNASPortType, nasPortTypeVirtual)
-	addInt(p, attrServiceType, serviceTypeFramed)
-	addInt(p, attrFramedProtocol, framedProtocolPPP)
-	lac := ""
-	if s.LACAddr.IsValid() {
-		lac = s.LACAddr.Addr().Unmap().String()
+func (a attrs) session(s *auth.SessionInfo) attrs {
+	a = a.u32(attrNASPort, s.NASPort)
+	start := len(a)
+	a = append(a, byte(attrNASPortID), 0)
+	a = strconv.AppendUint(a, uint64(s.TunnelID), 10)
+	a = append(a, '/')
+	a = strconv.AppendUint(a, uint64(s.SessionID), 10)
+	a[start+1] = byte(len(a) - start)
+	a = a.u32(attrNASPortType, nasPortTypeVirtual)
+	a = a.u32(attrServiceType, serviceTypeFramed)
+	a = a.u32(attrFramedProtocol, framedProtocolPPP)
+	lacOK := s.LACAddr.IsValid()
+	switch {
+	case s.CallingNumber != "":
+		a = a.str(attrCallingStationID, s.CallingNumber)
+	case lacOK:
+		a = a.addrText(attrCallingStationID, s.LACAddr.Addr())
 	}
-	calling, called := s.CallingNumber, s.CalledNumber
-	if calling == "" {
-		calling = lac
+	switch {
+	case s.CalledNumber != "":
+		a = a.str(attrCalledStationID, s.CalledNumber)
+	case s.LocalAddr.IsValid():
+		a = a.addrText(attrCalledStationID, s.LocalAddr.Addr())
 	}
-	if called == "" && s.LocalAddr.IsValid() {
-		called = s.LocalAddr.Addr().Unmap().String()
-	}
-	addString(p, attrCallingStationID, calling)
-	addString(p, attrCalledStationID, called)
 	if s.TxConnectSpeed != 0 {
-		ci := strconv.FormatUint(uint64(s.TxConnectSpeed), 10)
+		start := len(a)
+		a = append(a, byte(attrConnectInfo), 0)
+		a = strconv.AppendUint(a, uint64(s.TxConnectSpeed), 10)
 		if s.RxConnectSpeed != 0 && s.RxConnectSpeed != s.TxConnectSpeed {
-			ci += "/" + strconv.FormatUint(uint64(s.RxConnectSpeed), 10)
+			a = append(a, '/')
+			a = strconv.AppendUint(a, uint64(s.RxConnectSpeed), 10)
 		}
-		addString(p, attrConnectInfo, ci)
+		a[start+1] = byte(len(a) - start)
 	}
 	// RFC 2868: Tunnel-Type and Tunnel-Medium-Type carry a tag octet (0:
 	// untagged) before their 3-octet value.
-	p.Add(attrTunnelType, []byte{0, 0, 0, tunnelTypeL2TP})
+	a = append(a, byte(attrTunnelType), 6, 0, 0, 0, tunnelTypeL2TP)
 	medium := byte(tunnelMediumIPv4)
-	if s.LACAddr.IsValid() && !s.LACAddr.Addr().Unmap().Is4() {
+	if lacOK && !s.LACAddr.Addr().Unmap().Is4() {
 		medium = tunnelMediumIPv6
 	}
-	p.Add(attrTunnelMediumType, []byte{0, 0, 0, medium})
-	addString(p, attrTunnelClientEndpoint, lac)
-	if s.LocalAddr.IsValid() {
-		addString(p, attrTunnelServerEndpoint, s.LocalAddr.Addr().Unmap().String())
+	a = append(a, byte(attrTunnelMediumType), 6, 0, 0, 0, medium)
+	if lacOK {
+		a = a.addrText(attrTunnelClientEndpoint, s.LACAddr.Addr())
 	}
-	addString(p, attrTunnelClientAuthID, s.LACHostName)
+	if s.LocalAddr.IsValid() {
+		a = a.addrText(attrTunnelServerEndpoint, s.LocalAddr.Addr())
+	}
+	return a.str(attrTunnelClientAuthID, s.LACHostName)
 }
 
-// buildAccessRequest builds the Access-Request for req (without
-// Message-Authenticator: encodeRequest adds it). p.Authenticator must
-// already be the random Request Authenticator (User-Password depends on
-// it).
-func buildAccessRequest(p *radius.Packet, nas *NAS, req *auth.Request) error {
-	addString(p, attrUserName, req.Username)
+// appendAccessRequest appends the attributes of the Access-Request for
+// req (without Message-Authenticator) to a. reqAuth is the random
+// Request Authenticator (User-Password depends on it).
+func appendAccessRequest(a attrs, secret []byte, reqAuth []byte, nas *NAS, req *auth.Request) (attrs, error) {
+	a = a.str(attrUserName, req.Username)
 	switch req.Method {
 	case auth.MethodPAP:
-		pw, err := radius.NewUserPassword(req.Password, p.Secret, p.Authenticator[:])
+		pw, err := radius.NewUserPassword(req.Password, secret, reqAuth)
 		if err != nil {
-			return fmt.Errorf("User-Password: %w", err)
+			return nil, fmt.Errorf("User-Password: %w", err)
 		}
-		p.Add(attrUserPassword, pw)
+		a = a.add(attrUserPassword, pw)
 	case auth.MethodCHAPMD5:
 		if len(req.Response) != 16 || len(req.Challenge) == 0 {
-			return fmt.Errorf("CHAP-MD5 response of %d bytes, challenge of %d", len(req.Response), len(req.Challenge))
+			return nil, fmt.Errorf("CHAP-MD5 response of %d bytes, challenge of %d", len(req.Response), len(req.Challenge))
 		}
-		p.Add(attrCHAPPassword, append([]byte{req.ID}, req.Response...))
-		addBytes(p, attrCHAPChallenge, req.Challenge)
+		a = append(a, byte(attrCHAPPassword), 2+17, req.ID)
+		a = append(a, req.Response...)
+		a = a.add(attrCHAPChallenge, req.Challenge)
 	case auth.MethodMSCHAPv2:
 		if len(req.Response) != 49 || len(req.Challenge) != 16 {
-			return fmt.Errorf("MS-CHAPv2 response of %d bytes (want 49), challenge of %d (want 16)", len(req.Response), len(req.Challenge))
+			return nil, fmt.Errorf("MS-CHAPv2 response of %d bytes (want 49), challenge of %d (want 16)", len(req.Response), len(req.Challenge))
 		}
-		addVSA(p, vendorMicrosoft, msCHAPChallenge, req.Challenge)
+		a = a.vsa(vendorMicrosoft, msCHAPChallenge, req.Challenge)
 		// RFC 2548 2.3.2: Ident, Flags, Peer-Challenge, Reserved, Response.
-		v := make([]byte, 0, 50)
-		v = append(v, req.ID, req.Response[48])
-		v = append(v, req.Response[:48]...)
-		addVSA(p, vendorMicrosoft, msCHAP2Response, v)
+		a = append(a, byte(attrVendorSpecific), 2+6+2+50)
+		a = binary.BigEndian.AppendUint32(a, vendorMicrosoft)
+		a = append(a, msCHAP2Response, 2+50, req.ID, req.Response[48])
+		a = append(a, req.Response[:48]...)
 	default:
-		return fmt.Errorf("authentication method %v is not supported over RADIUS", req.Method)
+		return nil, fmt.Errorf("authentication method %v is not supported over RADIUS", req.Method)
 	}
-	addNAS(p, nas)
-	addSession(p, &req.Session)
-	addString(p, attrAcctSessionID, req.Session.AcctSessionID)
-	return nil
+	a = a.nas(nas)
+	a = a.session(&req.Session)
+	return a.str(attrAcctSessionID, req.Session.AcctSessionID), nil
 }
 
 // ErrMalformed marks a reply with a malformed attribute (RFC 2865 5:

@@ -1,8 +1,10 @@
 package radius
 
 import (
-	"encoding/json"
+	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,36 +12,70 @@ import (
 	"strings"
 	"time"
 
-	"github.com/l2tpd/l2tpd/auth"
+	"go.uber.org/zap"
 )
 
 // record is one accounting request waiting for an Accounting-Response.
-// Its spool file is named by Seq, so records are replayed in order.
 type record struct {
-	Seq      uint64
-	Status   AcctStatus
-	Session  auth.AcctSession
-	Counters auth.AcctCounters
-	Cause    auth.TerminateCause
-	Event    time.Time // when it happened (Event-Timestamp, Acct-Delay-Time)
+	Seq    uint64
+	Status AcctStatus
+	ID     string    // Acct-Session-Id: records of one session go out in order
+	User   string    // for logs
+	Event  time.Time // when it happened (Event-Timestamp, Acct-Delay-Time)
+	attrs  []byte    // the request's attributes but Message-Authenticator and Acct-Delay-Time
 
-	inFlight bool // a request is outstanding (accounter.mu)
+	seg      *segment // where its entry is (spool.mu: the accounter's lock)
+	inFlight bool     // a request is outstanding (accounter.mu)
 }
 
-// spool keeps records on disk, one file each ("<seq>.acct", JSON), until
-// acknowledged. put writes the file (tmp + rename) before returning, so a
-// crash of the process after put loses nothing; sync fsyncs the files and
-// the directory so a crash of the machine loses nothing either, and runs
-// before a record is first sent.
+// spool is the durable accounting log (format in spoollog.go). put
+// appends a record with one write(2) before returning, so a crash of the
+// process after put loses nothing; sync fsyncs everything appended since
+// the last sync in one call (a crash of the machine loses nothing synced)
+// and runs before a record is first sent; ack appends an ack entry, made
+// durable by the next sync (a machine crash before it can make a record be
+// sent twice, never lost).
+//
+// Segments rotate at segmentSize; the oldest segment is deleted once it
+// has no live record, after a sync (acks only point backwards, so deleting
+// oldest first never revives a record). An old segment holding few live
+// records is compacted: they are appended again (same seq) to the current
+// segment and it is deleted after the next sync.
+//
+// At open every segment is replayed: the live records are written to a
+// fresh segment, synced, and the old segments deleted. Damage in a
+// segment is logged and skipped (entries after it are still read); a
+// segment with damage other than a torn tail is kept renamed to
+// "<name>.bad" for the operator. Not safe for concurrent use.
 type spool struct {
-	dir      string
+	dir         string
+	log         *zap.Logger
+	segmentSize int64
+
 	seq      uint64
-	unsynced []string
+	nextSeg  uint64
+	segs     []*segment // oldest first; the last is current
+	f        *os.File   // the current segment, open for append
+	buf      []byte
+	unsynced bool // records appended since the last fsync
+	dirSync  bool // a segment was created or deleted since the last directory fsync
 }
 
-const spoolExt = ".acct"
+type segment struct {
+	num   uint64
+	size  int64
+	total int // records appended to it
+	live  int // of which not yet acknowledged nor moved
+}
 
-func openSpool(dir string) (*spool, []*record, error) {
+const defaultSegmentSize = 4 << 20
+
+func (s *spool) path(num uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016x%s", num, segmentExt))
+}
+
+// openSpool replays the segments in dir and returns the live records by seq.
+func openSpool(dir string, log *zap.Logger) (*spool, []*record, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("radius spool: %w", err)
 	}
@@ -47,106 +83,228 @@ func openSpool(dir string) (*spool, []*record, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("radius spool: %w", err)
 	}
-	s := &spool{dir: dir}
-	var recs []*record
+	s := &spool{dir: dir, log: log, segmentSize: defaultSegmentSize}
+	live := map[uint64]*record{}
+	var old []string // replayed segments to delete once the live records are rewritten
+	var bad []string // segments to keep, renamed, for the operator
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			os.Remove(filepath.Join(dir, name)) // never renamed: never acknowledged to anyone
+		num, err := strconv.ParseUint(strings.TrimSuffix(name, segmentExt), 16, 64)
+		if !strings.HasSuffix(name, segmentExt) || err != nil {
 			continue
 		}
-		if !strings.HasSuffix(name, spoolExt) {
-			continue
-		}
-		seq, err := strconv.ParseUint(strings.TrimSuffix(name, spoolExt), 16, 64)
+		s.nextSeg = max(s.nextSeg, num+1)
+		p := filepath.Join(dir, name)
+		data, err := os.ReadFile(p)
 		if err != nil {
-			continue
+			return nil, nil, fmt.Errorf("radius spool: reading %s: %w", p, err)
 		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		les, dmg, err := parseSegment(data)
 		if err != nil {
-			return nil, nil, fmt.Errorf("radius spool: %w", err)
-		}
-		r := new(record)
-		if err := json.Unmarshal(data, r); err != nil || r.Seq != seq {
-			// Keep a corrupt file for the operator, out of the way.
-			os.Rename(filepath.Join(dir, name), filepath.Join(dir, name+".bad"))
+			log.Error("radius accounting spool: segment unreadable, set aside as .bad; its records are not sent",
+				zap.String("file", p), zap.Error(err))
+			bad = append(bad, p)
 			continue
 		}
-		recs = append(recs, r)
-		s.seq = max(s.seq, seq)
+		for _, le := range les {
+			s.seq = max(s.seq, le.seq)
+			if le.rec != nil {
+				live[le.seq] = le.rec
+			} else {
+				delete(live, le.seq)
+			}
+		}
+		keep := false
+		for _, d := range dmg {
+			if d.Tail {
+				log.Warn("radius accounting spool: torn write at the end of a segment ignored (an interrupted append)",
+					zap.String("file", p), zap.Stringer("damage", d))
+				continue
+			}
+			keep = true
+			log.Error("radius accounting spool: corrupt entry skipped; a record there is lost, or an acknowledged one is sent again",
+				zap.String("file", p), zap.Stringer("damage", d))
+		}
+		if keep {
+			bad = append(bad, p)
+		} else {
+			old = append(old, p)
+		}
 	}
-	slices.SortFunc(recs, func(a, b *record) int { return cmpU64(a.Seq, b.Seq) })
+	recs := make([]*record, 0, len(live))
+	for _, r := range live {
+		recs = append(recs, r)
+	}
+	slices.SortFunc(recs, func(a, b *record) int { return cmp.Compare(a.Seq, b.Seq) })
+	if err := s.rotate(); err != nil {
+		return nil, nil, err
+	}
+	for _, r := range recs {
+		if err := s.appendRec(r); err != nil {
+			s.f.Close()
+			return nil, nil, err
+		}
+	}
+	if err := s.sync(); err != nil {
+		s.f.Close()
+		return nil, nil, err
+	}
+	for _, p := range old {
+		if err := os.Remove(p); err != nil {
+			log.Error("radius accounting spool: removing a replayed segment", zap.Error(err))
+		}
+	}
+	for _, p := range bad {
+		if err := os.Rename(p, p+".bad"); err != nil {
+			log.Error("radius accounting spool: setting a damaged segment aside", zap.Error(err))
+		}
+	}
+	s.dirSync = len(old)+len(bad) > 0
 	return s, recs, nil
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func (s *spool) path(seq uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%016x%s", seq, spoolExt))
-}
-
-// put assigns r its sequence number and writes it. Not safe for
-// concurrent use (the accounter holds its lock).
-func (s *spool) put(r *record) error {
-	s.seq++
-	r.Seq = s.seq
-	data, err := json.Marshal(r)
+// rotate starts a new current segment (the old one must be synced).
+func (s *spool) rotate() error {
+	num := s.nextSeg
+	p := s.path(num)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("radius spool: encoding record: %w", err)
+		return fmt.Errorf("radius spool: creating segment: %w", err)
 	}
-	p := s.path(r.Seq)
-	if err := os.WriteFile(p+".tmp", data, 0o600); err != nil {
-		return fmt.Errorf("radius spool: %w", err)
+	if _, err := f.WriteString(segmentMagic); err != nil {
+		f.Close()
+		return fmt.Errorf("radius spool: writing %s: %w", p, err)
 	}
-	if err := os.Rename(p+".tmp", p); err != nil {
-		return fmt.Errorf("radius spool: %w", err)
+	if s.f != nil {
+		s.f.Close()
 	}
-	s.unsynced = append(s.unsynced, p)
+	s.f = f
+	s.nextSeg++
+	s.segs = append(s.segs, &segment{num: num, size: int64(len(segmentMagic))})
+	s.dirSync = true
 	return nil
 }
 
-// sync makes every record put so far durable.
+func (s *spool) cur() *segment { return s.segs[len(s.segs)-1] }
+
+func (s *spool) write(b []byte) error {
+	if _, err := s.f.Write(b); err != nil {
+		return fmt.Errorf("radius spool: appending to %s: %w", s.f.Name(), err)
+	}
+	s.cur().size += int64(len(b))
+	return nil
+}
+
+func (s *spool) appendRec(r *record) error {
+	s.buf = appendRecord(s.buf[:0], r)
+	if err := s.write(s.buf); err != nil {
+		return err
+	}
+	seg := s.cur()
+	seg.total++
+	seg.live++
+	r.seg = seg
+	s.unsynced = true
+	return nil
+}
+
+// put assigns r its sequence number and appends it.
+func (s *spool) put(r *record) error {
+	if s.cur().size >= s.segmentSize {
+		if err := s.sync(); err != nil {
+			return err
+		}
+		if err := s.rotate(); err != nil {
+			return err
+		}
+	}
+	s.seq++
+	r.Seq = s.seq
+	return s.appendRec(r)
+}
+
+// ack records that r was acknowledged.
+func (s *spool) ack(r *record) error {
+	if r.seg != nil {
+		r.seg.live--
+		r.seg = nil
+	}
+	s.buf = appendAck(s.buf[:0], r.Seq)
+	return s.write(s.buf)
+}
+
+// needsSync reports whether records were appended since the last sync.
+func (s *spool) needsSync() bool { return s.unsynced }
+
+// sync makes every record appended so far durable (one fsync of the
+// current segment, and of the directory if segments came or went), then
+// deletes the oldest segments that hold no live record.
 func (s *spool) sync() error {
-	if len(s.unsynced) == 0 {
-		return nil
-	}
-	for _, p := range s.unsynced {
-		f, err := os.Open(p)
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue // already acknowledged and removed
-			}
-			return fmt.Errorf("radius spool: %w", err)
+	if s.unsynced {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("radius spool: fsync %s: %w", s.f.Name(), err)
 		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("radius spool: fsync %s: %w", p, err)
+		s.unsynced = false
+	}
+	var errs []error
+	for len(s.segs) > 1 && s.segs[0].live == 0 {
+		if err := os.Remove(s.path(s.segs[0].num)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("radius spool: removing segment: %w", err))
+			break
+		}
+		s.segs = s.segs[1:]
+		s.dirSync = true
+	}
+	if s.dirSync {
+		if err := syncDir(s.dir); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.dirSync = false
 		}
 	}
-	s.unsynced = s.unsynced[:0]
-	d, err := os.Open(s.dir)
+	return errors.Join(errs...)
+}
+
+// compact moves the live records of the oldest segment to the current
+// one when it is not the current one and at most an eighth of its records
+// are live (a few records stuck behind many acknowledged ones). pending
+// is every live record. It reports whether it moved any.
+func (s *spool) compact(pending []*record) (bool, error) {
+	if len(s.segs) < 3 {
+		return false, nil
+	}
+	old := s.segs[0]
+	if old.live == 0 || old.live*8 > old.total {
+		return false, nil
+	}
+	for _, r := range pending {
+		if r.seg != old {
+			continue
+		}
+		if err := s.appendRec(r); err != nil {
+			return false, err
+		}
+		old.live--
+	}
+	return true, nil
+}
+
+func (s *spool) close() error {
+	err := s.sync()
+	if cerr := s.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("radius spool: %w", cerr)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("radius spool: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("radius spool: fsync %s: %w", s.dir, err)
-	}
-	return nil
-}
-
-func (s *spool) remove(seq uint64) error {
-	if err := os.Remove(s.path(seq)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("radius spool: %w", err)
+		return fmt.Errorf("radius spool: fsync %s: %w", dir, err)
 	}
 	return nil
 }

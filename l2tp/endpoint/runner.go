@@ -44,6 +44,8 @@ type Tunnel struct {
 	conn     *net.UDPConn // own socket; nil: send through listener
 	listener *net.UDPConn
 	dp       dataplane.Tunnel
+	// dpFlush is dp when it holds frames until Flush (tunnel goroutine only).
+	dpFlush dataplane.Flusher
 	// dpSessions: our session IDs the data plane has (set once AddSession
 	// returned, cleared when the session goes). A data message for another
 	// session goes through the tunnel goroutine in order (see early).
@@ -467,6 +469,10 @@ func (t *Tunnel) run() {
 		}
 		t.tickDrivers(now)
 		t.flush(now)
+		if t.dpFlush != nil {
+			// The PPP frames the drivers sent in this pass, together.
+			t.dpFlush.Flush()
+		}
 		if t.waitingReply.Load() && t.core.State() != tunnel.StateWaitCtlReply {
 			t.waitingReply.Store(false)
 		}
@@ -520,6 +526,7 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 			t.mu.Lock()
 			t.dp = dp
 			t.mu.Unlock()
+			t.dpFlush, _ = dp.(dataplane.Flusher)
 		}
 		t.wasUp = true
 		t.e.mu.Lock()
@@ -628,6 +635,7 @@ func (t *Tunnel) closeDataPlane() {
 	dp := t.dp
 	t.dp = nil
 	t.mu.Unlock()
+	t.dpFlush = nil
 	if dp != nil {
 		if err := dp.Close(); err != nil {
 			t.log.Warn("removing tunnel from the data plane", zap.Error(err))
