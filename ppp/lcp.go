@@ -241,7 +241,7 @@ func (c *lcpLayer) gotRej(opts []Option) bool {
 func (c *lcpLayer) up(now time.Time) {
 	l := c.link
 	if l.cfg.EchoInterval > 0 {
-		l.echoTimer = now.Add(l.cfg.EchoInterval)
+		l.echoTimer = echoAt(now, l.cfg.EchoInterval)
 	}
 	l.echoPending = 0
 	if l.cfg.Role == RoleAuthenticator && len(l.cfg.AuthMethods) > 0 && c.ourAuth() == 0 {

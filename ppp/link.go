@@ -292,6 +292,28 @@ func (l *Link) idleDeadline() time.Time {
 	return l.lastData.Add(l.idle)
 }
 
+// echoAt is when the next LCP Echo-Request falls due: interval after now,
+// rounded up to a whole second when the interval is 2 s or more. The
+// echoes of thousands of links with jittered intervals then fall due
+// together once a second instead of one every few milliseconds, and
+// whoever runs them (one goroutine per tunnel) wakes once for all of them
+// and sends their Echo-Requests in one batch. A 30 s interval is late by
+// under 1 s; the deadline keeps now's monotonic clock reading (the second
+// boundary is taken from the wall clock, so a clock step only shifts the
+// grid, never the interval by more than a second).
+func echoAt(now time.Time, interval time.Duration) time.Time {
+	t := now.Add(interval)
+	if interval < 2*time.Second {
+		return t
+	}
+	if r := time.Duration(t.UnixNano() % int64(time.Second)); r > 0 {
+		t = t.Add(time.Second - r)
+	} else if r < 0 { // before 1970
+		t = t.Add(-r)
+	}
+	return t
+}
+
 func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 
 // Tick runs the timers that are due.
@@ -313,7 +335,7 @@ func (l *Link) Tick(now time.Time) {
 			} else {
 				l.sendEchoRequest()
 				l.echoPending++
-				l.echoTimer = now.Add(l.cfg.EchoInterval)
+				l.echoTimer = echoAt(now, l.cfg.EchoInterval)
 			}
 		}
 	}
