@@ -2,10 +2,14 @@ package radius
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,7 +27,8 @@ type CountersFunc func() auth.AcctCounters
 // at a time; records of different sessions go out concurrently (bounded).
 // After a record fails on every server, sending pauses for retry and
 // resumes from the oldest record; the retried record keeps its
-// Acct-Session-Id and gets an updated Acct-Delay-Time.
+// Acct-Session-Id and gets an updated Acct-Delay-Time. A record that
+// cannot be encoded is dropped (logged, counted), never retried.
 type accounter struct {
 	c        *Client
 	retry    time.Duration
@@ -32,11 +37,15 @@ type accounter struct {
 
 	mu       sync.Mutex
 	sp       *spool
-	pending  []*record // by Seq
+	pending  []*record // by Seq; acknowledged ones removed by the run loop
+	live     int       // records in pending not yet acknowledged
+	acked    int       // acknowledged records still in pending
 	inflight int
 	pauseTil time.Time
 	tracked  map[string]*tracked
+	blocked  map[string]struct{} // scratch for run
 	closed   bool
+	dropped  atomic.Uint64
 
 	wake chan struct{}
 	done chan struct{}
@@ -51,16 +60,17 @@ type tracked struct {
 }
 
 func newAccounter(c *Client, cfg config.RADIUS) (*accounter, error) {
-	sp, recs, err := openSpool(cfg.SpoolDir)
+	sp, recs, err := openSpool(cfg.SpoolDir, c.log)
 	if err != nil {
 		return nil, err
 	}
 	a := &accounter{
-		c: c, sp: sp, pending: recs,
+		c: c, sp: sp, pending: recs, live: len(recs),
 		retry:    cfg.DeadTime,
 		interim:  cfg.InterimInterval,
 		parallel: max(cfg.MaxInFlight/2, 1),
 		tracked:  map[string]*tracked{},
+		blocked:  map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -77,6 +87,10 @@ func newAccounter(c *Client, cfg config.RADIUS) (*accounter, error) {
 
 func (a *accounter) close() {
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
 	a.closed = true
 	for _, t := range a.tracked {
 		t.timer.Stop()
@@ -85,22 +99,58 @@ func (a *accounter) close() {
 	close(a.done)
 	a.wg.Wait()
 	a.mu.Lock()
-	a.sp.sync()
+	if err := a.sp.close(); err != nil {
+		a.c.log.Error("radius accounting spool: closing", zap.Error(err))
+	}
 	a.mu.Unlock()
 }
 
-func (a *accounter) add(r *record) {
+// newRecord encodes the record of status for s. It fails when the
+// request would not fit in a RADIUS packet.
+func newRecord(nas *NAS, st AcctStatus, s *auth.AcctSession, ctr *auth.AcctCounters, cause auth.TerminateCause, event time.Time) (*record, error) {
+	r := &record{Status: st, ID: s.ID, User: s.Username, Event: event}
+	r.attrs = appendAcct(make(attrs, 0, 256), nas, st, s, ctr, cause, event)
+	if n := 20 + 18 + len(r.attrs) + 6; n > maxPacket {
+		return r, fmt.Errorf("Accounting-Request %v would be %d bytes (%d of Class), more than the %d of a RADIUS packet: %w",
+			st, n, classLen(s.Class), maxPacket, errTooLong)
+	}
+	return r, nil
+}
+
+func classLen(cls [][]byte) int {
+	n := 0
+	for _, c := range cls {
+		n += 2 + min(len(c), 253)
+	}
+	return n
+}
+
+func (a *accounter) add(st AcctStatus, s *auth.AcctSession, ctr *auth.AcctCounters, cause auth.TerminateCause) {
+	r, err := newRecord(&a.c.nas, st, s, ctr, cause, a.c.now())
+	if err != nil {
+		a.drop(r, err)
+		return
+	}
 	a.mu.Lock()
 	if err := a.sp.put(r); err != nil {
 		// Keep it in memory at least; it is sent if we live long enough.
-		a.c.log.Error("radius accounting spool write failed", zap.String("acct_session_id", r.Session.ID), zap.Error(err))
+		a.c.log.Error("radius accounting spool write failed", zap.String("acct_session_id", r.ID), zap.Error(err))
 	}
 	a.pending = append(a.pending, r)
+	a.live++
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// drop counts and logs a record that can never be sent.
+func (a *accounter) drop(r *record, err error) {
+	a.dropped.Add(1)
+	a.c.log.Error("radius accounting record dropped: it can never be sent; the server's accounting misses it "+
+		"(check the Class and other attributes the RADIUS server returns for this user)",
+		zap.String("status", r.Status.String()), zap.String("acct_session_id", r.ID), zap.String("user", r.User), zap.Error(err))
 }
 
 func (a *accounter) run() {
@@ -110,28 +160,42 @@ func (a *accounter) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	results := make(chan sendResult, 64)
+	var launch []*record
 	for {
 		a.mu.Lock()
+		if a.acked > 0 {
+			a.pending = slices.DeleteFunc(a.pending, func(r *record) bool { return r.acked })
+			a.acked = 0
+		}
+		if moved, err := a.sp.compact(a.pending); err != nil {
+			a.c.log.Error("radius accounting spool compaction failed", zap.Error(err))
+		} else if moved {
+			a.c.log.Debug("radius accounting spool: compacted the oldest segment")
+		}
+		// One fsync for everything appended since the last pass, before
+		// any of it is sent.
 		if err := a.sp.sync(); err != nil {
 			a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
 		}
 		now := a.c.now()
-		var launch []*record
-		if !now.Before(a.pauseTil) {
-			blocked := map[string]bool{}
+		launch = launch[:0]
+		if !now.Before(a.pauseTil) && a.inflight < a.parallel {
+			clear(a.blocked)
 			for _, r := range a.pending {
-				id := r.Session.ID
-				if r.inFlight || blocked[id] {
-					blocked[id] = true
+				if r.acked {
 					continue
 				}
-				blocked[id] = true // its later records wait for it
-				if a.inflight >= a.parallel {
-					break
+				if _, b := a.blocked[r.ID]; b || r.inFlight {
+					a.blocked[r.ID] = struct{}{}
+					continue
 				}
+				a.blocked[r.ID] = struct{}{} // its later records wait for it
 				r.inFlight = true
 				a.inflight++
 				launch = append(launch, r)
+				if a.inflight >= a.parallel {
+					break
+				}
 			}
 		}
 		wait := time.Hour
@@ -168,24 +232,27 @@ func (a *accounter) finish(res sendResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.inflight--
-	res.r.inFlight = false
+	r := res.r
+	r.inFlight = false
 	if res.err != nil {
-		if !a.closed {
-			a.c.log.Warn("radius accounting not acknowledged; kept in the spool", zap.String("status", res.r.Status.String()),
-				zap.String("acct_session_id", res.r.Session.ID), zap.Duration("retry_in", a.retry), zap.Error(res.err))
-			a.pauseTil = a.c.now().Add(a.retry)
-		}
-		return
-	}
-	if err := a.sp.remove(res.r.Seq); err != nil {
-		a.c.log.Error("radius accounting spool remove failed", zap.Error(err))
-	}
-	for i, r := range a.pending {
-		if r == res.r {
-			a.pending = append(a.pending[:i], a.pending[i+1:]...)
-			break
+		var be buildError
+		if errors.As(res.err, &be) {
+			a.drop(r, res.err)
+		} else {
+			if !a.closed {
+				a.c.log.Warn("radius accounting not acknowledged; kept in the spool", zap.String("status", r.Status.String()),
+					zap.String("acct_session_id", r.ID), zap.Duration("retry_in", a.retry), zap.Error(res.err))
+				a.pauseTil = a.c.now().Add(a.retry)
+			}
+			return
 		}
 	}
+	if err := a.sp.ack(r); err != nil {
+		a.c.log.Error("radius accounting spool: writing an acknowledgement failed (the record may be sent again after a restart)", zap.Error(err))
+	}
+	r.acked = true
+	a.acked++
+	a.live--
 }
 
 func (a *accounter) send(ctx context.Context, r *record) error {
@@ -196,9 +263,8 @@ func (a *accounter) send(ctx context.Context, r *record) error {
 // Accounting-Response acknowledges it (RFC 2866 4.2): any other reply
 // leaves the record unacknowledged.
 func (c *Client) acctExchange(ctx context.Context, r *record) error {
-	p, s, err := c.exchange(ctx, c.acct, radius.CodeAccountingRequest, true, func(p *radius.Packet) error {
-		buildAcct(p, &c.nas, r, c.now())
-		return nil
+	p, s, err := c.exchange(ctx, c.acct, func(b []byte, s *server, id uint8) ([]byte, error) {
+		return appendAcctRequest(b, s.secret, id, r, c.now())
 	})
 	if err != nil {
 		return err
@@ -209,54 +275,62 @@ func (c *Client) acctExchange(ctx context.Context, r *record) error {
 	return nil
 }
 
-// buildAcct fills an Accounting-Request for r sent at now.
-func buildAcct(p *radius.Packet, nas *NAS, r *record, now time.Time) {
-	addInt(p, attrAcctStatusType, uint32(r.Status))
-	addNAS(p, nas)
-	if r.Status == AcctOn || r.Status == AcctOff {
-		addString(p, attrAcctSessionID, r.Session.ID)
-	} else {
-		s := &r.Session
-		addString(p, attrAcctSessionID, s.ID)
-		addString(p, attrUserName, s.Username)
-		addSession(p, &s.Info)
-		addInt(p, attrAcctAuthentic, acctAuthenticRADIUS)
-		if s.FramedIP.Is4() {
-			a := s.FramedIP.As4()
-			p.Add(attrFramedIPAddress, a[:])
-		}
-		if s.FramedIPv6.IsValid() {
-			p.Add(attrFramedIPv6Prefix, encodeIPv6Prefix(s.FramedIPv6))
-		}
-		if s.Delegated.IsValid() {
-			p.Add(attrDelegatedIPv6Prefix, encodeIPv6Prefix(s.Delegated))
-		}
-		for _, c := range s.Class {
-			addBytes(p, attrClass, c)
-		}
-		if r.Status != AcctStart {
-			c := r.Counters
-			addInt(p, attrAcctSessionTime, uint32(c.SessionTime/time.Second))
-			addInt(p, attrAcctInputOctets, uint32(c.InOctets))
-			addInt(p, attrAcctInputGigawords, uint32(c.InOctets>>32))
-			addInt(p, attrAcctOutputOctets, uint32(c.OutOctets))
-			addInt(p, attrAcctOutputGigawords, uint32(c.OutOctets>>32))
-			addInt(p, attrAcctInputPackets, uint32(c.InPackets))
-			addInt(p, attrAcctOutputPackets, uint32(c.OutPackets))
-		}
-		if r.Status == AcctStop {
-			addInt(p, attrAcctTerminateCause, uint32(r.Cause))
-		}
-	}
-	addInt(p, attrEventTimestamp, uint32(r.Event.Unix()))
-	delay := now.Sub(r.Event)
-	addInt(p, attrAcctDelayTime, uint32(max(delay, 0)/time.Second))
+// appendAcctRequest appends the Accounting-Request for r sent at now.
+func appendAcctRequest(b []byte, secret []byte, id uint8, r *record, now time.Time) ([]byte, error) {
+	delay := max(now.Sub(r.Event), 0) / time.Second
+	var d [6]byte
+	d[0], d[1] = byte(attrAcctDelayTime), 6
+	binary.BigEndian.PutUint32(d[2:], uint32(delay))
+	return appendRequest(b, radius.CodeAccountingRequest, id, nil, secret, true, r.attrs, d[:])
 }
 
-func encodeIPv6Prefix(p netip.Prefix) []byte {
-	a := p.Masked().Addr().As16()
+// appendAcct appends the attributes of an Accounting-Request but
+// Acct-Delay-Time (which depends on when it is sent).
+func appendAcct(a attrs, nas *NAS, st AcctStatus, s *auth.AcctSession, ctr *auth.AcctCounters, cause auth.TerminateCause, event time.Time) attrs {
+	a = a.u32(attrAcctStatusType, uint32(st))
+	a = a.nas(nas)
+	a = a.str(attrAcctSessionID, s.ID)
+	if st != AcctOn && st != AcctOff {
+		a = a.str(attrUserName, s.Username)
+		a = a.session(&s.Info)
+		a = a.u32(attrAcctAuthentic, acctAuthenticRADIUS)
+		if s.FramedIP.Is4() {
+			b := s.FramedIP.As4()
+			a = a.add(attrFramedIPAddress, b[:])
+		}
+		if s.FramedIPv6.IsValid() {
+			a = appendIPv6Prefix(a, attrFramedIPv6Prefix, s.FramedIPv6)
+		}
+		if s.Delegated.IsValid() {
+			a = appendIPv6Prefix(a, attrDelegatedIPv6Prefix, s.Delegated)
+		}
+		for _, c := range s.Class {
+			a = a.add(attrClass, c)
+		}
+		if st != AcctStart && ctr != nil {
+			c := ctr
+			a = a.u32(attrAcctSessionTime, uint32(c.SessionTime/time.Second))
+			a = a.u32(attrAcctInputOctets, uint32(c.InOctets))
+			a = a.u32(attrAcctInputGigawords, uint32(c.InOctets>>32))
+			a = a.u32(attrAcctOutputOctets, uint32(c.OutOctets))
+			a = a.u32(attrAcctOutputGigawords, uint32(c.OutOctets>>32))
+			a = a.u32(attrAcctInputPackets, uint32(c.InPackets))
+			a = a.u32(attrAcctOutputPackets, uint32(c.OutPackets))
+		}
+		if st == AcctStop {
+			a = a.u32(attrAcctTerminateCause, uint32(cause))
+		}
+	}
+	return a.u32(attrEventTimestamp, uint32(event.Unix()))
+}
+
+// appendIPv6Prefix appends an RFC 3162 2.3 prefix attribute: Reserved,
+// Prefix-Length, then only the octets the length covers.
+func appendIPv6Prefix(a attrs, t radius.Type, p netip.Prefix) attrs {
+	b := p.Masked().Addr().As16()
 	n := (p.Bits() + 7) / 8
-	return append([]byte{0, byte(p.Bits())}, a[:n]...)
+	a = append(a, byte(t), byte(4+n), 0, byte(p.Bits()))
+	return append(a, b[:n]...)
 }
 
 // Start implements auth.Accounter: Accounting-Request Start, and Interim
@@ -273,7 +347,7 @@ func (c *Client) StartSession(s *auth.AcctSession, interval time.Duration, count
 	if a == nil {
 		return
 	}
-	a.add(&record{Status: AcctStart, Session: *s, Event: c.now()})
+	a.add(AcctStart, s, nil, 0)
 	if counters == nil {
 		return
 	}
@@ -308,7 +382,8 @@ func (a *accounter) interimTick(id string, t *tracked) {
 	}
 	t.timer.Reset(jitter(t.interval))
 	a.mu.Unlock()
-	a.add(&record{Status: AcctInterim, Session: *t.s, Counters: t.counters(), Event: a.c.now()})
+	ctr := t.counters()
+	a.add(AcctInterim, t.s, &ctr, 0)
 }
 
 // SetInterimInterval changes the Interim-Update interval of a session
@@ -333,7 +408,7 @@ func (c *Client) SetInterimInterval(acctSessionID string, d time.Duration) bool 
 // Interim implements auth.Accounter.
 func (c *Client) Interim(s *auth.AcctSession, ctr auth.AcctCounters) {
 	if c.accounter != nil {
-		c.accounter.add(&record{Status: AcctInterim, Session: *s, Counters: ctr, Event: c.now()})
+		c.accounter.add(AcctInterim, s, &ctr, 0)
 	}
 }
 
@@ -350,7 +425,7 @@ func (c *Client) Stop(s *auth.AcctSession, ctr auth.AcctCounters, cause auth.Ter
 		delete(a.tracked, s.ID)
 	}
 	a.mu.Unlock()
-	a.add(&record{Status: AcctStop, Session: *s, Counters: ctr, Cause: cause, Event: c.now()})
+	a.add(AcctStop, s, &ctr, cause)
 }
 
 // AccountingOn sends Accounting-On (the NAS has started; RFC 2866 5.1)
@@ -362,7 +437,11 @@ func (c *Client) AccountingOn(ctx context.Context) error { return c.onOff(ctx, A
 func (c *Client) AccountingOff(ctx context.Context) error { return c.onOff(ctx, AcctOff) }
 
 func (c *Client) onOff(ctx context.Context, st AcctStatus) error {
-	r := &record{Status: st, Session: auth.AcctSession{ID: fmt.Sprintf("%s-%d", st, c.now().Unix())}, Event: c.now()}
+	now := c.now()
+	r, err := newRecord(&c.nas, st, &auth.AcctSession{ID: fmt.Sprintf("%s-%d", st, now.Unix())}, nil, 0, now)
+	if err != nil {
+		return fmt.Errorf("radius: %v: %w", st, err)
+	}
 	if err := c.acctExchange(ctx, r); err != nil {
 		return fmt.Errorf("radius: %v: %w", st, err)
 	}
@@ -376,5 +455,14 @@ func (c *Client) Pending() int {
 	}
 	c.accounter.mu.Lock()
 	defer c.accounter.mu.Unlock()
-	return len(c.accounter.pending)
+	return c.accounter.live
+}
+
+// AcctDropped returns the number of accounting records dropped because
+// they could never be sent (larger than a RADIUS packet), each logged.
+func (c *Client) AcctDropped() uint64 {
+	if c.accounter == nil {
+		return 0
+	}
+	return c.accounter.dropped.Load()
 }

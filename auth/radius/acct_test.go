@@ -5,9 +5,12 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
@@ -107,8 +110,8 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	// The files exist before Stop returns; a "crash" is closing without
 	// any acknowledgement.
 	c.Close()
-	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
-		t.Fatalf("spool holds %d files, want 3", len(ents))
+	if live := spoolLive(t, dir); len(live) != 3 {
+		t.Fatalf("spool holds %d live records, want 3", len(live))
 	}
 
 	up := newFakeServer(t, secret, ack(t))
@@ -131,8 +134,12 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 		t.Errorf("order %v, want %v", order, want)
 	}
 	waitPending(t, c2, 0)
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("spool holds %d files after delivery", len(ents))
+	c2.Close()
+	if live := spoolLive(t, dir); len(live) != 0 {
+		t.Errorf("spool holds %d live records after delivery", len(live))
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("spool holds %d files after delivery, want 1", len(ents))
 	}
 	select {
 	case p := <-up.got:
@@ -155,18 +162,57 @@ func equalU32(a, b []uint32) bool {
 
 func TestCorruptSpoolFileSetAside(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(dir+"/0000000000000005.acct", []byte("{garbage"), 0o600)
-	os.WriteFile(dir+"/0000000000000006.acct.tmp", []byte("{}"), 0o600)
-	sp, recs, err := openSpool(dir)
+	os.WriteFile(dir+"/0000000000000005.log", []byte("{garbage"), 0o600)
+	os.WriteFile(dir+"/0000000000000006.acct", []byte("{}"), 0o600) // not ours: left alone
+	sp, recs, err := openSpool(dir, zap.NewNop())
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("openSpool: %v, %d records", err, len(recs))
 	}
-	if _, err := os.Stat(dir + "/0000000000000005.acct.bad"); err != nil {
-		t.Errorf("corrupt file not set aside: %v", err)
+	defer sp.close()
+	if _, err := os.Stat(dir + "/0000000000000005.log.bad"); err != nil {
+		t.Errorf("corrupt segment not set aside: %v", err)
+	}
+	if _, err := os.Stat(dir + "/0000000000000006.acct"); err != nil {
+		t.Errorf("unrelated file touched: %v", err)
 	}
 	r := &record{Status: AcctStart}
 	if err := sp.put(r); err != nil || r.Seq != 1 {
 		t.Errorf("put: seq %d, %v", r.Seq, err)
+	}
+	if sp.cur().num != 6 {
+		t.Errorf("new segment %d, want 6 (after the highest seen)", sp.cur().num)
+	}
+}
+
+// A record whose request can never fit in a RADIUS packet (here Class
+// attributes of 20 x 253 bytes) is dropped, counted and logged with the
+// session and user; the records after it are still delivered.
+func TestOversizedRecordDropped(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	core, logs := observer.New(zap.ErrorLevel)
+	c, err := New(acctConfig(t, t.TempDir(), srv.port()), zap.New(core))
+	c = mustClient(t, c, err)
+	big := *acctSession
+	big.ID, big.Username = "sess-big", "bob"
+	for range 20 {
+		big.Class = append(big.Class, bytes.Repeat([]byte{'c'}, 300))
+	}
+	c.Start(&big)
+	c.Start(acctSession)
+	if p := recv(t, srv); string(p.Get(attrAcctSessionID)) != "sess-1" {
+		t.Errorf("delivered %q, want sess-1", p.Get(attrAcctSessionID))
+	}
+	waitPending(t, c, 0)
+	if n := c.AcctDropped(); n != 1 {
+		t.Errorf("AcctDropped = %d, want 1", n)
+	}
+	ents := logs.FilterMessageSnippet("dropped").All()
+	if len(ents) != 1 {
+		t.Fatalf("%d drop log lines, want 1", len(ents))
+	}
+	f := ents[0].ContextMap()
+	if f["acct_session_id"] != "sess-big" || f["user"] != "bob" || !strings.Contains(f["error"].(string), "Class") {
+		t.Errorf("drop log fields %v", f)
 	}
 }
 

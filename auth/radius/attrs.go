@@ -50,12 +50,6 @@ func (a attrs) u32(t radius.Type, v uint32) attrs {
 	return binary.BigEndian.AppendUint32(append(a, byte(t), 6), v)
 }
 
-// addr appends an IPv4 (4 bytes) or IPv6 (16 bytes) address attribute.
-func (a attrs) addr(t radius.Type, ip netip.Addr) attrs {
-	a = append(a, byte(t), byte(2+ip.BitLen()/8))
-	return ip.AppendTo(a[:len(a):len(a)])[:0:0] // placeholder, replaced below
-}
-
 // vsa appends a Vendor-Specific attribute holding one sub-attribute.
 func (a attrs) vsa(vendor uint32, vt byte, v []byte) attrs {
 	if len(v) > 247 {
@@ -182,7 +176,7 @@ func appendAccessRequest(a attrs, secret []byte, reqAuth []byte, nas *NAS, req *
 		}
 		a = a.vsa(vendorMicrosoft, msCHAPChallenge, req.Challenge)
 		// RFC 2548 2.3.2: Ident, Flags, Peer-Challenge, Reserved, Response.
-		a = append(a, byte(attrVendorSpecific), 2+6+2+50)
+		a = append(a, byte(attrVendorSpecific), 2+4+2+50)
 		a = binary.BigEndian.AppendUint32(a, vendorMicrosoft)
 		a = append(a, msCHAP2Response, 2+50, req.ID, req.Response[48])
 		a = append(a, req.Response[:48]...)

@@ -14,6 +14,7 @@ package radius
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -214,17 +215,19 @@ func (c *Client) result(s *server, ok bool) {
 	}
 }
 
-// exchange sends the request built by build to the servers of list in
-// order until one answers; build is called once per server (the secret
-// differs) with a fresh packet whose Identifier is set.
-func (c *Client) exchange(ctx context.Context, list []*server, code radius.Code, withMA bool,
-	build func(p *radius.Packet) error) (*radius.Packet, *server, error) {
+// encodeFunc appends the encoded request for server s with Identifier id
+// to b (called once per server tried: the secret differs).
+type encodeFunc func(b []byte, s *server, id uint8) ([]byte, error)
+
+// exchange sends the request encoded by enc to the servers of list in
+// order until one answers.
+func (c *Client) exchange(ctx context.Context, list []*server, enc encodeFunc) (*radius.Packet, *server, error) {
 	if len(list) == 0 {
 		return nil, nil, fmt.Errorf("%w: no server configured", ErrNoServer)
 	}
 	var errs []error
 	for _, s := range c.order(list) {
-		p, err := s.exchange(ctx, code, withMA, build)
+		p, err := s.exchange(ctx, enc)
 		if err == nil {
 			c.result(s, true)
 			return p, s, nil
@@ -242,11 +245,18 @@ func (c *Client) exchange(ctx context.Context, list []*server, code radius.Code,
 	return nil, nil, fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
 }
 
+// Buffers for encoded requests and attribute lists, reused across
+// requests (a request's bytes are only needed until its exchange ends).
+var (
+	reqBufs  = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	attrBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+)
+
 type buildError struct{ error }
 
 func (e buildError) Unwrap() error { return e.error }
 
-func (s *server) exchange(ctx context.Context, code radius.Code, withMA bool, build func(p *radius.Packet) error) (*radius.Packet, error) {
+func (s *server) exchange(ctx context.Context, enc encodeFunc) (*radius.Packet, error) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -277,15 +287,13 @@ func (s *server) exchange(ctx context.Context, code radius.Code, withMA bool, bu
 		s.mu.Unlock()
 	}()
 
-	p := radius.New(code, s.secret)
-	p.Identifier = id
-	if err := build(p); err != nil {
-		return nil, buildError{err}
-	}
-	req, err := encodeRequest(p, withMA)
+	bp := reqBufs.Get().(*[]byte)
+	defer reqBufs.Put(bp)
+	req, err := enc((*bp)[:0], s, id)
 	if err != nil {
 		return nil, buildError{err}
 	}
+	*bp = req
 	timer := time.NewTimer(s.timeout)
 	defer timer.Stop()
 	var lastErr error = errors.New("timed out")
@@ -318,8 +326,17 @@ func (s *server) exchange(ctx context.Context, code radius.Code, withMA bool, bu
 
 // Authenticate implements auth.Authenticator.
 func (c *Client) Authenticate(ctx context.Context, req *auth.Request) (*auth.Result, error) {
-	p, s, err := c.exchange(ctx, c.auth, radius.CodeAccessRequest, true, func(p *radius.Packet) error {
-		return buildAccessRequest(p, &c.nas, req)
+	p, s, err := c.exchange(ctx, c.auth, func(b []byte, s *server, id uint8) ([]byte, error) {
+		var reqAuth [16]byte
+		crand.Read(reqAuth[:])
+		ab := attrBufs.Get().(*[]byte)
+		defer attrBufs.Put(ab)
+		a, err := appendAccessRequest((*ab)[:0], s.secret, reqAuth[:], &c.nas, req)
+		if err != nil {
+			return nil, err
+		}
+		*ab = a
+		return appendRequest(b, radius.CodeAccessRequest, id, reqAuth[:], s.secret, true, a)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("radius: authenticating %q (session %s): %w", req.Username, req.Session.AcctSessionID, err)

@@ -187,3 +187,52 @@ func verifyRequest(b, secret []byte, requireMA bool) (*radius.Packet, error) {
 	}
 	return radius.Parse(b, secret)
 }
+
+// errTooLong: the request does not fit in a RADIUS packet.
+var errTooLong = errors.New("request longer than the 4096 bytes of a RADIUS packet")
+
+// appendRequest appends the encoded request code/id to b: the header, a
+// Message-Authenticator as the first attribute when withMA, then the
+// attribute lists of parts. reqAuth is the random Request Authenticator
+// of an Access-Request or Status-Server; nil for the requests whose
+// Request Authenticator is the MD5 of the packet (RFC 2866 3: accounting,
+// Disconnect, CoA).
+func appendRequest(b []byte, code radius.Code, id uint8, reqAuth []byte, secret []byte, withMA bool, parts ...[]byte) ([]byte, error) {
+	n := 20
+	if withMA {
+		n += 18
+	}
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > maxPacket {
+		return nil, fmt.Errorf("%v of %d bytes: %w", code, n, errTooLong)
+	}
+	start := len(b)
+	b = append(b, byte(code), id, byte(n>>8), byte(n))
+	if reqAuth != nil {
+		b = append(b, reqAuth[:16]...)
+	} else {
+		b = append(b, make([]byte, 16)...)
+	}
+	if withMA {
+		b = append(b, byte(attrMessageAuthenticator), 18)
+		b = append(b, make([]byte, 16)...)
+	}
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	pkt := b[start:]
+	if withMA {
+		m := hmac.New(md5.New, secret)
+		m.Write(pkt)
+		m.Sum(pkt[22:22])
+	}
+	if reqAuth == nil {
+		h := md5.New()
+		h.Write(pkt)
+		h.Write(secret)
+		h.Sum(pkt[4:4])
+	}
+	return b, nil
+}

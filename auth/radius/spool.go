@@ -26,6 +26,7 @@ type record struct {
 
 	seg      *segment // where its entry is (spool.mu: the accounter's lock)
 	inFlight bool     // a request is outstanding (accounter.mu)
+	acked    bool     // acknowledged or dropped (accounter.mu)
 }
 
 // spool is the durable accounting log (format in spoollog.go). put
@@ -144,6 +145,16 @@ func openSpool(dir string, log *zap.Logger) (*spool, []*record, error) {
 			s.f.Close()
 			return nil, nil, err
 		}
+	}
+	if n := len(recs); s.seq > 0 && (n == 0 || recs[n-1].Seq != s.seq) {
+		// Keep the highest seq seen: an ack of it (there is no such
+		// record any more) is the high-water mark for the next open.
+		s.buf = appendAck(s.buf[:0], s.seq)
+		if err := s.write(s.buf); err != nil {
+			s.f.Close()
+			return nil, nil, err
+		}
+		s.unsynced = true
 	}
 	if err := s.sync(); err != nil {
 		s.f.Close()
