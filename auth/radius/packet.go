@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"layeh.com/radius"
 )
@@ -223,16 +225,56 @@ func appendRequest(b []byte, code radius.Code, id uint8, reqAuth []byte, secret 
 		b = append(b, p...)
 	}
 	pkt := b[start:]
+	h := md5s.Get().(*md5State)
+	defer md5s.Put(h)
 	if withMA {
-		m := hmac.New(md5.New, secret)
-		m.Write(pkt)
-		m.Sum(pkt[22:22])
+		h.hmac(pkt[22:38], secret, pkt)
 	}
 	if reqAuth == nil {
-		h := md5.New()
-		h.Write(pkt)
-		h.Write(secret)
-		h.Sum(pkt[4:4])
+		h.h.Reset()
+		h.h.Write(pkt)
+		h.h.Write(secret)
+		h.sum(pkt[4:20])
 	}
 	return b, nil
+}
+
+// md5State is a reusable MD5 for the request hot path (crypto/hmac and
+// md5.New allocate on every call).
+type md5State struct {
+	h   hash.Hash
+	out [md5.Size]byte
+	pad [64]byte
+}
+
+var md5s = sync.Pool{New: func() any { return &md5State{h: md5.New()} }}
+
+// sum writes the digest of what was written to dst (16 bytes).
+func (m *md5State) sum(dst []byte) {
+	copy(dst, m.h.Sum(m.out[:0]))
+}
+
+// hmac writes HMAC-MD5(key, msg) (RFC 2104) to dst (16 bytes).
+func (m *md5State) hmac(dst, key, msg []byte) {
+	if len(key) > len(m.pad) {
+		m.h.Reset()
+		m.h.Write(key)
+		key = m.h.Sum(m.out[:0])
+	}
+	var k [64]byte
+	copy(k[:], key)
+	for i := range m.pad {
+		m.pad[i] = k[i] ^ 0x36
+	}
+	m.h.Reset()
+	m.h.Write(m.pad[:])
+	m.h.Write(msg)
+	inner := m.h.Sum(m.out[:0])
+	for i := range m.pad {
+		m.pad[i] = k[i] ^ 0x5c
+	}
+	m.h.Reset()
+	m.h.Write(m.pad[:])
+	m.h.Write(inner)
+	m.sum(dst)
 }

@@ -84,6 +84,9 @@ func openSpool(dir string, log *zap.Logger) (*spool, []*record, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("radius spool: %w", err)
 	}
+	if log == nil {
+		log = zap.NewNop()
+	}
 	s := &spool{dir: dir, log: log, segmentSize: defaultSegmentSize}
 	live := map[uint64]*record{}
 	var old []string // replayed segments to delete once the live records are rewritten

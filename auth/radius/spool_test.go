@@ -2,6 +2,8 @@ package radius
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/md5"
 	"os"
 	"path/filepath"
 	"slices"
@@ -388,6 +390,22 @@ func TestSpoolFilesAreOurs(t *testing.T) {
 		}
 		if fi, _ := e.Info(); fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", e.Name(), fi.Mode().Perm())
+		}
+	}
+}
+
+// The pooled HMAC-MD5 of appendRequest against crypto/hmac, for keys
+// shorter and longer than the MD5 block.
+func TestHMACMD5(t *testing.T) {
+	for _, key := range [][]byte{[]byte(secret), bytes.Repeat([]byte("k"), 64), bytes.Repeat([]byte("long"), 40)} {
+		msg := []byte("the quick brown fox")
+		m := hmac.New(md5.New, key)
+		m.Write(msg)
+		want := m.Sum(nil)
+		got := make([]byte, 16)
+		(&md5State{h: md5.New()}).hmac(got, key, msg)
+		if !bytes.Equal(got, want) {
+			t.Errorf("key of %d bytes: %x, want %x", len(key), got, want)
 		}
 	}
 }
