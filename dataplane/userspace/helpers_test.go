@@ -117,6 +117,13 @@ func (c chanWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (c chanWriter) WriteBatch(pkts [][]byte) (int, error) {
+	for _, p := range pkts {
+		c.Write(p)
+	}
+	return len(pkts), nil
+}
+
 func (c chanWriter) next(t *testing.T) []byte {
 	t.Helper()
 	select {
@@ -146,7 +153,7 @@ func newTestPlane(t *testing.T) *testPlane {
 		tp.mu.Unlock()
 		return d, nil
 	})
-	tp.writer = func(dataplane.TunnelConfig) (io.Writer, error) { return tp.w, nil }
+	tp.writer = func(dataplane.TunnelConfig) (sender, error) { return tp.w, nil }
 	t.Cleanup(func() { tp.Close() })
 	return tp
 }
@@ -224,3 +231,46 @@ func ip6(src, dst string) []byte {
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 func cat(bs ...[]byte) []byte { return slices.Concat(bs...) }
+
+// recSender records what a tunnel sends, one entry per system call it
+// would make: a single Write (the TUN reader's path) or a WriteBatch.
+type recSender struct {
+	mu    sync.Mutex
+	calls []sendCall
+	// refuse makes WriteBatch report this many messages unsent.
+	refuse int
+}
+
+type sendCall struct {
+	batch bool
+	msgs  [][]byte
+}
+
+func (r *recSender) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, sendCall{msgs: [][]byte{slices.Clone(p)}})
+	return len(p), nil
+}
+
+func (r *recSender) WriteBatch(pkts [][]byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := sendCall{batch: true}
+	for _, p := range pkts {
+		c.msgs = append(c.msgs, slices.Clone(p))
+	}
+	r.calls = append(r.calls, c)
+	if r.refuse > 0 {
+		return len(pkts) - r.refuse, errors.New("refused")
+	}
+	return len(pkts), nil
+}
+
+func (r *recSender) take() []sendCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}

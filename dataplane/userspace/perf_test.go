@@ -11,15 +11,20 @@ import (
 // nullDev discards everything; Read blocks until Close.
 type nullDev struct{ done chan struct{} }
 
-func (d *nullDev) Read([]byte) (int, error)             { <-d.done; return 0, io.EOF }
-func (d *nullDev) Write(p []byte) (int, error)          { return len(p), nil }
-func (d *nullDev) AddRoute(netip.Prefix, int) error     { return nil }
-func (d *nullDev) DelRoute(netip.Prefix) error          { return nil }
-func (d *nullDev) AddAddr(netip.Addr) error             { return nil }
-func (d *nullDev) DelAddr(netip.Addr) error             { return nil }
-func (d *nullDev) Close() error                         { close(d.done); return nil }
-func openNull(Config) (device, error)                   { return &nullDev{done: make(chan struct{})}, nil }
-func discard(dataplane.TunnelConfig) (io.Writer, error) { return io.Discard, nil }
+func (d *nullDev) Read([]byte) (int, error)          { <-d.done; return 0, io.EOF }
+func (d *nullDev) Write(p []byte) (int, error)       { return len(p), nil }
+func (d *nullDev) AddRoute(netip.Prefix, int) error  { return nil }
+func (d *nullDev) DelRoute(netip.Prefix) error       { return nil }
+func (d *nullDev) AddAddr(netip.Addr) error          { return nil }
+func (d *nullDev) DelAddr(netip.Addr) error          { return nil }
+func (d *nullDev) Close() error                      { close(d.done); return nil }
+func openNull(Config) (device, error)                { return &nullDev{done: make(chan struct{})}, nil }
+func discard(dataplane.TunnelConfig) (sender, error) { return discardSender{}, nil }
+
+type discardSender struct{}
+
+func (discardSender) Write(p []byte) (int, error)           { return len(p), nil }
+func (discardSender) WriteBatch(pkts [][]byte) (int, error) { return len(pkts), nil }
 
 // benchPlane has nSessions sessions Up in one tunnel, session i at
 // 10.(i>>8).(i&255).1... returns the plane, the tunnel and session 1.

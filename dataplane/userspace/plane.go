@@ -33,7 +33,6 @@ package userspace
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -89,7 +88,7 @@ type Plane struct {
 	cfg     Config
 	openDev func(Config) (device, error)
 	// writer returns where a tunnel's data messages go (tests replace it).
-	writer func(dataplane.TunnelConfig) (io.Writer, error)
+	writer func(dataplane.TunnelConfig) (sender, error)
 
 	table routeTable
 
@@ -127,11 +126,11 @@ func newPlane(cfg Config, open func(Config) (device, error)) *Plane {
 	}
 }
 
-func connWriter(cfg dataplane.TunnelConfig) (io.Writer, error) {
+func connWriter(cfg dataplane.TunnelConfig) (sender, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("no socket (TunnelConfig.Conn is nil)")
 	}
-	return cfg.Conn, nil
+	return &connSender{c: cfg.Conn}, nil
 }
 
 // Name implements dataplane.Plane.

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"sync"
@@ -17,14 +16,26 @@ import (
 type tunnel struct {
 	plane *Plane
 	cfg   dataplane.TunnelConfig
-	w     io.Writer
+	w     sender
 
 	mu       sync.RWMutex
 	sessions map[uint16]*session
 	closed   bool
 
+	// txMu guards the frames SendFrame holds until Flush. SendFrame and
+	// Flush run on the tunnel goroutine, so it is uncontended, except
+	// against a Close from elsewhere (Plane.Close).
+	txMu     sync.Mutex
+	pending  *txBatch // nil when nothing is held
+	txClosed bool     // Close flushed: SendFrame refuses
+
 	rxErrors atomic.Uint64 // malformed or unknown-session data messages
 }
+
+var (
+	_ dataplane.Tunnel  = (*tunnel)(nil)
+	_ dataplane.Flusher = (*tunnel)(nil)
+)
 
 // AddSession implements dataplane.Tunnel.
 func (t *tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) (dataplane.Session, error) {
@@ -66,8 +77,14 @@ func (t *tunnel) HandleData(pkt []byte) {
 	s.receive(&h, payload)
 }
 
-// Close implements dataplane.Tunnel.
+// Close implements dataplane.Tunnel. Frames held for Flush leave first
+// (an LCP Terminate-Request sent just before is not lost).
 func (t *tunnel) Close() error {
+	t.txMu.Lock()
+	t.flushLocked()
+	t.txClosed = true
+	t.txMu.Unlock()
+
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -237,24 +254,35 @@ func (s *session) sendSeq() bool {
 	return s.cfg.SendSeq || s.peerSeq.Load()
 }
 
-// send prepends the L2TP header and FF 03 to the PPP frame (protocol field
-// first) in buf[off:off+n] and writes the message on the tunnel's socket.
-// buf must have at least maxHeader bytes of headroom before off.
-func (s *session) send(buf []byte, off, n int) error {
-	t := s.tunnel
-	h := l2tp.Header{Version: l2tp.Version2, TunnelID: t.cfg.PeerID, SessionID: s.cfg.PeerID}
+// maxFrame is the longest PPP frame (protocol field included) that fits
+// in one L2TPv2 data message with sequence numbers and FF 03.
+const maxFrame = 0xffff - 12
+
+// encode prepends the L2TP header and FF 03 to the PPP frame (protocol
+// field first) in buf[off:off+n] and returns where the message starts. It
+// takes the next Ns if the session sends them. buf must have at least 12
+// bytes (header with Ns/Nr, FF 03) before off; n must be <= maxFrame.
+func (s *session) encode(buf []byte, off, n int) int {
+	h := l2tp.Header{Version: l2tp.Version2, TunnelID: s.tunnel.cfg.PeerID, SessionID: s.cfg.PeerID}
 	if s.sendSeq() {
 		h.HasSeq = true
 		h.Ns = uint16(s.ns.Add(1) - 1)
 	}
-	hl := h.Len()
-	if hl+2+n > 0xffff {
+	start := off - h.Len() - 2
+	b := l2tp.AppendHeader(buf[start:start], h, 2+n)
+	_ = append(b, pppAddress, pppControl)
+	return start
+}
+
+// send encodes the PPP frame in buf[off:off+n] (see encode) and writes the
+// message on the tunnel's socket at once (the TUN reader's path).
+func (s *session) send(buf []byte, off, n int) error {
+	t := s.tunnel
+	if n > maxFrame {
 		s.txErrors.Add(1)
 		return fmt.Errorf("userspace dataplane: %s: %d-byte frame too long", s, n)
 	}
-	start := off - hl - 2
-	b := l2tp.AppendHeader(buf[start:start], h, 2+n)
-	_ = append(b, pppAddress, pppControl)
+	start := s.encode(buf, off, n)
 	if _, err := t.w.Write(buf[start : off+n]); err != nil {
 		s.txErrors.Add(1)
 		return fmt.Errorf("userspace dataplane: %s: send: %w", s, err)
@@ -270,7 +298,9 @@ func (s *session) sendIP(buf []byte, off, n int, proto uint16) {
 	_ = s.send(buf, off-2, n+2)
 }
 
-// SendFrame implements dataplane.Session.
+// SendFrame implements dataplane.Session. The frame is copied into the
+// tunnel's batch and leaves at the tunnel's next Flush (or at once when
+// the batch is full); a send error shows in the session's TxErrors.
 func (s *session) SendFrame(frame []byte) error {
 	if s.closed.Load() {
 		return fmt.Errorf("userspace dataplane: %s: send on closed session", s)
@@ -278,9 +308,11 @@ func (s *session) SendFrame(frame []byte) error {
 	if len(frame) < 2 {
 		return fmt.Errorf("userspace dataplane: %s: %d-byte frame has no protocol field", s, len(frame))
 	}
-	buf := make([]byte, maxHeader+len(frame))
-	copy(buf[maxHeader:], frame)
-	return s.send(buf, maxHeader, len(frame))
+	if len(frame) > maxFrame {
+		s.txErrors.Add(1)
+		return fmt.Errorf("userspace dataplane: %s: %d-byte frame too long", s, len(frame))
+	}
+	return s.tunnel.hold(s, frame)
 }
 
 // Up implements dataplane.Session: it opens the device if needed, adds the

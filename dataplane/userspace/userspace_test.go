@@ -155,6 +155,7 @@ func TestSequenceNumbers(t *testing.T) {
 	if err := s.SendFrame(lcp); err != nil {
 		t.Fatal(err)
 	}
+	tun.Flush()
 	if got := tp.w.next(t); got[0] != 0x00 {
 		t.Errorf("LNS started sending sequence numbers: % x", got)
 	}
@@ -166,6 +167,7 @@ func TestLACFollowsPeerSequencing(t *testing.T) {
 	if err := s.SendFrame(lcp); err != nil {
 		t.Fatal(err)
 	}
+	tun.Flush()
 	if got, want := tp.w.next(t), cat([]byte{0x00, 0x02, 0x00, 0x65, 0x00, 0x6e, 0xff, 0x03}, lcp); !bytes.Equal(got, want) {
 		t.Fatalf("sent % x, want % x", got, want)
 	}
@@ -174,6 +176,7 @@ func TestLACFollowsPeerSequencing(t *testing.T) {
 		if err := s.SendFrame(lcp); err != nil {
 			t.Fatal(err)
 		}
+		tun.Flush()
 		want := cat([]byte{0x08, 0x02, 0x00, 0x65, 0x00, 0x6e, 0x00, byte(ns), 0x00, 0x00, 0xff, 0x03}, lcp)
 		if got := tp.w.next(t); !bytes.Equal(got, want) {
 			t.Fatalf("sent % x, want % x", got, want)

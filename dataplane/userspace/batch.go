@@ -1,0 +1,145 @@
+package userspace
+
+import (
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
+)
+
+// sender is where a tunnel's data messages go: its connected UDP socket.
+type sender interface {
+	// Write sends one message; any goroutine (the TUN reader).
+	Write(p []byte) (int, error)
+	// WriteBatch sends every message in order and returns how many were
+	// sent and the first error (a refused message is skipped, the rest
+	// still go). Called by one goroutine at a time (under tunnel.txMu).
+	WriteBatch(pkts [][]byte) (int, error)
+}
+
+// connSender writes on the tunnel's socket: Write with write(2), a batch
+// with sendmmsg(2). The batch writer is made at the first batch of more
+// than one message (a tunnel that never has two frames in one pass of its
+// goroutine costs nothing more).
+type connSender struct {
+	c *net.UDPConn
+	b *udpbatch.Writer
+}
+
+func (w *connSender) Write(p []byte) (int, error) { return w.c.Write(p) }
+
+func (w *connSender) WriteBatch(pkts [][]byte) (int, error) {
+	if len(pkts) == 1 {
+		if _, err := w.c.Write(pkts[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if w.b == nil {
+		b, err := udpbatch.NewWriter(w.c)
+		if err != nil {
+			return 0, err
+		}
+		w.b = b
+	}
+	return w.b.Write(pkts)
+}
+
+// Bounds of one tunnel's batch: past either, SendFrame sends at once what
+// it holds. 64 frames of LCP/PAP/CHAP/IPCP (tens of bytes each) is what a
+// busy tunnel's goroutine produces in one pass at thousands of setups or
+// LCP echoes per second; the byte bound keeps a batch of big frames from
+// growing the shared buffers.
+const (
+	maxBatchFrames = 64
+	maxBatchBytes  = 32 << 10
+	// txRoom is reserved before each frame in a batch for its L2TP header
+	// (with Ns/Nr: 10 bytes) and FF 03, written at Flush.
+	txRoom = 12
+)
+
+// txBatch holds frames of one tunnel between Flushes. Batches come from a
+// pool shared by every tunnel and go back to it at Flush: an idle tunnel
+// holds none (thousands of one-session VPN tunnels).
+type txBatch struct {
+	buf  []byte    // txRoom, frame, txRoom, frame, ...
+	ents []txEntry // one per frame, in order
+	pkts [][]byte  // the encoded messages (built at Flush)
+}
+
+type txEntry struct {
+	s      *session
+	off, n int // the frame is buf[off:off+n]
+}
+
+var batchPool = sync.Pool{New: func() any { return new(txBatch) }}
+
+func (b *txBatch) release() {
+	clear(b.ents) // keep no session alive
+	clear(b.pkts)
+	b.buf, b.ents, b.pkts = b.buf[:0], b.ents[:0], b.pkts[:0]
+	if cap(b.buf) > 2*maxBatchBytes {
+		b.buf = nil // one huge frame: do not keep its memory
+	}
+	batchPool.Put(b)
+}
+
+// hold copies s's frame into the tunnel's batch, sending the batch first
+// if the frame would take it past its bounds.
+func (t *tunnel) hold(s *session, frame []byte) error {
+	t.txMu.Lock()
+	defer t.txMu.Unlock()
+	if t.txClosed {
+		return fmt.Errorf("userspace dataplane: %s: send on closed tunnel", s)
+	}
+	b := t.pending
+	if b != nil && (len(b.ents) >= maxBatchFrames || len(b.buf)+txRoom+len(frame) > maxBatchBytes) {
+		t.flushLocked()
+		b = nil
+	}
+	if b == nil {
+		b = batchPool.Get().(*txBatch)
+		t.pending = b
+	}
+	off := len(b.buf) + txRoom
+	b.buf = append(b.buf, make([]byte, txRoom)...)
+	b.buf = append(b.buf, frame...)
+	b.ents = append(b.ents, txEntry{s: s, off: off, n: len(frame)})
+	return nil
+}
+
+// Flush implements dataplane.Flusher: every frame held since the last
+// Flush leaves, in order, in one system call (sendmmsg).
+func (t *tunnel) Flush() {
+	t.txMu.Lock()
+	t.flushLocked()
+	t.txMu.Unlock()
+}
+
+func (t *tunnel) flushLocked() {
+	b := t.pending
+	if b == nil {
+		return
+	}
+	t.pending = nil
+	for _, e := range b.ents {
+		// The header goes right before the frame; its Ns (if the
+		// session sends them) is taken now, so frames and the TUN
+		// reader's packets leave in Ns order.
+		start := e.s.encode(b.buf, e.off, e.n)
+		b.pkts = append(b.pkts, b.buf[start:e.off+e.n])
+	}
+	sent, _ := t.w.WriteBatch(b.pkts)
+	// Which message a refused send was is not reported: the first `sent`
+	// count as sent, the rest as errors (the totals are right).
+	for i, e := range b.ents {
+		if i < sent {
+			e.s.txPackets.Add(1)
+			e.s.txBytes.Add(uint64(e.n))
+		} else {
+			e.s.txErrors.Add(1)
+		}
+	}
+	b.release()
+}
