@@ -295,7 +295,7 @@ stop_pid() { # stop_pid PID SECONDS: TERM, then KILL after SECONDS
 			s.WriteString(xl.Start(nsLNS))
 			fmt.Fprintf(&s, "PID=$(cat %s)\n", shq(xl.PIDFile))
 		}
-		fmt.Fprintf(&s, "%s -names %s -interval 250ms -out %s.group.csv &\nGM=$!\n", shq(c.GroupMeter), l.Target.groupNames(), shq(base))
+		fmt.Fprintf(&s, "%s -names %s -interval 250ms -out %s &\nGM=$!\n", shq(c.GroupMeter), l.Target.groupNames(), shq(base+".group.csv"))
 		cmd := c.benchCmd(l)
 		fmt.Fprintf(&s, "echo %s > %s.cmd\n", shq("ip netns exec "+nsLAC+" "+cmd), shq(base))
 		fmt.Fprintf(&s, "ip netns exec %s %s > %s.txt 2>&1\nrc=$?\n", nsLAC, cmd, shq(base))
