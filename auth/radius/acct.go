@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -163,7 +164,14 @@ func (a *accounter) run() {
 	var launch []*record
 	for {
 		a.mu.Lock()
-		if a.acked > 0 {
+		// Acknowledged records leave pending: the prefix at once (acks
+		// come mostly in order), the rest when they are half of it.
+		for len(a.pending) > 0 && a.pending[0].acked {
+			a.pending[0] = nil
+			a.pending = a.pending[1:]
+			a.acked--
+		}
+		if a.acked > 0 && a.acked*2 >= len(a.pending) {
 			a.pending = slices.DeleteFunc(a.pending, func(r *record) bool { return r.acked })
 			a.acked = 0
 		}
@@ -173,7 +181,17 @@ func (a *accounter) run() {
 			a.c.log.Debug("radius accounting spool: compacted the oldest segment")
 		}
 		// One fsync for everything appended since the last pass, before
-		// any of it is sent.
+		// any of it is sent, without the lock: records added meanwhile
+		// wait for the next pass.
+		if f, upto, ok := a.sp.syncBegin(); ok {
+			a.mu.Unlock()
+			err := f.Sync()
+			a.mu.Lock()
+			a.sp.syncEnd(upto, err)
+			if err != nil && !errors.Is(err, os.ErrClosed) {
+				a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
+			}
+		}
 		if err := a.sp.sync(); err != nil {
 			a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
 		}
@@ -184,6 +202,9 @@ func (a *accounter) run() {
 			for _, r := range a.pending {
 				if r.acked {
 					continue
+				}
+				if r.Seq > a.sp.synced {
+					break // not durable yet: the next pass syncs it
 				}
 				if _, b := a.blocked[r.ID]; b || r.inFlight {
 					a.blocked[r.ID] = struct{}{}

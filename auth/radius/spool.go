@@ -58,8 +58,9 @@ type spool struct {
 	segs     []*segment // oldest first; the last is current
 	f        *os.File   // the current segment, open for append
 	buf      []byte
-	unsynced bool // records appended since the last fsync
-	dirSync  bool // a segment was created or deleted since the last directory fsync
+	unsynced bool   // records appended since the last fsync
+	synced   uint64 // every record up to this seq is durable
+	dirSync  bool   // a segment was created or deleted since the last directory fsync
 }
 
 type segment struct {
@@ -247,8 +248,26 @@ func (s *spool) ack(r *record) error {
 	return s.write(s.buf)
 }
 
-// needsSync reports whether records were appended since the last sync.
-func (s *spool) needsSync() bool { return s.unsynced }
+// syncBegin starts an fsync made outside the caller's lock: when records
+// were appended since the last one it returns the file to fsync and the
+// seq it covers; then call syncEnd with the result.
+func (s *spool) syncBegin() (*os.File, uint64, bool) {
+	if !s.unsynced {
+		return nil, 0, false
+	}
+	s.unsynced = false
+	return s.f, s.seq, true
+}
+
+// syncEnd records the result of the fsync of syncBegin. A file closed
+// meanwhile was rotated, which synced it first.
+func (s *spool) syncEnd(upto uint64, err error) {
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		s.unsynced = true
+		return
+	}
+	s.synced = max(s.synced, upto)
+}
 
 // sync makes every record appended so far durable (one fsync of the
 // current segment, and of the directory if segments came or went), then
@@ -259,6 +278,7 @@ func (s *spool) sync() error {
 			return fmt.Errorf("radius spool: fsync %s: %w", s.f.Name(), err)
 		}
 		s.unsynced = false
+		s.synced = s.seq
 	}
 	var errs []error
 	for len(s.segs) > 1 && s.segs[0].live == 0 {
