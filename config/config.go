@@ -74,6 +74,10 @@ type L2TP struct {
 	MaxSessions          int
 	MaxSessionsPerTunnel int
 	MaxStarting          int // session setups (incoming calls) in flight
+	// MaxStartingWait: an incoming call over MaxStarting is held this long
+	// for a slot (its ICRQ acknowledged, not answered) before it is
+	// refused; 0 refuses it at once.
+	MaxStartingWait time.Duration
 }
 
 // Peer is a resolved [[peer]]: the LACs it matches and the settings

@@ -54,19 +54,20 @@ func TestExample(t *testing.T) {
 		t.Fatalf("Load(%s): %v", path, err)
 	}
 	l2tp := L2TP{
-		HostName:      "l2tpd-example",
-		HelloInterval: 60 * time.Second,
-		RTimeout:      time.Second,
-		RTimeoutCap:   16 * time.Second,
-		Retransmit:    5,
-		RecvWindow:    16,
-		Secret:        []byte{},
-		Challenge:     ChallengeOptional,
-		DataSeq:       PolicyAllow,
-		PPPMaxMTU:     1420,
-		MaxTunnels:    100,
-		MaxSessions:   1000,
-		MaxStarting:   100,
+		HostName:        "l2tpd-example",
+		HelloInterval:   60 * time.Second,
+		RTimeout:        time.Second,
+		RTimeoutCap:     16 * time.Second,
+		Retransmit:      5,
+		RecvWindow:      16,
+		Secret:          []byte{},
+		Challenge:       ChallengeOptional,
+		DataSeq:         PolicyAllow,
+		PPPMaxMTU:       1420,
+		MaxTunnels:      100,
+		MaxSessions:     1000,
+		MaxStarting:     100,
+		MaxStartingWait: 30 * time.Second,
 	}
 	ppp := PPP{
 		MRU: 1400, MTU: 1400,

@@ -162,6 +162,7 @@ func (d *dumper) l2tp(l *L2TP) {
 	d.kv("max_sessions", strconv.Itoa(l.MaxSessions))
 	d.kv("max_sessions_per_tunnel", strconv.Itoa(l.MaxSessionsPerTunnel))
 	d.kv("max_starting", strconv.Itoa(l.MaxStarting))
+	d.kv("max_starting_wait", tomlString(formatDuration(l.MaxStartingWait)))
 }
 
 func (d *dumper) ppp(p *PPP) {

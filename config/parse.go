@@ -29,18 +29,19 @@ const (
 // DefaultL2TP returns the [l2tp] defaults.
 func DefaultL2TP() L2TP {
 	return L2TP{
-		HostName:      DefaultHostName,
-		HelloInterval: 60 * time.Second,
-		RTimeout:      time.Second,
-		RTimeoutCap:   16 * time.Second,
-		Retransmit:    5,
-		RecvWindow:    16,
-		Challenge:     ChallengeOptional,
-		DataSeq:       PolicyAllow,
-		PPPMaxMTU:     1420,
-		MaxTunnels:    1000,
-		MaxSessions:   50000,
-		MaxStarting:   1000,
+		HostName:        DefaultHostName,
+		HelloInterval:   60 * time.Second,
+		RTimeout:        time.Second,
+		RTimeoutCap:     16 * time.Second,
+		Retransmit:      5,
+		RecvWindow:      16,
+		Challenge:       ChallengeOptional,
+		DataSeq:         PolicyAllow,
+		PPPMaxMTU:       1420,
+		MaxTunnels:      1000,
+		MaxSessions:     50000,
+		MaxStarting:     1000,
+		MaxStartingWait: 30 * time.Second,
 	}
 }
 
@@ -68,7 +69,7 @@ var (
 	topKeys  = []string{"log_level", "log_format", "dataplane", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac", "radius", "api", "metrics"}
 	l2tpKeys = []string{"hello_interval", "rtimeout", "rtimeout_cap", "retransmit", "recv_window", "hide_avps",
 		"secret", "secret_file", "challenge", "dataseq", "reorder_timeout", "ppp_max_mtu",
-		"max_tunnels", "max_sessions", "max_sessions_per_tunnel", "max_starting"}
+		"max_tunnels", "max_sessions", "max_sessions_per_tunnel", "max_starting", "max_starting_wait"}
 	l2tpTableKeys = append([]string{"listen", "accept_unknown_peers"}, l2tpKeys...)
 	peerKeys      = append([]string{"name", "match_address", "match_host_name", "refuse", "host_name", "ppp", "ip_pool"}, l2tpKeys...)
 	lacKeys       = append([]string{"name", "lns", "local", "host_name", "ppp", "redial", "redial_min", "redial_max",
@@ -272,6 +273,7 @@ func (r *reader) l2tp(t *table, dst *L2TP) {
 	t.integer("max_sessions", &dst.MaxSessions, 0, 10_000_000)
 	t.integer("max_sessions_per_tunnel", &dst.MaxSessionsPerTunnel, 0, 65535)
 	t.integer("max_starting", &dst.MaxStarting, 0, 1_000_000)
+	t.duration("max_starting_wait", &dst.MaxStartingWait, 0, 10*time.Minute)
 }
 
 // checkL2TP checks the combination of resolved tunnel settings, blaming the

@@ -34,6 +34,8 @@ type LNS struct {
 	sessions int
 	starting int
 	peers    map[string]*peerCount
+	// adm queues tunnels whose calls wait for a max_starting slot.
+	adm admission
 }
 
 type peerCount struct{ tunnels, sessions int }
@@ -143,7 +145,14 @@ func (l *LNS) AdmitCall(t *endpoint.Tunnel, dir tunnel.Direction, info *tunnel.C
 	if p := st.peer.MaxSessions; p > 0 && pc.sessions >= p {
 		return full("session limit for this peer reached")
 	}
-	if m := cfg.L2TP.MaxStarting; m > 0 && l.starting >= m {
+	if m := cfg.L2TP.MaxStarting; m > 0 && (l.starting >= m || !l.adm.mayAdmit(t)) {
+		if t.Settings().Tunnel.CallAdmitWait > 0 {
+			// Hold the call (ICRQ acknowledged, no ICRP yet) until a
+			// slot frees: above saturation setups slow down instead of
+			// failing (max_starting_wait).
+			l.adm.enqueue(t)
+			return tunnel.DeferCall
+		}
 		return full("too many session setups in flight (max_starting)")
 	}
 	l.starting++
@@ -168,6 +177,7 @@ func (l *LNS) TunnelDown(t *endpoint.Tunnel, ev tunnel.TunnelDown) {
 	defer l.mu.Unlock()
 	l.tunnels--
 	l.peerCount(st.peer.Name).tunnels--
+	l.adm.remove(t)
 }
 
 // SessionUp implements endpoint.Handler.
@@ -176,6 +186,7 @@ func (l *LNS) SessionUp(s *endpoint.Session) endpoint.Driver {
 	l.starting--
 	l.sessions++
 	l.mu.Unlock()
+	l.kick()
 	st := stateOf(s.T)
 	if l.drivers == nil || st == nil {
 		return nil
@@ -190,11 +201,45 @@ func (l *LNS) SessionDown(s *endpoint.Session, ev tunnel.SessionDown) {
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if ev.WasUp {
 		l.sessions--
 	} else {
 		l.starting--
 	}
 	l.peerCount(st.peer.Name).sessions--
+	l.mu.Unlock()
+	if !ev.WasUp {
+		l.kick()
+	}
+}
+
+// kick wakes the first tunnel waiting for a max_starting slot, if a slot
+// is free and no wake is under way. The wake runs on a goroutine of its
+// own: kick is called on tunnel goroutines, which must not wait for
+// another tunnel's.
+func (l *LNS) kick() {
+	l.mu.Lock()
+	free := 1
+	if m := l.cfg.Load().L2TP.MaxStarting; m > 0 {
+		free = m - l.starting
+	}
+	r := l.adm.next(free)
+	l.mu.Unlock()
+	if r == nil {
+		return
+	}
+	go func() {
+		if !r.RetryDeferred(func(left int) {
+			l.mu.Lock()
+			l.adm.woken(r, left)
+			l.mu.Unlock()
+			l.kick()
+		}) {
+			// The tunnel is gone.
+			l.mu.Lock()
+			l.adm.woken(r, 0)
+			l.mu.Unlock()
+			l.kick()
+		}
+	}()
 }

@@ -116,3 +116,37 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatalf("CSV series (%v):\n%s", err, series)
 	}
 }
+
+// Above saturation setups slow down instead of failing: with max_starting
+// = 10, 300 calls placed at once over 3 tunnels are held (ICRQ
+// acknowledged, ICRP once a slot frees) and every one comes up; none is
+// refused and no tunnel drops.
+func TestBenchOverloadHeldNotRefused(t *testing.T) {
+	const n = 300
+	lnsNS, lacNS := twoHosts(t)
+	cfg := strings.Replace(benchLNSConfig(n), "accept_unknown_peers = true\n",
+		"accept_unknown_peers = true\nmax_starting = 10\nmax_starting_wait = \"60s\"\n", 1)
+	lns := StartDaemon(t, lnsNS, "lns", cfg)
+	lns.Wait(t, 20*time.Second, `listening for L2TP`)
+	out := filepath.Join(t.TempDir(), "result.json")
+	p := testenv.StartProc(t, lacNS, benchBinary(t), "--target", lnsAddr+":1701", "--tunnels", "3", "--sessions", fmt.Sprint(n),
+		"--in-flight", fmt.Sprint(n), "--auth", "chap", "--password", "pw", "--hello", "1s", "--json", out)
+	p.Name = "l2tpbench"
+	if err := p.Wait(ctxTimeout(t, 120*time.Second)); err != nil {
+		t.Fatalf("l2tpbench: %v\n%s", err, p.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res bench.Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("JSON result: %v\n%s", err, raw)
+	}
+	if res.TunnelsUp != 3 || res.Up != n || res.Failed != 0 || res.Dropped != 0 || len(res.Failures) != 0 {
+		t.Fatalf("tunnels %d, up %d, failed %d, dropped %d: %v\n%s", res.TunnelsUp, res.Up, res.Failed, res.Dropped, res.Failures, p.String())
+	}
+	if log := lns.String(); strings.Contains(log, "call refused") {
+		t.Fatalf("the LNS refused calls instead of holding them:\n%s", log)
+	}
+}

@@ -39,6 +39,8 @@ func Settings(l *config.L2TP, profile string) endpoint.TunnelSettings {
 			Challenge:   challenge,
 			HideAVPs:    l.HideAVPs,
 			MaxSessions: l.MaxSessionsPerTunnel,
+			// Only the LNS role defers calls (max_starting).
+			CallAdmitWait: l.MaxStartingWait,
 			Control: control.Config{
 				RecvWindow:        uint16(min(max(l.RecvWindow, 1), int(control.MaxWindow))),
 				RetransmitInitial: l.RTimeout,

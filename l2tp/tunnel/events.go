@@ -68,3 +68,13 @@ func (SessionDown) event() {}
 func (CallErrors) event()  {}
 func (LinkInfo) event()    {}
 func (Malformed) event()   {}
+
+// CallAbandoned: a call the policy deferred (DeferCall) ended before it was
+// admitted: the peer cleared it, its CallAdmitWait ran out, or the tunnel
+// went down. The policy never admitted it, so there is no SessionDown.
+type CallAbandoned struct {
+	ID, PeerID uint32
+	Reason     string
+}
+
+func (CallAbandoned) event() {}

@@ -124,6 +124,11 @@ func (t *Tunnel) hangup(now time.Time, s *Session, rc l2tp.ResultCode, reason st
 }
 
 func (t *Tunnel) endSession(s *Session, rc l2tp.ResultCode, byPeer bool, reason string, _ bool) {
+	if s.State == SessionWaitAdmit {
+		s.State = SessionClosed
+		t.dropDeferred(s, reason)
+		return
+	}
 	s.State = SessionClosed
 	t.events = append(t.events, SessionDown{ID: s.ID, PeerID: s.PeerID, Result: rc, ByPeer: byPeer, Reason: reason, WasUp: s.up})
 }
@@ -325,21 +330,27 @@ func (t *Tunnel) handleCallRequest(now time.Time, m *l2tp.Message) {
 		t.refuse(now, uint32(p), l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "session limit reached on this tunnel"})
 		return
 	}
+	s := &Session{ID: id, PeerID: uint32(p), Dir: dir, WeAreLAC: dir == Outgoing, Info: info}
+	if dir == Incoming && len(t.deferred) > 0 {
+		// Behind the calls already held: first come, first admitted.
+		t.deferCall(now, s)
+		return
+	}
 	// The policy is asked last: once it admits, a SessionDown (or
 	// SessionUp) is guaranteed, so it may count the call.
 	if t.cfg.Policy != nil {
-		if rc := t.cfg.Policy.AdmitCall(t, dir, &info); rc != nil {
+		if rc := t.cfg.Policy.AdmitCall(t, dir, &s.Info); rc != nil {
+			if rc == DeferCall && dir == Incoming && t.cfg.CallAdmitWait > 0 {
+				t.deferCall(now, s)
+				return
+			}
 			t.refuse(now, uint32(p), *rc)
 			return
 		}
 	}
-	s := &Session{ID: id, PeerID: uint32(p), Dir: dir, WeAreLAC: dir == Outgoing, Info: info}
 	t.sessions[id] = s
 	if dir == Incoming {
-		r := t.newMsg(l2tp.MsgICRP)
-		r.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(id))
-		s.State = SessionWaitConnect
-		t.send(now, s.PeerID, r)
+		t.answerICRQ(now, s)
 		return
 	}
 	// OCRQ at the LAC: our "bearer" is virtual and answers at once.
@@ -351,4 +362,73 @@ func (t *Tunnel) handleCallRequest(now time.Time, m *l2tp.Message) {
 	c.AddUint32(l2tp.AVPFramingType, true, framingOr(info.FramingType))
 	t.send(now, s.PeerID, c)
 	t.up(s)
+}
+
+func (t *Tunnel) answerICRQ(now time.Time, s *Session) {
+	r := t.newMsg(l2tp.MsgICRP)
+	r.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(s.ID))
+	s.State = SessionWaitConnect
+	t.send(now, s.PeerID, r)
+}
+
+// deferCall holds an incoming call the policy deferred.
+func (t *Tunnel) deferCall(now time.Time, s *Session) {
+	s.State = SessionWaitAdmit
+	s.admitBy = now.Add(t.cfg.CallAdmitWait)
+	t.sessions[s.ID] = s
+	t.deferred = append(t.deferred, s)
+}
+
+// Deferred is how many calls are held waiting for admission.
+func (t *Tunnel) Deferred() int { return len(t.deferred) }
+
+// RetryDeferred asks the policy again about the held calls, oldest first,
+// until it defers one again: admitted calls are answered (ICRP), refused
+// ones get a CDN. It returns how many are still held.
+func (t *Tunnel) RetryDeferred(now time.Time) int {
+	for len(t.deferred) > 0 && t.state == StateEstablished {
+		s := t.deferred[0]
+		var rc *l2tp.ResultCode
+		if t.cfg.Policy != nil {
+			rc = t.cfg.Policy.AdmitCall(t, s.Dir, &s.Info)
+		}
+		if rc == DeferCall {
+			break
+		}
+		t.deferred[0] = nil
+		t.deferred = t.deferred[1:]
+		if rc != nil {
+			delete(t.sessions, s.ID)
+			t.refuse(now, s.PeerID, *rc)
+			t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Reason: "refused: " + rc.Message})
+			continue
+		}
+		t.answerICRQ(now, s)
+	}
+	return len(t.deferred)
+}
+
+// expireDeferred refuses the held calls whose wait ran out.
+func (t *Tunnel) expireDeferred(now time.Time) {
+	for len(t.deferred) > 0 && !now.Before(t.deferred[0].admitBy) {
+		s := t.deferred[0]
+		t.deferred[0] = nil
+		t.deferred = t.deferred[1:]
+		delete(t.sessions, s.ID)
+		t.refuse(now, s.PeerID, *DeferCall)
+		t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID,
+			Reason: fmt.Sprintf("not admitted within %v (session setups in flight at the limit)", t.cfg.CallAdmitWait)})
+	}
+}
+
+// dropDeferred forgets a held call that ended otherwise (the peer's CDN,
+// tunnel down): it was never admitted.
+func (t *Tunnel) dropDeferred(s *Session, reason string) {
+	for i, d := range t.deferred {
+		if d == s {
+			t.deferred = append(t.deferred[:i], t.deferred[i+1:]...)
+			break
+		}
+	}
+	t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Reason: reason})
 }

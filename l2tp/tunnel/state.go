@@ -43,7 +43,8 @@ const (
 	SessionWaitReply                // sent ICRQ (LAC) or OCRQ (LNS), waiting for ICRP/OCRP
 	SessionWaitConnect              // LNS: sent ICRP or got OCRP, waiting for ICCN/OCCN
 	SessionEstablished
-	SessionClosed // CDN sent or received
+	SessionClosed    // CDN sent or received
+	SessionWaitAdmit // LNS: got ICRQ, the policy deferred it (DeferCall); no ICRP yet
 )
 
 func (s SessionState) String() string {
@@ -58,6 +59,8 @@ func (s SessionState) String() string {
 		return "established"
 	case SessionClosed:
 		return "closed"
+	case SessionWaitAdmit:
+		return "wait-admit"
 	}
 	return "unknown"
 }

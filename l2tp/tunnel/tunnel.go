@@ -28,10 +28,21 @@ const DefaultStopHold = 31 * time.Second
 // tunnel.
 type Policy interface {
 	// AdmitCall decides about a call the peer placed (ICRQ at the LNS, OCRQ
-	// at the LAC). A nil result admits it; otherwise a CDN with that result
-	// is sent.
+	// at the LAC). A nil result admits it; DeferCall holds it (see
+	// Config.CallAdmitWait and RetryDeferred); otherwise a CDN with that
+	// result is sent.
 	AdmitCall(t *Tunnel, dir Direction, info *CallInfo) *l2tp.ResultCode
 }
+
+// DeferCall, returned by Policy.AdmitCall, holds an incoming call instead
+// of refusing it: the ICRQ is acknowledged but not answered (the peer's
+// call setup waits, it does not fail) until RetryDeferred admits it, for
+// at most Config.CallAdmitWait; then it is refused with this result. Later
+// calls of the same tunnel queue behind it. A deferred call was not
+// admitted: when it ends, no SessionDown is emitted for it (CallAbandoned
+// is).
+var DeferCall = &l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources,
+	Message: "too many session setups in flight: not admitted in time"}
 
 // Config configures one tunnel.
 type Config struct {
@@ -62,6 +73,10 @@ type Config struct {
 	Rand io.Reader
 	// Policy decides about calls placed by the peer (nil: admit all).
 	Policy Policy
+	// CallAdmitWait is how long a call the Policy deferred (DeferCall)
+	// waits for RetryDeferred to admit it before it is refused with
+	// DeferCall's result. 0: DeferCall refuses at once.
+	CallAdmitWait time.Duration
 }
 
 // Tunnel is one L2TP control connection and its sessions.
@@ -83,6 +98,9 @@ type Tunnel struct {
 
 	sessions   map[uint32]*Session
 	nextSerial uint32
+	// deferred: calls held by DeferCall, oldest first (also in sessions,
+	// in SessionWaitAdmit).
+	deferred []*Session
 
 	closeAt   time.Time // when StopCCN was sent/received
 	downEvent *TunnelDown
@@ -104,6 +122,8 @@ type Session struct {
 	WeAreLAC bool
 	Info     CallInfo
 	up       bool
+	// admitBy: a deferred call is refused at this time.
+	admitBy time.Time
 }
 
 // CallInfo describes a call: what the LAC knows about the subscriber's line.
@@ -323,7 +343,13 @@ func (t *Tunnel) Deadline() time.Time {
 		}
 		return d
 	}
-	return t.ch.Deadline()
+	d := t.ch.Deadline()
+	if len(t.deferred) > 0 {
+		if a := t.deferred[0].admitBy; d.IsZero() || a.Before(d) {
+			d = a
+		}
+	}
+	return d
 }
 
 // Tick runs the timers: retransmission failure, Hello, StopCCN hold.
@@ -345,6 +371,7 @@ func (t *Tunnel) Tick(now time.Time) {
 	if t.state == StateEstablished && t.ch.HelloDue(now) {
 		t.send(now, 0, t.newMsg(l2tp.MsgHello))
 	}
+	t.expireDeferred(now)
 }
 
 // Close sends StopCCN with rc and closes every session.
