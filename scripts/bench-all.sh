@@ -7,6 +7,10 @@
 #
 #   scripts/bench-all.sh                 # setup-rate runs: ours (local, RADIUS) and l2tpns
 #   BENCH_SIZES="1000:10" scripts/bench-all.sh
+#   BENCH_OVERLOAD_TARGETS=""           # skips the overload runs: every session of
+#                                  BENCH_OVERLOAD (sessions:tunnels, default 20000:50) asked for
+#                                  at once, the emulator's Hellos every second; setups must slow
+#                                  down, not fail, and no Hello may go unanswered
 #   BENCH_100K=1 BENCH_HOLD=300s scripts/bench-all.sh   # adds the 100,000-session runs
 #                                  (BENCH_100K_TARGETS, default ours-local and l2tpns;
 #                                  each bounded by BENCH_100K_TIMEOUT, default 20m)
@@ -21,6 +25,8 @@ BENCH_100K=${BENCH_100K:-0}
 BENCH_100K_TARGETS=${BENCH_100K_TARGETS-"ours-local l2tpns"}
 BENCH_100K_TIMEOUT=${BENCH_100K_TIMEOUT:-20m}
 BENCH_TARGETS=${BENCH_TARGETS-"ours-local ours-radius l2tpns"}
+BENCH_OVERLOAD=${BENCH_OVERLOAD:-20000:50}
+BENCH_OVERLOAD_TARGETS=${BENCH_OVERLOAD_TARGETS-"ours-local ours-radius l2tpns"}
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
 mkdir -p "$BENCH_DIR"
 go build -o "$BENCH_DIR/l2tpd" ./cmd/l2tpd
@@ -34,6 +40,9 @@ for s in $BENCH_SIZES; do
 	n=${s%%:*}
 	[ "$n" -gt "$max_users" ] && max_users=$n
 done
+if [ -n "$BENCH_OVERLOAD_TARGETS" ] && [ "${BENCH_OVERLOAD%%:*}" -gt "$max_users" ]; then
+	max_users=${BENCH_OVERLOAD%%:*}
+fi
 [ "$BENCH_100K" = 1 ] && max_users=100000
 
 runs=""
@@ -54,6 +63,21 @@ for target in $BENCH_TARGETS; do
 		bench_stop_lns
 		runs="$runs $name=$BENCH_DIR/$name.json"
 	done
+done
+
+for target in $BENCH_OVERLOAD_TARGETS; do
+	n=${BENCH_OVERLOAD%%:*}
+	t=${BENCH_OVERLOAD##*:}
+	name="$target-overload-$n"
+	case $target in
+	ours-local) bench_l2tpd "$BENCH_DIR/l2tpd" "$n" local ;;
+	ours-radius) bench_l2tpd "$BENCH_DIR/l2tpd" "$n" radius ;;
+	l2tpns) bench_l2tpns ;;
+	esac
+	bench_run "$name" --tunnels "$t" --sessions "$n" --in-flight "$n" --hello 1s --auth "$BENCH_AUTH" \
+		--setup-timeout 120s --timeout 10m || true
+	bench_stop_lns
+	runs="$runs $name=$BENCH_DIR/$name.json"
 done
 
 if [ "$BENCH_100K" = 1 ]; then
