@@ -292,7 +292,7 @@ func choosePlane(cfg *config.Config, log *zap.Logger) (dataplane.Plane, error) {
 	switch cfg.DataPlane {
 	case config.DataPlaneUserspace:
 		log.Info("data path: userspace (dataplane = \"userspace\")")
-		return userspace.New(userspace.Config{}), nil
+		return userspace.New(userspaceConfig(cfg)), nil
 	case config.DataPlaneKernel:
 		if err := kernel.Probe(); err != nil {
 			return nil, fmt.Errorf("dataplane = \"kernel\": %w", err)
@@ -301,18 +301,30 @@ func choosePlane(cfg *config.Config, log *zap.Logger) (dataplane.Plane, error) {
 	}
 	if err := kernel.Probe(); err != nil {
 		log.Info("data path: userspace, because the kernel cannot do L2TP/PPP here", zap.Error(err))
-		return userspace.New(userspace.Config{}), nil
+		return userspace.New(userspaceConfig(cfg)), nil
 	}
 	p, err := newKernelPlane(log, cfg)
 	if err != nil {
 		if errors.Is(err, dataplane.ErrUnsupported) {
 			log.Info("data path: userspace", zap.Error(err))
-			return userspace.New(userspace.Config{}), nil
+			return userspace.New(userspaceConfig(cfg)), nil
 		}
 		return nil, err
 	}
 	log.Info("data path: kernel (auto: L2TP and PPP modules present)")
 	return p, nil
+}
+
+// userspaceConfig routes every pool's prefixes to the TUN device once (no
+// route per subscriber). Pools added by a reload get per-session routes.
+func userspaceConfig(cfg *config.Config) userspace.Config {
+	var c userspace.Config
+	for _, p := range cfg.Pools {
+		for _, r := range p.Ranges {
+			c.PoolPrefixes = append(c.PoolPrefixes, userspace.RangePrefixes(r.From, r.To)...)
+		}
+	}
+	return c
 }
 
 func newKernelPlane(log *zap.Logger, cfg *config.Config) (dataplane.Plane, error) {

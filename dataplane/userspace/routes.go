@@ -129,3 +129,61 @@ func (t *routeTable) lookup6(a netip.Addr) *session {
 	}
 	return t.longest(a)
 }
+
+// RangePrefixes returns the fewest prefixes that together cover exactly
+// the addresses first..last (inclusive, one family; nil if first > last or
+// the families differ). A pool written as a range ("10.1.0.10-10.1.0.20")
+// becomes the prefixes given to Config.PoolPrefixes.
+func RangePrefixes(first, last netip.Addr) []netip.Prefix {
+	if !first.IsValid() || !last.IsValid() || first.Is4() != last.Is4() || last.Less(first) {
+		return nil
+	}
+	first, last = first.Unmap(), last.Unmap()
+	var out []netip.Prefix
+	for {
+		// The largest prefix starting at first that ends at or before last.
+		bits := first.BitLen()
+		for bits > 0 {
+			p := netip.PrefixFrom(first, bits-1)
+			if p.Masked().Addr() != first || lastAddr(p).Compare(last) > 0 {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(first, bits)
+		out = append(out, p)
+		end := lastAddr(p)
+		if end == last {
+			return out
+		}
+		first = end.Next()
+	}
+}
+
+// lastAddr is the highest address in p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// poolCovers reports whether r lies inside one of the pool prefixes
+// routed to the device (then r needs no route of its own).
+func (p *Plane) poolCovers(r netip.Prefix) bool {
+	for _, q := range p.cfg.PoolPrefixes {
+		if q.Bits() <= r.Bits() && q.Contains(r.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// needRoute reports whether a session's prefix r needs a kernel route of
+// its own: it lies outside every pool prefix, or the session's MTU is
+// below the device's (its own route carries that MTU).
+func (p *Plane) needRoute(r netip.Prefix, mtu int) bool {
+	return !p.poolCovers(r) || (mtu > 0 && mtu < p.cfg.MTU)
+}

@@ -28,7 +28,17 @@ func requireRoot(t *testing.T) {
 // TestTUNRoundTrip opens a real TUN device in a fresh network namespace and
 // sends a UDP datagram from a "subscriber" through the plane to a socket on
 // the host side, then the reply back out as an L2TP data message.
-func TestTUNRoundTrip(t *testing.T) {
+func TestTUNRoundTrip(t *testing.T) { inNetns(t, func() { roundTrip(t, nil) }) }
+
+// TestTUNRoundTripPool: the subscriber's address is in a pool prefix, so
+// the reply reaches the TUN device through the pool's route (the session
+// has none of its own).
+func TestTUNRoundTripPool(t *testing.T) {
+	inNetns(t, func() { roundTrip(t, []netip.Prefix{netip.MustParsePrefix("10.99.0.0/24")}) })
+}
+
+// inNetns runs f on a thread of its own in a fresh network namespace.
+func inNetns(t *testing.T, f func()) {
 	requireRoot(t)
 	setup := make(chan error, 1)
 	done := make(chan struct{})
@@ -42,7 +52,7 @@ func TestTUNRoundTrip(t *testing.T) {
 			return
 		}
 		setup <- nil
-		roundTrip(t)
+		f()
 	}()
 	if err := <-setup; err != nil {
 		if os.Getenv("L2TPD_REQUIRE_INTEGRATION") == "1" {
@@ -53,7 +63,7 @@ func TestTUNRoundTrip(t *testing.T) {
 	<-done
 }
 
-func roundTrip(t *testing.T) {
+func roundTrip(t *testing.T, pools []netip.Prefix) {
 	// Everything created here (TUN, rtnetlink and UDP sockets) belongs to
 	// the new namespace.
 	nl, err := dialRtnl()
@@ -81,7 +91,7 @@ func roundTrip(t *testing.T) {
 	}
 	defer conn.Close()
 
-	p := New(Config{IfName: "l2tptest0"})
+	p := New(Config{IfName: "l2tptest0", PoolPrefixes: pools})
 	defer p.Close()
 	dt, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 1, PeerID: 9, Conn: conn})
 	if err != nil {

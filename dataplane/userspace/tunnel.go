@@ -113,6 +113,7 @@ type netState struct {
 	peerIfID [8]byte
 	hasIfID  bool
 	routes   []netip.Prefix // every prefix routed to the session (peer/32 first)
+	mtu      int            // NetConfig.MTU: with routes, says which are in the kernel (Plane.needRoute)
 	local    netip.Addr
 	dev      device
 }
@@ -379,21 +380,30 @@ func (s *session) Up(cfg dataplane.NetConfig) error {
 		}
 		local = cfg.Local
 	}
-	installed := slices.Clone(old.routes)
+	// keep: the prefixes routed to the session from now on (in the table;
+	// in the kernel too when p.needRoute, else a pool prefix covers them).
+	var keep []netip.Prefix
 	var errs []error
 	for _, r := range want {
-		if err := dev.AddRoute(r, cfg.MTU); err != nil {
-			errs = append(errs, fmt.Errorf("route %v: %w", r, err))
-			continue
+		hadOwn := slices.Contains(old.routes, r) && p.needRoute(r, old.mtu)
+		if p.needRoute(r, cfg.MTU) {
+			if err := dev.AddRoute(r, cfg.MTU); err != nil {
+				errs = append(errs, fmt.Errorf("route %v: %w", r, err))
+				if !hadOwn {
+					continue
+				}
+			}
+		} else if hadOwn {
+			// Its MTU no longer needs a route of its own: the pool's
+			// route takes over.
+			if err := dev.DelRoute(r); err != nil {
+				errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
+			}
 		}
-		if !slices.Contains(installed, r) {
-			installed = append(installed, r)
-		}
+		keep = append(keep, r)
 	}
-	var keep []netip.Prefix
-	for _, r := range installed {
-		if slices.Contains(want, r) {
-			keep = append(keep, r)
+	for _, r := range old.routes {
+		if slices.Contains(want, r) || !p.needRoute(r, old.mtu) {
 			continue
 		}
 		if err := dev.DelRoute(r); err != nil {
@@ -414,7 +424,7 @@ func (s *session) Up(cfg dataplane.NetConfig) error {
 		p.table.setIfIDLocked(cfg.PeerIfID, s)
 	}
 	p.table.mu.Unlock()
-	s.net.Store(&netState{peer: cfg.Peer, peerIfID: cfg.PeerIfID, hasIfID: hasIfID, routes: keep, local: local, dev: dev})
+	s.net.Store(&netState{peer: cfg.Peer, peerIfID: cfg.PeerIfID, hasIfID: hasIfID, routes: keep, mtu: cfg.MTU, local: local, dev: dev})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("userspace dataplane: %s: up: %w", s, err)
 	}
@@ -481,6 +491,9 @@ func (s *session) Close() error {
 	var errs []error
 	if p.devUsers > 1 {
 		for _, r := range st.routes {
+			if !p.needRoute(r, st.mtu) {
+				continue // a pool prefix's route, not the session's
+			}
 			if err := st.dev.DelRoute(r); err != nil {
 				errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
 			}
