@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 	"github.com/l2tpd/l2tpd/l2tp"
 )
 
@@ -71,7 +73,9 @@ func ParseDataMessage(pkt []byte) (session uint16, frame []byte, err error) {
 // carried as L2TPv2 data messages on the tunnel's socket; data messages
 // the endpoint reads are decoded and PPP control frames given to the
 // session's FrameHandler. IPv4 packets that come back (answers to the
-// probes of SendEcho) are counted per session. It keeps nothing per frame.
+// probes of SendEcho) are counted per session. A tunnel holds the frames
+// its sessions send until its Flush (dataplane.Flusher) and sends them
+// with one sendmmsg; between Flushes it keeps a buffer from a shared pool.
 type WirePlane struct {
 	closed atomic.Bool
 	// Malformed counts data messages that could not be decoded or named
@@ -104,23 +108,165 @@ func (p *WirePlane) AddTunnel(cfg dataplane.TunnelConfig) (dataplane.Tunnel, err
 	if cfg.Version != 2 || cfg.Encap != dataplane.EncapUDP {
 		return nil, fmt.Errorf("bench wire plane: tunnel %d: L2TPv%d encap %d: %w", cfg.LocalID, cfg.Version, cfg.Encap, dataplane.ErrUnsupported)
 	}
-	var w io.Writer
-	if cfg.Conn != nil {
-		w = cfg.Conn
-	}
-	if w == nil {
+	if cfg.Conn == nil {
 		return nil, fmt.Errorf("bench wire plane: tunnel %d: no socket", cfg.LocalID)
 	}
-	return &wireTunnel{plane: p, cfg: cfg, w: w, sessions: make(map[uint16]*wireSession)}, nil
+	return &wireTunnel{plane: p, cfg: cfg, w: &connBatcher{c: cfg.Conn}, sessions: make(map[uint16]*wireSession)}, nil
 }
 
 type wireTunnel struct {
 	plane *WirePlane
 	cfg   dataplane.TunnelConfig
-	w     io.Writer
+	w     batchWriter
 
 	mu       sync.RWMutex
 	sessions map[uint16]*wireSession
+
+	// txMu guards the messages SendFrame holds until Flush (SendFrame and
+	// Flush run on the tunnel goroutine; Close may not).
+	txMu     sync.Mutex
+	pending  *wireBatch
+	txClosed bool
+}
+
+var (
+	_ dataplane.Tunnel  = (*wireTunnel)(nil)
+	_ dataplane.Flusher = (*wireTunnel)(nil)
+)
+
+// batchWriter is the tunnel's socket: Write for one message from any
+// goroutine (SendEcho), WriteBatch for the held ones (under txMu).
+type batchWriter interface {
+	io.Writer
+	WriteBatch(pkts [][]byte) (int, error)
+}
+
+// connBatcher sends a batch of more than one message with sendmmsg.
+type connBatcher struct {
+	c *net.UDPConn
+	b *udpbatch.Writer
+}
+
+func (w *connBatcher) Write(p []byte) (int, error) { return w.c.Write(p) }
+
+func (w *connBatcher) WriteBatch(pkts [][]byte) (int, error) {
+	if len(pkts) == 1 {
+		if _, err := w.c.Write(pkts[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if w.b == nil {
+		b, err := udpbatch.NewWriter(w.c)
+		if err != nil {
+			return 0, err
+		}
+		w.b = b
+	}
+	return w.b.Write(pkts)
+}
+
+// Bounds of one tunnel's held messages; past either they leave at once.
+const (
+	maxBatchMsgs  = 64
+	maxBatchBytes = 32 << 10
+)
+
+// wireBatch is a tunnel's held messages, from a pool shared by every
+// tunnel (an idle tunnel holds none).
+type wireBatch struct {
+	buf  []byte    // the encoded messages, back to back
+	msgs []wireMsg // one per message, in order
+	pkts [][]byte
+}
+
+type wireMsg struct {
+	s        *wireSession
+	end, n   int // the message is buf[end-n:end]
+	frameLen int // for the counters
+}
+
+var wireBatchPool = sync.Pool{New: func() any { return new(wireBatch) }}
+
+// hold encodes s's frame into the tunnel's batch.
+func (t *wireTunnel) hold(s *wireSession, frame []byte) error {
+	t.txMu.Lock()
+	defer t.txMu.Unlock()
+	if t.txClosed {
+		return fmt.Errorf("bench wire plane: tunnel %d session %d: tunnel closed", t.cfg.LocalID, s.id)
+	}
+	b := t.pending
+	if b != nil && (len(b.msgs) >= maxBatchMsgs || len(b.buf)+10+len(frame) > maxBatchBytes) {
+		t.flushLocked()
+		b = nil
+	}
+	if b == nil {
+		b = wireBatchPool.Get().(*wireBatch)
+		t.pending = b
+	}
+	start := len(b.buf)
+	b.buf = AppendDataMessage(b.buf, uint16(t.cfg.PeerID), s.peer, frame)
+	b.msgs = append(b.msgs, wireMsg{s: s, end: len(b.buf), n: len(b.buf) - start, frameLen: len(frame)})
+	if endsLink(frame) {
+		t.flushLocked()
+	}
+	return nil
+}
+
+// endsLink reports whether frame (protocol field first) is an LCP
+// Terminate-Request/Ack (RFC 1661 5.5), a PAP Authenticate-Nak (RFC 1334
+// 2.2.2) or a CHAP Failure (RFC 1994 4.4). Such a frame leaves at once
+// with what is held before it, so a CDN the endpoint sends later in the
+// same pass does not overtake it.
+func endsLink(frame []byte) bool {
+	if len(frame) < 3 {
+		return false
+	}
+	code := frame[2]
+	switch uint16(frame[0])<<8 | uint16(frame[1]) {
+	case 0xc021:
+		return code == 5 || code == 6
+	case 0xc023:
+		return code == 3
+	case 0xc223:
+		return code == 4
+	}
+	return false
+}
+
+// Flush implements dataplane.Flusher: the messages held since the last
+// Flush leave in one sendmmsg.
+func (t *wireTunnel) Flush() {
+	t.txMu.Lock()
+	t.flushLocked()
+	t.txMu.Unlock()
+}
+
+func (t *wireTunnel) flushLocked() {
+	b := t.pending
+	if b == nil {
+		return
+	}
+	t.pending = nil
+	for _, m := range b.msgs {
+		b.pkts = append(b.pkts, b.buf[m.end-m.n:m.end])
+	}
+	sent, _ := t.w.WriteBatch(b.pkts)
+	for i, m := range b.msgs {
+		if i < sent {
+			m.s.txPackets.Add(1)
+			m.s.txBytes.Add(uint64(m.frameLen))
+		} else {
+			m.s.txErrors.Add(1)
+		}
+	}
+	clear(b.msgs)
+	clear(b.pkts)
+	b.buf, b.msgs, b.pkts = b.buf[:0], b.msgs[:0], b.pkts[:0]
+	if cap(b.buf) > 2*maxBatchBytes {
+		b.buf = nil
+	}
+	wireBatchPool.Put(b)
 }
 
 // AddSession implements dataplane.Tunnel.
@@ -165,8 +311,12 @@ func (t *wireTunnel) HandleData(pkt []byte) {
 	}
 }
 
-// Close implements dataplane.Tunnel.
+// Close implements dataplane.Tunnel: held messages leave first.
 func (t *wireTunnel) Close() error {
+	t.txMu.Lock()
+	t.flushLocked()
+	t.txClosed = true
+	t.txMu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, s := range t.sessions {
@@ -205,13 +355,32 @@ func (s *wireSession) peerAddr() netip.Addr {
 	return netip.Addr{}
 }
 
-// SendFrame implements dataplane.Session.
-func (s *wireSession) SendFrame(frame []byte) error {
+// maxFrame is the longest PPP frame one data message carries.
+const maxFrame = 0xffff - 8
+
+func (s *wireSession) check(frame []byte) error {
 	if s.closed.Load() {
 		return fmt.Errorf("bench wire plane: tunnel %d session %d: closed", s.t.cfg.LocalID, s.id)
 	}
-	if len(frame) < 2 {
-		return fmt.Errorf("bench wire plane: tunnel %d session %d: %w", s.t.cfg.LocalID, s.id, ErrShortFrame)
+	if len(frame) < 2 || len(frame) > maxFrame {
+		return fmt.Errorf("bench wire plane: tunnel %d session %d: %d bytes: %w", s.t.cfg.LocalID, s.id, len(frame), ErrShortFrame)
+	}
+	return nil
+}
+
+// SendFrame implements dataplane.Session: the message is held until the
+// tunnel's Flush (the end of the tunnel goroutine's pass).
+func (s *wireSession) SendFrame(frame []byte) error {
+	if err := s.check(frame); err != nil {
+		return err
+	}
+	return s.t.hold(s, frame)
+}
+
+// sendNow sends one frame at once (any goroutine: SendEcho).
+func (s *wireSession) sendNow(frame []byte) error {
+	if err := s.check(frame); err != nil {
+		return err
 	}
 	b := AppendDataMessage(make([]byte, 0, 10+len(frame)), uint16(s.t.cfg.PeerID), s.peer, frame)
 	if _, err := s.t.w.Write(b); err != nil {
@@ -261,7 +430,7 @@ func (s *wireSession) SendEcho(size int) error {
 	seq := uint16(s.echoSeq.Add(1))
 	frame := binary.BigEndian.AppendUint16(make([]byte, 0, 2+28+size), protoIPv4)
 	frame = AppendEchoRequest(frame, src, dst, s.id, seq, size)
-	return s.SendFrame(frame)
+	return s.sendNow(frame) // not the tunnel goroutine: no batch
 }
 
 // EchoReplies is the number of ICMP Echo Replies received.

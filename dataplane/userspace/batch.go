@@ -106,7 +106,43 @@ func (t *tunnel) hold(s *session, frame []byte) error {
 	b.buf = append(b.buf, make([]byte, txRoom)...)
 	b.buf = append(b.buf, frame...)
 	b.ents = append(b.ents, txEntry{s: s, off: off, n: len(frame)})
+	if endsLink(frame) {
+		t.flushLocked()
+	}
 	return nil
+}
+
+// PPP protocols and codes of the frames that end a link (RFC 1661 5.5,
+// RFC 1334 2.2.2, RFC 1994 4.4).
+const (
+	protoLCP    = 0xc021
+	protoPAP    = 0xc023
+	protoCHAP   = 0xc223
+	lcpTermReq  = 5
+	lcpTermAck  = 6
+	papNak      = 3
+	chapFailure = 4
+)
+
+// endsLink reports whether frame (protocol field first) ends the link: an
+// LCP Terminate-Request/Ack, a PAP Authenticate-Nak or a CHAP (MS-CHAPv2)
+// Failure. Such a frame leaves at once, with what is held before it: the
+// control plane may send a CDN right after it in the same pass of the
+// tunnel goroutine, and the peer must see why before the call is cleared.
+func endsLink(frame []byte) bool {
+	if len(frame) < 3 {
+		return false
+	}
+	code := frame[2]
+	switch uint16(frame[0])<<8 | uint16(frame[1]) {
+	case protoLCP:
+		return code == lcpTermReq || code == lcpTermAck
+	case protoPAP:
+		return code == papNak
+	case protoCHAP:
+		return code == chapFailure
+	}
+	return false
 }
 
 // Flush implements dataplane.Flusher: every frame held since the last

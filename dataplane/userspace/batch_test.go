@@ -39,7 +39,9 @@ func recPlane(t *testing.T) (*testPlane, *recSender, *tunnel, *session, *session
 var (
 	lcpConfReq  = []byte{0xc0, 0x21, 0x01, 0x07, 0x00, 0x04}
 	lcpEchoReq  = []byte{0xc0, 0x21, 0x09, 0x02, 0x00, 0x08, 0x11, 0x22, 0x33, 0x44}
-	lcpTermReq  = []byte{0xc0, 0x21, 0x05, 0x03, 0x00, 0x04}
+	lcpEchoRep  = []byte{0xc0, 0x21, 0x0a, 0x03, 0x00, 0x08, 0x55, 0x66, 0x77, 0x88}
+	termReq     = []byte{0xc0, 0x21, 0x05, 0x03, 0x00, 0x04}
+	chapFail    = []byte{0xc2, 0x23, 0x04, 0x01, 0x00, 0x04}
 	chapSuccess = []byte{0xc2, 0x23, 0x03, 0x01, 0x00, 0x04}
 )
 
@@ -48,7 +50,7 @@ func TestFramesLeaveInOneBatchAtFlush(t *testing.T) {
 	for _, f := range []struct {
 		s  *session
 		fr []byte
-	}{{a, lcpConfReq}, {b, lcpEchoReq}, {a, chapSuccess}, {b, lcpTermReq}} {
+	}{{a, lcpConfReq}, {b, lcpEchoReq}, {a, chapSuccess}, {b, lcpEchoRep}} {
 		if err := f.s.SendFrame(f.fr); err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +65,7 @@ func TestFramesLeaveInOneBatchAtFlush(t *testing.T) {
 		cat([]byte{0x00, 0x02, 0x00, 0x65, 0x00, 0x6e, 0xff, 0x03}, lcpConfReq),
 		cat([]byte{0x08, 0x02, 0x00, 0x65, 0x00, 0x6f, 0x00, 0x00, 0x00, 0x00, 0xff, 0x03}, lcpEchoReq),
 		cat([]byte{0x00, 0x02, 0x00, 0x65, 0x00, 0x6e, 0xff, 0x03}, chapSuccess),
-		cat([]byte{0x08, 0x02, 0x00, 0x65, 0x00, 0x6f, 0x00, 0x01, 0x00, 0x00, 0xff, 0x03}, lcpTermReq),
+		cat([]byte{0x08, 0x02, 0x00, 0x65, 0x00, 0x6f, 0x00, 0x01, 0x00, 0x00, 0xff, 0x03}, lcpEchoRep),
 	}}}
 	if d := cmp.Diff(want, rec.take(), cmp.AllowUnexported(sendCall{})); d != "" {
 		t.Fatalf("sends (-want +got):\n%s", d)
@@ -125,34 +127,59 @@ func TestCloseFlushes(t *testing.T) {
 	_, rec, tun, a, b := recPlane(t)
 	// A session closed after its last frame: the frame still leaves at
 	// the end of the pass.
-	if err := a.SendFrame(lcpTermReq); err != nil {
+	if err := a.SendFrame(lcpEchoRep); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	tun.Flush()
-	if calls := rec.take(); len(calls) != 1 || !bytes.Equal(calls[0].msgs[0], cat([]byte{0x00, 0x02, 0x00, 0x65, 0x00, 0x6e, 0xff, 0x03}, lcpTermReq)) {
+	if calls := rec.take(); len(calls) != 1 || !bytes.Equal(calls[0].msgs[0], cat([]byte{0x00, 0x02, 0x00, 0x65, 0x00, 0x6e, 0xff, 0x03}, lcpEchoRep)) {
 		t.Fatalf("frame of a closed session: %+v", calls)
 	}
 	// The tunnel closed with a frame held: Close sends it.
-	if err := b.SendFrame(lcpTermReq); err != nil {
+	if err := b.SendFrame(lcpEchoRep); err != nil {
 		t.Fatal(err)
 	}
 	if err := tun.Close(); err != nil {
 		t.Fatal(err)
 	}
 	calls := rec.take()
-	if len(calls) != 1 || len(calls[0].msgs) != 1 || !bytes.Equal(calls[0].msgs[0][12:], lcpTermReq) {
+	if len(calls) != 1 || len(calls[0].msgs) != 1 || !bytes.Equal(calls[0].msgs[0][12:], lcpEchoRep) {
 		t.Fatalf("Close sent %+v, want the Terminate-Request", calls)
 	}
-	if err := b.SendFrame(lcpTermReq); err == nil {
+	if err := b.SendFrame(lcpEchoRep); err == nil {
 		t.Error("SendFrame after the tunnel closed succeeded")
 	}
 	tun.Flush()
 	if c := rec.take(); len(c) != 0 {
 		t.Errorf("sent after Close: %+v", c)
 	}
+}
+
+// A frame that ends the link leaves at once, after what was held before
+// it: the endpoint may send a CDN later in the same pass.
+func TestLinkEndingFramesLeaveAtOnce(t *testing.T) {
+	_, rec, tun, a, _ := recPlane(t)
+	for _, end := range [][]byte{termReq, {0xc0, 0x21, 0x06, 0x03, 0x00, 0x04}, chapFail, {0xc0, 0x23, 0x03, 0x02, 0x00, 0x05, 0x00}} {
+		if err := a.SendFrame(lcpConfReq); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.SendFrame(end); err != nil {
+			t.Fatal(err)
+		}
+		calls := rec.take()
+		if len(calls) != 1 || len(calls[0].msgs) != 2 || !bytes.Equal(calls[0].msgs[0][8:], lcpConfReq) || !bytes.Equal(calls[0].msgs[1][8:], end) {
+			t.Fatalf("after % x: sends %+v, want the held frame and it", end, calls)
+		}
+	}
+	// Not link-ending: a CHAP Success, an LCP Echo-Request, short frames.
+	for _, f := range [][]byte{chapSuccess, lcpEchoReq, {0xc0, 0x21}, {0x80, 0x21, 0x05, 0x01, 0x00, 0x04}} {
+		if endsLink(f) {
+			t.Errorf("endsLink(% x) = true", f)
+		}
+	}
+	tun.Flush()
 }
 
 func TestRefusedSendsCounted(t *testing.T) {
