@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 
@@ -78,5 +79,51 @@ func TestRTNLGolden(t *testing.T) {
 				t.Errorf("data\n got % x\nwant % x", seen.Data, tt.data)
 			}
 		})
+	}
+}
+
+// The kernel answers RTM_NEWLINK for a ppp unit with EBUSY when another
+// thread holds ppp_mutex (a /dev/ppp ioctl of another session): NewPPPLink
+// retries, then gives up with the error.
+func TestNewPPPLinkRetriesEBUSY(t *testing.T) {
+	for _, tc := range []struct {
+		busy      int
+		wantErr   bool
+		wantTries int
+	}{
+		{busy: 0, wantTries: 1},
+		{busy: 3, wantTries: 4},
+		{busy: 100, wantErr: true, wantTries: pppLinkTries},
+	} {
+		tries, waits := 0, 0
+		defer func(f func(int)) { pppLinkBackoff = f }(pppLinkBackoff)
+		pppLinkBackoff = func(int) { waits++ }
+		c := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
+			switch reqs[0].Header.Type {
+			case unix.RTM_NEWLINK:
+				tries++
+				if tries <= tc.busy {
+					return nltest.Error(int(unix.EBUSY), reqs)
+				}
+				return []netlink.Message{{Header: netlink.Header{Sequence: reqs[0].Header.Sequence, PID: reqs[0].Header.PID}}}, nil
+			case unix.RTM_GETLINK:
+				return []netlink.Message{{Header: netlink.Header{Type: unix.RTM_NEWLINK, Sequence: reqs[0].Header.Sequence, PID: reqs[0].Header.PID},
+					Data: ifinfomsg(42, 0, 0)}}, nil
+			}
+			t.Fatalf("unexpected request %v", reqs[0].Header.Type)
+			return nil, nil
+		})
+		idx, err := NewRTNL(c).NewPPPLink("sub1", 9)
+		c.Close()
+		if tc.wantErr {
+			if !errors.Is(err, unix.EBUSY) {
+				t.Errorf("busy %d: err %v, want EBUSY", tc.busy, err)
+			}
+		} else if err != nil || idx != 42 {
+			t.Errorf("busy %d: NewPPPLink = %d, %v; want 42, nil", tc.busy, idx, err)
+		}
+		if tries != tc.wantTries || waits != tries-1 {
+			t.Errorf("busy %d: %d tries, %d waits; want %d tries, one wait between each", tc.busy, tries, waits, tc.wantTries)
+		}
 	}
 }
