@@ -27,13 +27,13 @@ func TestEarlyDataBounded(t *testing.T) {
 		{"oversized control frame", msg(bigLCP), false},
 	}
 	for _, c := range cases {
-		tn := &Tunnel{in: make(chan inbound, 4), done: make(chan struct{}), dpSessions: map[uint32]struct{}{}}
+		tn := &Tunnel{in: newMailbox(), done: make(chan struct{}), dpSessions: map[uint32]struct{}{}}
 		hdr, _, err := l2tp.ParseHeader(c.pkt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tn.handleData(hdr, c.pkt, false)
-		if got := len(tn.in) == 1; got != c.queued {
+		if got := tn.in.queued() == 1; got != c.queued {
 			t.Errorf("%s: queued=%v, want %v", c.name, got, c.queued)
 		}
 	}

@@ -61,8 +61,8 @@ func TestEarlyFrameKeptForSession(t *testing.T) {
 	}
 	// Only the control frame is kept: IP before the session exists has no
 	// network to go to (see TestEarlyDataBounded).
-	if len(tun.in) != 1 {
-		t.Fatalf("%d items queued for the tunnel goroutine, want 1 (the LCP frame)", len(tun.in))
+	if tun.in.queued() != 1 {
+		t.Fatalf("%d items queued for the tunnel goroutine, want 1 (the LCP frame)", tun.in.queued())
 	}
 
 	// The ICCN queued before them created the session.
@@ -70,8 +70,11 @@ func TestEarlyFrameKeptForSession(t *testing.T) {
 	tun.sessions[3] = &Session{T: tun, ID: 3, driver: d}
 	tun.dpSessions[3] = struct{}{}
 	now := time.Unix(1000, 0)
-	for range 1 {
-		it := <-tun.in
+	items := tun.in.take()
+	if len(items) != 1 {
+		t.Fatalf("took %d items, want 1", len(items))
+	}
+	for _, it := range items {
 		if !it.early || it.sid != 3 {
 			t.Fatalf("queued item %+v, want an early data message for session 3", it)
 		}
@@ -86,8 +89,8 @@ func TestEarlyFrameKeptForSession(t *testing.T) {
 
 	// Once the data plane has the session, data goes straight to it.
 	tun.handleData(hdr, early, true)
-	if len(tun.in) != 0 || len(dpt.(*fake.Tunnel).Data()) != 1 {
-		t.Fatalf("known session: %d queued, %d to the data plane", len(tun.in), len(dpt.(*fake.Tunnel).Data()))
+	if tun.in.queued() != 0 || len(dpt.(*fake.Tunnel).Data()) != 1 {
+		t.Fatalf("known session: %d queued, %d to the data plane", tun.in.queued(), len(dpt.(*fake.Tunnel).Data()))
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/tunnel"
 )
@@ -128,7 +129,26 @@ type Endpoint struct {
 	logOnce sync.Map // logKey -> struct{}
 	logKeys atomic.Int64
 	logFull atomic.Bool
+
+	// rxBufs: receive buffers of every tunnel socket's reader, held only
+	// while a reader has datagrams to hand out.
+	rxBufs *udpbatch.Buffers
+
+	// Test hooks (nil in production): passHook is called on a tunnel
+	// goroutine after it handled the items queued for a pass (how many),
+	// writeHook with the control messages of a pass as they are sent.
+	passHook  func(t *Tunnel, items int)
+	writeHook func(t *Tunnel, msgs [][]byte)
 }
+
+// Receive batches of the tunnel sockets: up to rxBatch datagrams per
+// recvmmsg, each of up to rxBufSize bytes (data messages carrying a 9000-byte
+// MTU: L2TP header, PPP header and payload, with room to spare); a longer
+// datagram is dropped as malformed.
+const (
+	rxBatch   = 16
+	rxBufSize = 9216
+)
 
 type logKey struct {
 	addr  netip.Addr
@@ -174,6 +194,11 @@ func New(cfg Config) (*Endpoint, error) {
 		byPeer:  make(map[peerKey]*Tunnel),
 		load:    make(map[netip.Addr]*peerLoad),
 	}
+	bufs, err := udpbatch.NewBuffers(rxBatch, rxBufSize)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint: %w", err)
+	}
+	e.rxBufs = bufs
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	for _, a := range cfg.Listen {
 		c, err := listen(a)

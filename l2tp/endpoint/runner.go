@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/tunnel"
 )
@@ -62,7 +63,7 @@ type Tunnel struct {
 	loaded   bool
 	loadAddr netip.Addr
 
-	in   chan inbound
+	in   mailbox
 	cmds chan func(now time.Time)
 	done chan struct{}
 
@@ -72,6 +73,11 @@ type Tunnel struct {
 	dueBuf   []*Session
 	outBuf   [][]byte
 	evBuf    []tunnel.Event
+	// A pass's control messages, copied (the core reuses its buffers) and
+	// sent together on the connected socket.
+	sendBuf []byte
+	sendQ   [][]byte
+	writer  *udpbatch.Writer // on conn, once connected
 	// stopAcked is closed once our StopCCN is acknowledged (shutdown).
 	stopAcked chan struct{}
 }
@@ -143,7 +149,7 @@ func (e *Endpoint) newTunnel(id uint32, settings TunnelSettings, peer, local net
 		local:    local,
 		conn:     conn,
 		listener: listener,
-		in:       make(chan inbound, 1024),
+		in:       newMailbox(),
 		cmds:     make(chan func(time.Time), 16),
 		done:     make(chan struct{}),
 		sessions: make(map[uint32]*Session),
@@ -160,23 +166,16 @@ func (e *Endpoint) newTunnel(id uint32, settings TunnelSettings, peer, local net
 // deliver queues a control datagram for the tunnel goroutine (never blocks:
 // when the queue is full the datagram is dropped and the peer retransmits).
 func (t *Tunnel) deliver(from netip.AddrPort, hdr l2tp.Header, pkt []byte) {
-	cp := append([]byte(nil), pkt...)
-	select {
-	case t.in <- inbound{hdr: hdr, pkt: cp}:
-	default:
-	}
+	t.in.post(inbound{hdr: hdr, pkt: append([]byte(nil), pkt...)})
 }
 
 // deliverWait queues a control datagram read from the tunnel's own socket,
 // waiting while the tunnel goroutine is busy: the socket's receive buffer
 // then absorbs the burst (backpressure) instead of a message being dropped
-// here and retransmitted a second later. Only this tunnel waits.
+// here and retransmitted a second later. Only this tunnel waits. The
+// reader holds t.in for the batch it is adding (see mailbox).
 func (t *Tunnel) deliverWait(hdr l2tp.Header, pkt []byte) {
-	cp := append([]byte(nil), pkt...)
-	select {
-	case t.in <- inbound{hdr: hdr, pkt: cp}:
-	case <-t.done:
-	}
+	t.in.addWait(inbound{hdr: hdr, pkt: append([]byte(nil), pkt...)}, t.done)
 }
 
 // handleData gives a data message to the data plane. One for a session the
@@ -212,16 +211,10 @@ func (t *Tunnel) handleData(hdr l2tp.Header, pkt []byte, wait bool) {
 	}
 	it := inbound{hdr: hdr, pkt: append([]byte(nil), pkt...), sid: hdr.SessionID, early: true}
 	if wait {
-		select {
-		case t.in <- it:
-		case <-t.done:
-		}
+		t.in.addWait(it, t.done)
 		return
 	}
-	select {
-	case t.in <- it:
-	default:
-	}
+	t.in.post(it)
 }
 
 // handleEarly runs on the tunnel goroutine: a data message that was read
@@ -337,12 +330,26 @@ func (t *Tunnel) start() {
 	}
 }
 
-// readOwn reads the tunnel's own socket.
+// readOwn reads the tunnel's own socket, a batch of datagrams per system
+// call (udpbatch: recvmmsg). Everything one read produced for this tunnel
+// (control messages, early data messages, and the PPP frames the data
+// plane hands back during HandleData) reaches the tunnel goroutine as one
+// batch (t.in held), which it handles in one pass.
 func (t *Tunnel) readOwn() {
 	defer t.e.wg.Done()
-	buf := make([]byte, 65536)
+	r, err := udpbatch.NewReader(t.conn, t.e.rxBufs)
+	if err != nil {
+		t.log.Error("cannot read the tunnel's socket; closing the tunnel", zap.Error(err))
+		t.Close(l2tp.ResultCode{Result: l2tp.ResultStopGeneralError, Error: l2tp.ErrCodeNoResources, Message: "socket error"}, "cannot read the tunnel's socket")
+		return
+	}
+	defer r.Release()
+	// Once this goroutine runs, only it changes peer and connected.
+	t.mu.Lock()
+	rs := readState{peer: t.peer, connected: t.connected}
+	t.mu.Unlock()
 	for {
-		n, from, err := t.conn.ReadFromUDPAddrPort(buf)
+		n, err := r.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -356,57 +363,74 @@ func (t *Tunnel) readOwn() {
 			// or not up yet; retransmission handles it.
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		t.mu.Lock()
-		peer, connected := t.peer, t.connected
-		t.mu.Unlock()
-		if from.Addr() != peer.Addr() {
-			continue
+		t.in.hold()
+		for i := range n {
+			pkt, from := r.Msg(i)
+			t.readOne(&rs, pkt, from, r.Truncated(i))
 		}
-		if !connected {
-			// LAC: the LNS may answer from another port (RFC 2661 8.1).
-			if err := connectTo(t.conn, from); err != nil {
-				t.log.Warn("connecting tunnel socket", zap.Error(err))
-				continue
-			}
-			t.mu.Lock()
-			t.peer, t.connected = from, true
-			if la, ok := t.conn.LocalAddr().(*net.UDPAddr); ok {
-				t.local = la.AddrPort()
-			}
-			t.mu.Unlock()
-		} else if from != peer {
-			continue
-		}
-		hdr, _, err := l2tp.ParseHeader(buf[:n])
-		if err != nil {
-			t.e.logMalformed(from, t.id, err)
-			continue
-		}
-		if !hdr.Control {
-			t.handleData(hdr, buf[:n], true)
-			continue
-		}
-		if hdr.TunnelID == 0 && t.listener != nil {
-			// A retransmitted SCCRQ reaches the connected socket once it
-			// exists: the SCCRQ path recognises it (or a new tunnel from
-			// the same address and port).
-			_, payload, _ := l2tp.ParseHeader(buf[:n])
-			t.e.handleSCCRQ(t.listener, t.Local(), from, hdr, payload, buf[:n])
-			continue
-		}
-		if hdr.TunnelID != t.id {
-			t.e.logMalformed(from, t.id, fmt.Errorf("tunnel %d on tunnel %d's socket: %w", hdr.TunnelID, t.id, errWrongTunnel))
-			continue
-		}
-		t.deliverWait(hdr, buf[:n])
+		t.in.release()
 	}
 }
 
-func (t *Tunnel) write(b []byte) {
-	t.mu.Lock()
-	peer, connected := t.peer, t.connected
-	t.mu.Unlock()
+// readState is what readOwn knows of the peer.
+type readState struct {
+	peer      netip.AddrPort
+	connected bool
+}
+
+// errTruncated: a datagram longer than the tunnel socket's receive buffers.
+var errTruncated = errors.New("datagram longer than the receive buffer")
+
+// readOne handles one datagram read from the tunnel's own socket.
+func (t *Tunnel) readOne(rs *readState, pkt []byte, from netip.AddrPort, truncated bool) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if from.Addr() != rs.peer.Addr() || (rs.connected && from != rs.peer) {
+		return
+	}
+	if truncated {
+		t.e.logMalformed(from, t.id, fmt.Errorf("tunnel %d: %d bytes or more: %w", t.id, len(pkt), errTruncated))
+		return
+	}
+	if !rs.connected {
+		// LAC: the LNS may answer from another port (RFC 2661 8.1).
+		if err := connectTo(t.conn, from); err != nil {
+			t.log.Warn("connecting tunnel socket", zap.Error(err))
+			return
+		}
+		t.mu.Lock()
+		t.peer, t.connected = from, true
+		if la, ok := t.conn.LocalAddr().(*net.UDPAddr); ok {
+			t.local = la.AddrPort()
+		}
+		t.mu.Unlock()
+		rs.peer, rs.connected = from, true
+	}
+	hdr, payload, err := l2tp.ParseHeader(pkt)
+	if err != nil {
+		t.e.logMalformed(from, t.id, err)
+		return
+	}
+	if !hdr.Control {
+		t.handleData(hdr, pkt, true)
+		return
+	}
+	if hdr.TunnelID == 0 && t.listener != nil {
+		// A retransmitted SCCRQ reaches the connected socket once it
+		// exists: the SCCRQ path recognises it (or a new tunnel from the
+		// same address and port).
+		t.e.handleSCCRQ(t.listener, t.Local(), from, hdr, payload, pkt)
+		return
+	}
+	if hdr.TunnelID != t.id {
+		t.e.logMalformed(from, t.id, fmt.Errorf("tunnel %d on tunnel %d's socket: %w", hdr.TunnelID, t.id, errWrongTunnel))
+		return
+	}
+	t.deliverWait(hdr, pkt)
+}
+
+// writeOne sends one control message without the batch writer (listener,
+// or the LAC's socket before it is connected).
+func (t *Tunnel) writeOne(b []byte, peer netip.AddrPort, connected bool) {
 	var err error
 	switch {
 	case t.conn != nil && connected:
@@ -418,6 +442,57 @@ func (t *Tunnel) write(b []byte) {
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		t.log.Debug("sending control message", zap.Error(err))
+	}
+}
+
+// queueOut copies control messages the core produced into the pass's send
+// queue (the core's buffers are valid only until the next call into it).
+func (t *Tunnel) queueOut(msgs [][]byte) {
+	for _, b := range msgs {
+		t.sendBuf = append(t.sendBuf, b...)
+		t.sendQ = append(t.sendQ, t.sendBuf[len(t.sendBuf)-len(b):])
+	}
+}
+
+// sendQueued sends the queued control messages: one sendmmsg on the
+// connected socket, one write each otherwise.
+func (t *Tunnel) sendQueued() {
+	if len(t.sendQ) == 0 {
+		return
+	}
+	// sendBuf may have moved while it grew: cut the messages again.
+	off := 0
+	for i, b := range t.sendQ {
+		t.sendQ[i] = t.sendBuf[off : off+len(b) : off+len(b)]
+		off += len(b)
+	}
+	t.mu.Lock()
+	peer, connected := t.peer, t.connected
+	t.mu.Unlock()
+	if t.conn != nil && connected && t.writer == nil {
+		w, err := udpbatch.NewWriter(t.conn)
+		if err != nil {
+			t.log.Warn("batch writer on the tunnel's socket", zap.Error(err))
+		}
+		t.writer = w
+	}
+	if t.conn != nil && connected && t.writer != nil {
+		if _, err := t.writer.Write(t.sendQ); err != nil && !errors.Is(err, net.ErrClosed) {
+			t.log.Debug("sending control messages", zap.Error(err))
+		}
+	} else {
+		for _, b := range t.sendQ {
+			t.writeOne(b, peer, connected)
+		}
+	}
+	if t.e.writeHook != nil {
+		t.e.writeHook(t, t.sendQ)
+	}
+	clear(t.sendQ)
+	t.sendQ = t.sendQ[:0]
+	t.sendBuf = t.sendBuf[:0]
+	if cap(t.sendBuf) > 16<<10 {
+		t.sendBuf, t.sendQ = nil, nil // a burst is over: keep little per tunnel
 	}
 }
 
@@ -438,31 +513,19 @@ func (t *Tunnel) run() {
 		}
 		timer.Reset(wait)
 		select {
-		case it := <-t.in:
-			now = t.e.cfg.Now()
-			if it.early {
-				t.handleEarly(now, it)
-			} else if it.frame {
-				if s := t.sessions[it.sid]; s != nil && s.driver != nil {
-					s.driver.Frame(now, it.pkt)
-					if t.sessions[it.sid] == s {
-						t.schedule(s)
-					}
-				}
-			} else {
-				_, payload, err := l2tp.ParseHeader(it.pkt)
-				if err == nil {
-					t.core.Receive(now, it.hdr, payload)
-				}
-			}
+		case <-t.in.notify:
 		case f := <-t.cmds:
-			now = t.e.cfg.Now()
-			f(now)
+			f(t.e.cfg.Now())
 		case <-timer.C:
-			now = t.e.cfg.Now()
 		case <-t.e.ctx.Done():
 			t.finish(t.e.cfg.Now(), "daemon stopped")
 			return
+		}
+		now = t.e.cfg.Now()
+		// Everything queued now is handled before the one pass below.
+		items := t.drain(now)
+		if t.e.passHook != nil {
+			t.e.passHook(t, items)
 		}
 		if d := t.core.Deadline(); !d.IsZero() && !now.Before(d) {
 			t.core.Tick(now)
@@ -487,22 +550,69 @@ func (t *Tunnel) run() {
 	}
 }
 
+// drain handles every queued item and command (the cmds that are queued
+// now) and reports how many items it handled.
+func (t *Tunnel) drain(now time.Time) int {
+	n := 0
+	for range 4 { // bounded: a busy reader cannot starve timers
+		items := t.in.take()
+		if len(items) == 0 {
+			break
+		}
+		for i := range items {
+			t.handleItem(now, &items[i])
+		}
+		n += len(items)
+	}
+	for range len(t.cmds) {
+		f := <-t.cmds
+		f(now)
+	}
+	return n
+}
+
+func (t *Tunnel) handleItem(now time.Time, it *inbound) {
+	switch {
+	case it.early:
+		t.handleEarly(now, *it)
+	case it.frame:
+		if s := t.sessions[it.sid]; s != nil && s.driver != nil {
+			s.driver.Frame(now, it.pkt)
+			if t.sessions[it.sid] == s {
+				t.schedule(s)
+			}
+		}
+	default:
+		_, payload, err := l2tp.ParseHeader(it.pkt)
+		if err == nil {
+			t.core.Receive(now, it.hdr, payload)
+		}
+	}
+}
+
 // flush sends what the core produced and handles its events. Drivers may
-// produce more core output while events are handled, so it loops.
+// produce more core output while events are handled, so it loops. The
+// control messages of the pass go out together at the end, unless the
+// data plane sends PPP frames at once (no Flusher): then each round's
+// messages go before the events whose handling may send frames (the ICCN
+// before the LAC's first LCP frame).
 func (t *Tunnel) flush(now time.Time) {
 	for range 8 {
 		t.outBuf = t.core.Output(now, t.outBuf[:0])
-		for _, b := range t.outBuf {
-			t.write(b)
-		}
+		t.queueOut(t.outBuf)
+		clear(t.outBuf)
 		t.evBuf = t.core.Events(t.evBuf[:0])
 		if len(t.evBuf) == 0 {
-			return
+			break
+		}
+		if t.dpFlush == nil {
+			t.sendQueued()
 		}
 		for _, ev := range t.evBuf {
 			t.handleEvent(now, ev)
 		}
 	}
+	t.sendQueued()
 }
 
 func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
@@ -598,11 +708,9 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		}
 		sid := ev.ID
 		dps, err := dpt.AddSession(cfg, func(frame []byte) {
-			cp := append([]byte(nil), frame...)
-			select {
-			case t.in <- inbound{pkt: cp, sid: sid, frame: true}:
-			default:
-			}
+			// Called during HandleData on the tunnel's reader (the frame
+			// joins the batch it holds) or on the data plane's goroutine.
+			t.in.post(inbound{pkt: append([]byte(nil), frame...), sid: sid, frame: true})
 		})
 		if err != nil {
 			t.log.Error("data plane refused the session; hanging up", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.Error(err))

@@ -1,0 +1,364 @@
+package endpoint
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/dataplane/fake"
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+)
+
+// flushTunnel is a data plane tunnel that behaves like the userspace one
+// where it matters here: HandleData gives a PPP control frame to the
+// session's FrameHandler on the caller's goroutine (the tunnel's reader),
+// and SendFrame holds frames until Flush (dataplane.Flusher).
+type flushTunnel struct {
+	mu      sync.Mutex
+	rx      map[uint32]dataplane.FrameHandler
+	held    [][]byte
+	flushes [][][]byte // the frames of each Flush
+}
+
+func (p *flushTunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) (dataplane.Session, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rx == nil {
+		p.rx = make(map[uint32]dataplane.FrameHandler)
+	}
+	p.rx[cfg.LocalID] = rx
+	return &flushSession{p}, nil
+}
+
+func (p *flushTunnel) HandleData(pkt []byte) {
+	h, _, err := l2tp.ParseHeader(pkt)
+	if err != nil {
+		return
+	}
+	frame, ok := pppControlFrame(pkt)
+	p.mu.Lock()
+	rx := p.rx[h.SessionID]
+	p.mu.Unlock()
+	if ok && rx != nil {
+		rx(frame)
+	}
+}
+
+func (p *flushTunnel) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushes = append(p.flushes, p.held)
+	p.held = nil
+}
+
+func (p *flushTunnel) Close() error { return nil }
+
+func (p *flushTunnel) flushed() [][][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][][]byte(nil), p.flushes...)
+}
+
+type flushSession struct{ p *flushTunnel }
+
+func (s *flushSession) SendFrame(f []byte) error {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	s.p.held = append(s.p.held, append([]byte(nil), f...))
+	return nil
+}
+func (s *flushSession) Up(dataplane.NetConfig) error    { return nil }
+func (s *flushSession) Stats() (dataplane.Stats, error) { return dataplane.Stats{}, nil }
+func (s *flushSession) Close() error                    { return nil }
+
+// echoDriver records the frames it is given and answers each with a frame
+// of its own through the data plane session.
+type echoDriver struct {
+	s      *Session
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (d *echoDriver) Frame(_ time.Time, f []byte) {
+	d.mu.Lock()
+	d.frames = append(d.frames, append([]byte(nil), f...))
+	d.mu.Unlock()
+	_ = d.s.DP.SendFrame(append([]byte{0xc0, 0x21, 0x09}, f[3:]...))
+}
+func (d *echoDriver) Tick(time.Time)          {}
+func (d *echoDriver) Deadline() time.Time     { return time.Time{} }
+func (d *echoDriver) Close(time.Time, string) {}
+
+// driverHandler gives every session an echoDriver.
+type driverHandler struct {
+	*recorder
+	mu sync.Mutex
+	d  map[uint32]*echoDriver
+}
+
+func (h *driverHandler) SessionUp(s *Session) Driver {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := &echoDriver{s: s}
+	h.d[s.ID] = d
+	return d
+}
+
+// batchTunnel is an LNS tunnel (responder, waiting for SCCCN) with its own
+// socket connected to peer, session 3 known to a flushTunnel data plane,
+// and its goroutines not started yet.
+func batchTunnel(t *testing.T, e *Endpoint, peer *net.UDPConn) (*Tunnel, *flushTunnel, *echoDriver) {
+	t.Helper()
+	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	conn, err := dialTunnel(netip.MustParseAddrPort("127.0.0.1:0"), peerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	pkt := sccrq(9)
+	hdr, payload, err := l2tp.ParseHeader(pkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := l2tp.ParseMessage(payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &driverHandler{recorder: newRecorder(), d: map[uint32]*echoDriver{}}
+	settings := TunnelSettings{Tunnel: tunnel.Config{HostName: "lns", LocalID: 7, Rand: e.rand}, Handler: h}
+	core, err := tunnel.NewResponder(settings.Tunnel, e.cfg.Now(), hdr, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := e.newTunnel(7, settings, peerAddr, local, conn, nil)
+	tun.connected = true
+	tun.core = core
+	dp := &flushTunnel{}
+	tun.dp, tun.dpFlush = dp, dp
+	tun.sessionUp(e.cfg.Now(), tunnel.SessionUp{ID: 3, PeerID: 5})
+	d := h.d[3]
+	if d == nil {
+		t.Fatal("no driver for session 3")
+	}
+	return tun, dp, d
+}
+
+// zlb is a control message without AVPs for our tunnel 7.
+func zlb(ns, nr uint16) []byte {
+	return l2tp.AppendHeader(nil, l2tp.Header{Control: true, HasLength: true, HasSeq: true, Version: 2, TunnelID: 7, Ns: ns, Nr: nr}, 0)
+}
+
+// Every datagram one read gets from the tunnel's socket (control
+// messages, and the PPP frames the data plane hands back during
+// HandleData) reaches the tunnel goroutine together: one pass handles them
+// all, the drivers' answers leave in that pass's one Flush, and a datagram
+// longer than the receive buffers is dropped and logged once.
+func TestReadBatchOnePass(t *testing.T) {
+	obs, logs := observer.New(zap.WarnLevel)
+	e, err := New(Config{Plane: fake.New(), Logger: zap.New(obs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pass struct {
+		items int
+		flush int // Flushes before the pass
+	}
+	passes := make(chan pass, 100)
+	var tun *Tunnel
+	var dp *flushTunnel
+	e.passHook = func(pt *Tunnel, items int) {
+		if pt == tun {
+			passes <- pass{items, len(dp.flushed())}
+		}
+	}
+	defer e.Shutdown(t.Context())
+	peer := udpFrom(t, "127.0.0.1:0")
+	var d *echoDriver
+	tun, dp, d = batchTunnel(t, e, peer)
+	to := tun.Local()
+
+	// Queued in the socket before the reader starts: its first read gets
+	// them all.
+	const frames = 6
+	var want [][]byte
+	var sent [][]byte
+	for i := range frames {
+		f := []byte{0xc0, 0x21, 0x01, byte(i), 0x00, 0x04}
+		want = append(want, f)
+		sent = append(sent, dataMsg(3, f...))
+		if i%2 == 0 {
+			sent = append(sent, zlb(0, 1))
+		}
+	}
+	sent = append(sent, append(dataMsg(3, 0xc0, 0x21, 0x01, 0xee), make([]byte, rxBufSize)...))
+	sendAll(t, peer, to, sent)
+	tun.start()
+
+	got := 0
+	for got < len(sent)-1 {
+		select {
+		case p := <-passes:
+			if p.items == 0 {
+				continue // a timer or the first pass
+			}
+			if p.items != len(sent)-1 {
+				t.Fatalf("a pass handled %d items, want all %d of the read at once", p.items, len(sent)-1)
+			}
+			got += p.items
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timed out: %d of %d items reached the tunnel goroutine", got, len(sent)-1)
+		}
+	}
+	d.mu.Lock()
+	gotFrames := d.frames
+	d.mu.Unlock()
+	if len(gotFrames) != frames {
+		t.Fatalf("driver got %d frames, want %d", len(gotFrames), frames)
+	}
+	for i := range want {
+		if !bytes.Equal(gotFrames[i], want[i]) {
+			t.Fatalf("frame %d: %x, want %x (order kept)", i, gotFrames[i], want[i])
+		}
+	}
+	// The answers of that pass leave in its Flush: wait for the next pass
+	// (a Kick) to see it.
+	tun.do(func(time.Time) {})
+	var fl [][][]byte
+	select {
+	case <-passes:
+		fl = dp.flushed()
+	case <-time.After(20 * time.Second):
+		t.Fatal("no pass after the kick")
+	}
+	n := 0
+	for _, f := range fl {
+		if len(f) != 0 && len(f) != frames {
+			t.Errorf("a Flush carried %d frames, want the %d of the pass", len(f), frames)
+		}
+		if len(f) == frames {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d Flushes carried the pass's frames, want 1 (flushes %d)", n, len(fl))
+	}
+	if es := filterErr(malformedEntries(logs), errTruncated.Error()); len(es) != 1 {
+		t.Errorf("truncated datagram logged %d times, want once", len(es))
+	}
+}
+
+// Flush is called once at the end of every pass, after the frames of the
+// pass were given.
+func TestFlushOncePerPass(t *testing.T) {
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tun *Tunnel
+	var dp *flushTunnel
+	var mu sync.Mutex
+	var passes []int // Flushes seen at the start of each pass
+	e.passHook = func(pt *Tunnel, items int) {
+		if pt == tun {
+			mu.Lock()
+			passes = append(passes, len(dp.flushed()))
+			mu.Unlock()
+		}
+	}
+	peer := udpFrom(t, "127.0.0.1:0")
+	tun, dp, _ = batchTunnel(t, e, peer)
+	tun.start()
+	for i := range 5 {
+		done := make(chan struct{})
+		// Each Post is a pass of its own that sends i+1 frames.
+		tun.do(func(time.Time) {
+			for range i + 1 {
+				_ = tun.sessions[3].DP.SendFrame([]byte{0xc0, 0x21, 0x09, byte(i)})
+			}
+			close(done)
+		})
+		<-done
+	}
+	tun.do(func(time.Time) {}) // one more pass: the fifth Flush is done
+	e.Shutdown(t.Context())
+	fl := dp.flushed()
+	mu.Lock()
+	defer mu.Unlock()
+	// Every pass but the last has its Flush before the next pass starts.
+	for i := 1; i < len(passes); i++ {
+		if passes[i] != passes[i-1]+1 {
+			t.Fatalf("pass %d started after %d Flushes, the one before after %d: want one Flush per pass", i, passes[i], passes[i-1])
+		}
+	}
+	var sizes []int
+	for _, f := range fl {
+		if len(f) > 0 {
+			sizes = append(sizes, len(f))
+		}
+	}
+	if len(sizes) != 5 {
+		t.Fatalf("Flushes with frames %v, want 5 (1..5 frames)", sizes)
+	}
+	for i, n := range sizes {
+		if n != i+1 {
+			t.Fatalf("Flush %d carried %d frames, want %d (those of its pass)", i, n, i+1)
+		}
+	}
+}
+
+// The control messages of a pass leave on the connected socket together
+// (one batch write), in order, with their bytes as they were when queued
+// although the core reuses its buffers.
+func TestSendQueuedBatch(t *testing.T) {
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(t.Context())
+	var writes [][][]byte
+	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
+		var cp [][]byte
+		for _, m := range msgs {
+			cp = append(cp, append([]byte(nil), m...))
+		}
+		writes = append(writes, cp)
+	}
+	peer := udpFrom(t, "127.0.0.1:0")
+	tun, _, _ := batchTunnel(t, e, peer)
+	defer tun.conn.Close()
+
+	buf := []byte("first message")
+	tun.queueOut([][]byte{buf, []byte("second"), []byte("third, a longer one")})
+	copy(buf, "XXXXX") // the core reuses its buffer before the send
+	tun.queueOut([][]byte{[]byte("fourth")})
+	tun.sendQueued()
+	want := []string{"first message", "second", "third, a longer one", "fourth"}
+	if len(writes) != 1 || len(writes[0]) != len(want) {
+		t.Fatalf("writes %q, want one of %d messages", writes, len(want))
+	}
+	rb := make([]byte, 2048)
+	for i, w := range want {
+		if err := peer.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := peer.ReadFromUDPAddrPort(rb)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if string(rb[:n]) != w {
+			t.Fatalf("message %d: %q, want %q", i, rb[:n], w)
+		}
+	}
+	tun.sendQueued() // nothing queued: nothing written
+	if len(writes) != 1 {
+		t.Fatalf("%d writes, want 1", len(writes))
+	}
+}
