@@ -43,7 +43,8 @@ fuzz:
 # micro-benchmarks of the hot paths, with allocations.
 bench: build
 	./scripts/bench-all.sh
-	$(GO) test -run '^$$' -bench . -benchmem ./l2tp/... ./ppp/... ./pool/... ./auth/... ./dataplane/...
+	./scripts/bench-lab.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./l2tp/... ./ppp/... ./pool/... ./auth/... ./dataplane/... ./internal/udpbatch/...
 
 # The real-kernel lab on its own (see lab/ and shared LAB.md).
 lab-test:
