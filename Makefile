@@ -41,7 +41,7 @@ fuzz:
 
 # bench: the side-by-side load benchmarks (docs/benchmarks.md) and the Go
 # micro-benchmarks of the hot paths, with allocations.
-bench: build
+bench: deps build
 	./scripts/bench-all.sh
 	./scripts/bench-lab.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./l2tp/... ./ppp/... ./pool/... ./auth/... ./dataplane/... ./internal/udpbatch/...
