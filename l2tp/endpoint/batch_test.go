@@ -22,6 +22,10 @@ import (
 // session's FrameHandler on the caller's goroutine (the tunnel's reader),
 // and SendFrame holds frames until Flush (dataplane.Flusher).
 type flushTunnel struct {
+	// onData, if set, runs after each HandleData (on the reader).
+	onData func()
+	// onFlush, if set, is told how many frames each Flush carried.
+	onFlush chan int
 	mu      sync.Mutex
 	rx      map[uint32]dataplane.FrameHandler
 	held    [][]byte
@@ -50,12 +54,21 @@ func (p *flushTunnel) HandleData(pkt []byte) {
 	if ok && rx != nil {
 		rx(frame)
 	}
+	if p.onData != nil {
+		p.onData()
+	}
 }
 
 func (p *flushTunnel) Flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.flushes = append(p.flushes, p.held)
+	if p.onFlush != nil {
+		select {
+		case p.onFlush <- len(p.held):
+		default:
+		}
+	}
 	p.held = nil
 }
 
@@ -174,9 +187,14 @@ func TestReadBatchOnePass(t *testing.T) {
 	passes := make(chan pass, 100)
 	var tun *Tunnel
 	var dp *flushTunnel
+	handled := make(chan struct{}) // closed at the first pass with items
+	var once sync.Once
 	e.passHook = func(pt *Tunnel, items int) {
 		if pt == tun {
 			passes <- pass{items, len(dp.flushed())}
+			if items > 0 {
+				once.Do(func() { close(handled) })
+			}
 		}
 	}
 	defer e.Shutdown(t.Context())
@@ -184,6 +202,18 @@ func TestReadBatchOnePass(t *testing.T) {
 	var d *echoDriver
 	tun, dp, d = batchTunnel(t, e, peer)
 	to := tun.Local()
+	// After the read's first frame, give the tunnel goroutine the chance
+	// to handle what is queued so far: it must not take a partial batch
+	// (bounded: with the batch held, no such pass ever comes).
+	var first sync.Once
+	dp.onData = func() {
+		first.Do(func() {
+			select {
+			case <-handled:
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
 
 	// Queued in the socket before the reader starts: its first read gets
 	// them all.
@@ -275,17 +305,21 @@ func TestFlushOncePerPass(t *testing.T) {
 	}
 	peer := udpFrom(t, "127.0.0.1:0")
 	tun, dp, _ = batchTunnel(t, e, peer)
+	dp.onFlush = make(chan int, 100)
 	tun.start()
 	for i := range 5 {
-		done := make(chan struct{})
-		// Each Post is a pass of its own that sends i+1 frames.
+		// Each command is a pass of its own (the next one is queued once
+		// this pass's frames were flushed) that sends i+1 frames.
 		tun.do(func(time.Time) {
 			for range i + 1 {
 				_ = tun.sessions[3].DP.SendFrame([]byte{0xc0, 0x21, 0x09, byte(i)})
 			}
-			close(done)
 		})
-		<-done
+		for n := range dp.onFlush {
+			if n > 0 {
+				break
+			}
+		}
 	}
 	tun.do(func(time.Time) {}) // one more pass: the fifth Flush is done
 	e.Shutdown(t.Context())
