@@ -164,3 +164,22 @@ func equalU32(a, b []uint32) bool {
 	}
 	return true
 }
+
+// BenchmarkMailboxBatch: one read's worth of items (8) added under hold,
+// released, and taken by the tunnel goroutine.
+func BenchmarkMailboxBatch(b *testing.B) {
+	b.ReportAllocs()
+	m := newMailbox()
+	done := make(chan struct{})
+	for b.Loop() {
+		m.hold()
+		for i := range 8 {
+			m.addWait(item(uint32(i)), done)
+		}
+		m.release()
+		<-m.notify
+		if len(m.take()) != 8 {
+			b.Fatal("lost items")
+		}
+	}
+}
