@@ -1,8 +1,12 @@
 package endpoint
 
 import (
+	"net/netip"
+	"runtime"
 	"testing"
 	"testing/synctest"
+
+	"go.uber.org/zap"
 )
 
 func item(sid uint32) inbound { return inbound{sid: sid, frame: true} }
@@ -182,4 +186,23 @@ func BenchmarkMailboxBatch(b *testing.B) {
 			b.Fatal("lost items")
 		}
 	}
+}
+
+// A tunnel holds no queue memory until something is queued: thousands of
+// remote-access tunnels with one session each must stay small (a 1024-slot
+// channel per tunnel cost about 60 KB each).
+func TestNewTunnelQueueSmall(t *testing.T) {
+	e := &Endpoint{log: zap.NewNop()}
+	var before, after runtime.MemStats
+	const n = 100
+	ts := make([]*Tunnel, 0, n)
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		ts = append(ts, e.newTunnel(uint32(i+1), TunnelSettings{}, netip.AddrPort{}, netip.AddrPort{}, nil, nil))
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 4096 {
+		t.Errorf("a new tunnel allocates %d bytes, want at most 4096", per)
+	}
+	runtime.KeepAlive(ts)
 }
