@@ -396,3 +396,75 @@ func TestSendQueuedBatch(t *testing.T) {
 		t.Fatalf("%d writes, want 1", len(writes))
 	}
 }
+
+// An ICCN and the LAC's first LCP frame read in one batch: the frame
+// reaches the session the ICCN created (the core's events after each
+// control message are handled before the next item), as it did when each
+// datagram had a pass of its own.
+func TestEarlyFrameAfterICCNInOneBatch(t *testing.T) {
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(t.Context())
+	var sent [][]byte
+	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
+		for _, m := range msgs {
+			sent = append(sent, append([]byte(nil), m...))
+		}
+	}
+	peer := udpFrom(t, "127.0.0.1:0")
+	tun, _, _ := batchTunnel(t, e, peer)
+	defer tun.conn.Close()
+	now := e.cfg.Now()
+	ctl := func(pkt []byte) inbound {
+		h, _, err := l2tp.ParseHeader(pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inbound{hdr: h, pkt: pkt}
+	}
+	u16 := func(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
+	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+	avp := func(typ l2tp.AVPType, v []byte) []byte { return rawAVP(0x8000, -1, uint16(typ), v) }
+
+	tun.flush(now) // our SCCRP
+	tun.handleItems(now, []inbound{
+		ctl(ctlPacket(7, 0, 1, 1, msgTypeAVP(l2tp.MsgSCCCN))),
+		ctl(ctlPacket(7, 0, 2, 1, msgTypeAVP(l2tp.MsgICRQ), avp(l2tp.AVPAssignedSessionID, u16(5)), avp(l2tp.AVPCallSerialNumber, u32(1)))),
+	})
+	tun.flush(now)
+	var sid uint16
+	for _, b := range sent {
+		_, payload, err := l2tp.ParseHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := l2tp.ParseMessage(payload, nil)
+		if err == nil && m != nil && m.Type == l2tp.MsgICRP {
+			sid, _, _ = m.Uint16(l2tp.AVPAssignedSessionID)
+		}
+	}
+	if sid == 0 {
+		t.Fatalf("no ICRP with our session ID among %d messages sent (tunnel %v)", len(sent), tun.core.State())
+	}
+
+	lcp := []byte{0xc0, 0x21, 0x01, 0x01, 0x00, 0x04}
+	data := dataMsg(uint32(sid), lcp...)
+	dh, _, err := l2tp.ParseHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun.handleItems(now, []inbound{
+		ctl(ctlPacket(7, uint32(sid), 3, 2, msgTypeAVP(l2tp.MsgICCN), avp(l2tp.AVPTxConnectSpeed, u32(1000000)), avp(l2tp.AVPFramingType, u32(3)))),
+		{hdr: dh, pkt: data, sid: uint32(sid), early: true},
+	})
+	s := tun.sessions[uint32(sid)]
+	if s == nil {
+		t.Fatalf("session %d not established by the ICCN", sid)
+	}
+	d := s.driver.(*echoDriver)
+	if len(d.frames) != 1 || !bytes.Equal(d.frames[0], lcp) {
+		t.Fatalf("driver got %x, want the LCP frame %x", d.frames, lcp)
+	}
+}

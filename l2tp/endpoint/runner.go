@@ -559,9 +559,7 @@ func (t *Tunnel) drain(now time.Time) int {
 		if len(items) == 0 {
 			break
 		}
-		for i := range items {
-			t.handleItem(now, &items[i])
-		}
+		t.handleItems(now, items)
 		n += len(items)
 	}
 	for range len(t.cmds) {
@@ -571,32 +569,48 @@ func (t *Tunnel) drain(now time.Time) int {
 	return n
 }
 
-func (t *Tunnel) handleItem(now time.Time, it *inbound) {
-	switch {
-	case it.early:
-		t.handleEarly(now, *it)
-	case it.frame:
-		if s := t.sessions[it.sid]; s != nil && s.driver != nil {
-			s.driver.Frame(now, it.pkt)
-			if t.sessions[it.sid] == s {
-				t.schedule(s)
+// handleItems handles a batch in order. The core's events after each
+// control message are handled before the next item, as if it had had a
+// pass of its own: the ICCN read just before its session's first LCP frame
+// creates the session that frame goes to, and a CDN ends its session
+// before frames read after it.
+func (t *Tunnel) handleItems(now time.Time, items []inbound) {
+	for i := range items {
+		it := &items[i]
+		switch {
+		case it.early:
+			t.handleEarly(now, *it)
+		case it.frame:
+			if s := t.sessions[it.sid]; s != nil && s.driver != nil {
+				s.driver.Frame(now, it.pkt)
+				if t.sessions[it.sid] == s {
+					t.schedule(s)
+				}
 			}
-		}
-	default:
-		_, payload, err := l2tp.ParseHeader(it.pkt)
-		if err == nil {
-			t.core.Receive(now, it.hdr, payload)
+		default:
+			_, payload, err := l2tp.ParseHeader(it.pkt)
+			if err == nil {
+				t.core.Receive(now, it.hdr, payload)
+				t.process(now)
+			}
 		}
 	}
 }
 
-// flush sends what the core produced and handles its events. Drivers may
-// produce more core output while events are handled, so it loops. The
-// control messages of the pass go out together at the end, unless the
+// flush sends what the core produced and handles its events; the control
+// messages of the pass go out together (see process).
+func (t *Tunnel) flush(now time.Time) {
+	t.process(now)
+	t.sendQueued()
+}
+
+// process queues what the core produced and handles its events. Drivers
+// may produce more core output while events are handled, so it loops.
+// Queued control messages wait for the end of the pass (flush), unless the
 // data plane sends PPP frames at once (no Flusher): then each round's
 // messages go before the events whose handling may send frames (the ICCN
 // before the LAC's first LCP frame).
-func (t *Tunnel) flush(now time.Time) {
+func (t *Tunnel) process(now time.Time) {
 	for range 8 {
 		t.outBuf = t.core.Output(now, t.outBuf[:0])
 		t.queueOut(t.outBuf)
@@ -612,7 +626,6 @@ func (t *Tunnel) flush(now time.Time) {
 			t.handleEvent(now, ev)
 		}
 	}
-	t.sendQueued()
 }
 
 func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
