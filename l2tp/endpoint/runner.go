@@ -697,6 +697,10 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 			}
 			h.SessionDown(s, ev)
 		}
+	case tunnel.CallAbandoned:
+		// A call held for a max_starting slot that never got one (the
+		// role never admitted it, so no SessionDown).
+		t.log.Info("held call ended before it was admitted", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("reason", ev.Reason))
 	case tunnel.Malformed:
 		t.e.logMalformed(t.Peer(), t.id, ev.Err)
 	case tunnel.CallErrors:
