@@ -289,8 +289,8 @@ func TestFreeRADIUSSpoolDrains(t *testing.T) {
 		c.Stop(s, auth.AcctCounters{InOctets: uint64(100 + i)}, auth.CauseLostCarrier)
 	}
 	c.Close() // a restart with everything unsent
-	if n, _ := filepath.Glob(filepath.Join(spool, "*.acct")); len(n) != 10 {
-		t.Fatalf("spool has %d records, want 10", len(n))
+	if n, _ := filepath.Glob(filepath.Join(spool, "*.log")); len(n) == 0 {
+		t.Fatal("no spool log written with the server down")
 	}
 	fr.start(t)
 	c2, err := radius.New(cfg, nil)

@@ -369,7 +369,7 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 	if _, err := lns.WaitForFrom(ctxTimeout(t, 20*time.Second), from, `radius accounting not acknowledged; kept in the spool.*"acct_session_id": "`+id2+`"`); err != nil {
 		t.Fatal(err)
 	}
-	if files, _ := filepath.Glob(filepath.Join(spool, "*.acct")); len(files) == 0 {
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.log")); len(files) == 0 {
 		t.Fatal("no accounting record in the spool directory with both servers down")
 	}
 
@@ -419,7 +419,7 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 	}
 	lns.Wait(t, 20*time.Second, `radius accounting records left in the spool for the next start`)
 	lns.Wait(t, 20*time.Second, `l2tpd stopped`)
-	if files, _ := filepath.Glob(filepath.Join(spool, "*.acct")); len(files) == 0 {
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.log")); len(files) == 0 {
 		t.Fatal("the spool is empty after stopping with every server down")
 	}
 	fr2.start(t)
