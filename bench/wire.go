@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -111,7 +110,7 @@ func (p *WirePlane) AddTunnel(cfg dataplane.TunnelConfig) (dataplane.Tunnel, err
 	if cfg.Conn == nil {
 		return nil, fmt.Errorf("bench wire plane: tunnel %d: no socket", cfg.LocalID)
 	}
-	return &wireTunnel{plane: p, cfg: cfg, w: &connBatcher{c: cfg.Conn}, sessions: make(map[uint16]*wireSession)}, nil
+	return &wireTunnel{plane: p, cfg: cfg, w: udpbatch.NewConn(cfg.Conn), sessions: make(map[uint16]*wireSession)}, nil
 }
 
 type wireTunnel struct {
@@ -139,31 +138,6 @@ var (
 type batchWriter interface {
 	io.Writer
 	WriteBatch(pkts [][]byte) (int, error)
-}
-
-// connBatcher sends a batch of more than one message with sendmmsg.
-type connBatcher struct {
-	c *net.UDPConn
-	b *udpbatch.Writer
-}
-
-func (w *connBatcher) Write(p []byte) (int, error) { return w.c.Write(p) }
-
-func (w *connBatcher) WriteBatch(pkts [][]byte) (int, error) {
-	if len(pkts) == 1 {
-		if _, err := w.c.Write(pkts[0]); err != nil {
-			return 0, err
-		}
-		return 1, nil
-	}
-	if w.b == nil {
-		b, err := udpbatch.NewWriter(w.c)
-		if err != nil {
-			return 0, err
-		}
-		w.b = b
-	}
-	return w.b.Write(pkts)
 }
 
 // Bounds of one tunnel's held messages; past either they leave at once.

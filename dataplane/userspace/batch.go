@@ -2,10 +2,7 @@ package userspace
 
 import (
 	"fmt"
-	"net"
 	"sync"
-
-	"github.com/l2tpd/l2tpd/internal/udpbatch"
 )
 
 // sender is where a tunnel's data messages go: its connected UDP socket.
@@ -16,34 +13,6 @@ type sender interface {
 	// sent and the first error (a refused message is skipped, the rest
 	// still go). Called by one goroutine at a time (under tunnel.txMu).
 	WriteBatch(pkts [][]byte) (int, error)
-}
-
-// connSender writes on the tunnel's socket: Write with write(2), a batch
-// with sendmmsg(2). The batch writer is made at the first batch of more
-// than one message (a tunnel that never has two frames in one pass of its
-// goroutine costs nothing more).
-type connSender struct {
-	c *net.UDPConn
-	b *udpbatch.Writer
-}
-
-func (w *connSender) Write(p []byte) (int, error) { return w.c.Write(p) }
-
-func (w *connSender) WriteBatch(pkts [][]byte) (int, error) {
-	if len(pkts) == 1 {
-		if _, err := w.c.Write(pkts[0]); err != nil {
-			return 0, err
-		}
-		return 1, nil
-	}
-	if w.b == nil {
-		b, err := udpbatch.NewWriter(w.c)
-		if err != nil {
-			return 0, err
-		}
-		w.b = b
-	}
-	return w.b.Write(pkts)
 }
 
 // Bounds of one tunnel's batch: past either, SendFrame sends at once what

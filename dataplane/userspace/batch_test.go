@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 )
 
 // recPlane: a test plane whose tunnels send to rec; tunnel 1 (peer 0x65)
@@ -320,7 +321,7 @@ func TestFlushOnSocket(t *testing.T) {
 			t.Errorf("datagram %d: % x, want % x", i, buf[:n], want)
 		}
 	}
-	if cs := dt.(*tunnel).w.(*connSender); cs.b == nil {
+	if cs := dt.(*tunnel).w.(*udpbatch.Conn); !cs.Batching() {
 		t.Error("three frames did not go through the batch writer")
 	}
 }

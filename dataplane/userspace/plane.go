@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 )
 
 // PPP protocol numbers seen by the data path (RFC 1661, RFC 1332, RFC 5072).
@@ -152,7 +153,7 @@ func connWriter(cfg dataplane.TunnelConfig) (sender, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("no socket (TunnelConfig.Conn is nil)")
 	}
-	return &connSender{c: cfg.Conn}, nil
+	return udpbatch.NewConn(cfg.Conn), nil
 }
 
 // Name implements dataplane.Plane.

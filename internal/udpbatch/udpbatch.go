@@ -256,3 +256,41 @@ func (w *Writer) Write(pkts [][]byte) (int, error) {
 	}
 	return sent, first
 }
+
+// Conn sends on a connected UDP socket: Write sends one datagram with
+// write(2) (any goroutine), WriteBatch several with sendmmsg(2) (one
+// goroutine at a time). Its Writer is made at the first batch of more
+// than one datagram, so a socket that never has two to send at once costs
+// nothing more.
+type Conn struct {
+	c *net.UDPConn
+	w *Writer
+}
+
+// NewConn returns a Conn on c, which must be connected.
+func NewConn(c *net.UDPConn) *Conn { return &Conn{c: c} }
+
+// Write sends one datagram.
+func (c *Conn) Write(p []byte) (int, error) { return c.c.Write(p) }
+
+// WriteBatch sends every datagram of pkts in order, like Writer.Write.
+func (c *Conn) WriteBatch(pkts [][]byte) (int, error) {
+	if len(pkts) == 1 {
+		if _, err := c.c.Write(pkts[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if c.w == nil {
+		w, err := NewWriter(c.c)
+		if err != nil {
+			return 0, err
+		}
+		c.w = w
+	}
+	return c.w.Write(pkts)
+}
+
+// Batching reports whether a batch of more than one datagram was sent
+// (tests).
+func (c *Conn) Batching() bool { return c.w != nil }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -244,5 +245,37 @@ func BenchmarkWriteRead32(b *testing.B) {
 			}
 			got += n
 		}
+	}
+}
+
+func TestConnSingleAndBatch(t *testing.T) {
+	rx, tx := pair(t, "udp4", "127.0.0.1")
+	c := NewConn(tx)
+	if n, err := c.WriteBatch([][]byte{[]byte("one")}); n != 1 || err != nil || c.Batching() {
+		t.Fatalf("WriteBatch of one = %d, %v, batching %v; want 1, nil, false (a plain write)", n, err, c.Batching())
+	}
+	if n, err := c.WriteBatch([][]byte{[]byte("two"), []byte("three")}); n != 2 || err != nil || !c.Batching() {
+		t.Fatalf("WriteBatch of two = %d, %v, batching %v; want 2, nil, true", n, err, c.Batching())
+	}
+	if _, err := c.Write([]byte("four")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(rx, mustBuffers(t, 8, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 4 {
+		n, err := r.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			b, _ := r.Msg(i)
+			got = append(got, string(b))
+		}
+	}
+	if strings.Join(got, ",") != "one,two,three,four" {
+		t.Fatalf("received %v", got)
 	}
 }
