@@ -324,6 +324,9 @@ func dialOnce(t *testing.T, lns *Daemon, lacNS *testenv.Netns, name, user, pw, m
 	if !strings.Contains(m.Line, `"address": "`+addr+`"`) {
 		t.Fatalf("LNS did not give the Framed-IP-Address %s: %s", addr, m.Line)
 	}
+	// The LNS logs its side up when IPCP opens there; the LAC's side opens
+	// when our last IPCP frame reaches it, a moment later.
+	lac.Wait(t, 10*time.Second, `subscriber up`)
 	return lac, acctID(t, m.Line)
 }
 
