@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,9 +24,9 @@ func GoBuild(t testing.TB, dir, pkg string) string {
 }
 
 func goBuild(dir, pkg string) (string, error) {
-	root := moduleRoot()
-	if root == "" {
-		return "", errors.New("lab: go build: not inside the github.com/l2tpd/l2tpd module")
+	root, err := moduleRoot()
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %w", pkg, err)
 	}
 	out := filepath.Join(dir, "bin", path.Base(strings.TrimSuffix(pkg, "/...")))
 	cmd := exec.Command("go", "build", "-o", out, pkg)
@@ -53,9 +52,9 @@ func GoTestBuild(t testing.TB, dir, pkg string, race bool) string {
 }
 
 func goTestBuild(dir, pkg string, race bool) (string, error) {
-	root := moduleRoot()
-	if root == "" {
-		return "", errors.New("lab: go test -c: not inside the github.com/l2tpd/l2tpd module")
+	root, err := moduleRoot()
+	if err != nil {
+		return "", fmt.Errorf("go test -c %s: %w", pkg, err)
 	}
 	out := filepath.Join(dir, "bin", path.Base(strings.TrimSuffix(pkg, "/..."))+".test")
 	args := []string{"test", "-c", "-o", out}

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,7 +173,7 @@ func versionLess(a, b string) bool {
 func CacheDir() (string, error) {
 	dir := os.Getenv("L2TPD_LAB_CACHE")
 	if dir == "" {
-		if root := moduleRoot(); root != "" {
+		if root, err := moduleRoot(); err == nil {
 			dir = filepath.Join(root, "build", "lab")
 		}
 	}
@@ -189,20 +190,24 @@ func CacheDir() (string, error) {
 	return dir, nil
 }
 
-func moduleRoot() string {
+func moduleRoot() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("lab: working directory: %w", err)
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		switch {
+		case err == nil:
 			if bytes.Contains(b, []byte("module github.com/l2tpd/l2tpd\n")) {
-				return d
+				return d, nil
 			}
-			return ""
+			return "", fmt.Errorf("lab: %s/go.mod is not the github.com/l2tpd/l2tpd module", d)
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("lab: looking for go.mod: %w", err)
 		}
 		if d == filepath.Dir(d) {
-			return ""
+			return "", fmt.Errorf("lab: %s is not inside the github.com/l2tpd/l2tpd module", wd)
 		}
 	}
 }

@@ -236,3 +236,17 @@ func TestAvailableReportsMissingKernel(t *testing.T) {
 		t.Errorf("Available() = %v: want ErrUnavailable naming the kernel", err)
 	}
 }
+
+func TestModuleRoot(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "lab", "lab.go")); err != nil {
+		t.Fatalf("module root %s: %v", root, err)
+	}
+	t.Chdir(t.TempDir())
+	if _, err := moduleRoot(); err == nil || !strings.Contains(err.Error(), "not inside") {
+		t.Fatalf("outside the module: %v, want a not-inside error", err)
+	}
+}
