@@ -90,6 +90,9 @@ gateway = "10.128.0.1"
 ip_pool = "bench"
 auth = ["chap", "mschapv2", "pap"]
 ipv6 = "deny"
+# the DNS servers l2tpns is given below: the subscribers ask for both
+dns1 = "10.0.0.1"
+dns2 = "10.0.0.2"
 H
 	if [ "$2" = radius ]; then
 		cat <<H
@@ -144,6 +147,7 @@ set radius_secret "$RADIUS_SECRET"
 set radius_accounting yes
 set radius_authtypes "chap"
 set primary_dns 10.0.0.1
+set secondary_dns 10.0.0.2
 set cli_bind_address 127.0.0.1
 set ppp_keepalive yes
 H

@@ -80,6 +80,7 @@ func run() int {
 	configPath := flag.String("config", "/etc/l2tpd/l2tpd.toml", "configuration file")
 	check := flag.Bool("check-config", false, "validate the configuration, print it fully resolved, and exit")
 	logLevel := flag.String("log-level", "", "override log_level (debug, info, warn, error)")
+	debugListen := flag.String("debug-listen", "", "serve Go runtime profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (off by default)")
 	flag.Parse()
 
 	cfg, err := config.Load(*configPath)
@@ -100,6 +101,14 @@ func run() int {
 	}
 	log := d.log
 	defer log.Sync()
+	if *debugListen != "" {
+		srv, err := startDebug(*debugListen, log)
+		if err != nil {
+			log.Error("cannot start", zap.Error(err))
+			return 2
+		}
+		defer srv.Close()
+	}
 
 	d.plane, err = choosePlane(cfg, log)
 	if err != nil {
