@@ -55,7 +55,7 @@ func (t *Tunnel) PlaceCall(now time.Time, dir Direction, info CallInfo) (uint32,
 		info.SerialNumber = t.nextSerial
 	}
 	s := &Session{ID: id, Dir: dir, WeAreLAC: dir == Incoming, Info: info, State: SessionWaitReply}
-	t.sessions[id] = s
+	t.addSession(s)
 	var m *l2tp.Message
 	if dir == Incoming {
 		m = t.newMsg(l2tp.MsgICRQ)
@@ -119,7 +119,7 @@ func (t *Tunnel) hangup(now time.Time, s *Session, rc l2tp.ResultCode, reason st
 	m.AddBytes(l2tp.AVPResultCode, true, rc.Append(nil))
 	m.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(s.ID))
 	t.send(now, s.PeerID, m)
-	delete(t.sessions, s.ID)
+	t.removeSession(s)
 	t.endSession(s, rc, false, reason, true)
 }
 
@@ -239,7 +239,7 @@ func (t *Tunnel) dispatchSession(now time.Time, sid uint32, m *l2tp.Message) {
 			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeOutOfRange, Message: "ICRP without Assigned Session ID"}, "ICRP without a valid Assigned Session ID")
 			return
 		}
-		s.PeerID = uint32(p)
+		t.setPeerID(s, uint32(p))
 		c := t.newMsg(l2tp.MsgICCN)
 		c.AddUint32(l2tp.AVPTxConnectSpeed, true, connectSpeed(s.Info.TxConnectSpeed))
 		c.AddUint32(l2tp.AVPFramingType, true, framingOr(s.Info.FramingType))
@@ -268,7 +268,7 @@ func (t *Tunnel) dispatchSession(now time.Time, sid uint32, m *l2tp.Message) {
 			t.hangup(now, s, l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeOutOfRange, Message: "OCRP without Assigned Session ID"}, "OCRP without a valid Assigned Session ID")
 			return
 		}
-		s.PeerID = uint32(p)
+		t.setPeerID(s, uint32(p))
 		s.State = SessionWaitConnect
 	case l2tp.MsgOCCN:
 		if s.State != SessionWaitConnect || s.Dir != Outgoing || s.WeAreLAC {
@@ -284,7 +284,7 @@ func (t *Tunnel) dispatchSession(now time.Time, sid uint32, m *l2tp.Message) {
 				rc = r
 			}
 		}
-		delete(t.sessions, s.ID)
+		t.removeSession(s)
 		t.endSession(s, rc, true, "peer sent CDN: "+describeResult(rc, false), false)
 	case l2tp.MsgWEN:
 		if v, ok := m.Bytes(l2tp.AVPCallErrors); ok {
@@ -315,10 +315,8 @@ func (t *Tunnel) handleCallRequest(now time.Time, m *l2tp.Message) {
 		t.events = append(t.events, Malformed{Err: fmt.Errorf("tunnel %d: %v without a valid Assigned Session ID: ignored", t.cfg.LocalID, m.Type)})
 		return
 	}
-	for _, s := range t.sessions {
-		if s.PeerID == uint32(p) && !s.WeAreLAC == (m.Type == l2tp.MsgICRQ) {
-			return // the peer reused its ID for a call we still hold: ignore the duplicate
-		}
+	if _, dup := t.byPeer[peerKey{id: uint32(p), weAreLAC: m.Type != l2tp.MsgICRQ}]; dup {
+		return // the peer reused its ID for a call we still hold: ignore the duplicate
 	}
 	dir := Incoming
 	if m.Type == l2tp.MsgOCRQ {
@@ -348,7 +346,7 @@ func (t *Tunnel) handleCallRequest(now time.Time, m *l2tp.Message) {
 			return
 		}
 	}
-	t.sessions[id] = s
+	t.addSession(s)
 	if dir == Incoming {
 		t.answerICRQ(now, s)
 		return
@@ -375,7 +373,7 @@ func (t *Tunnel) answerICRQ(now time.Time, s *Session) {
 func (t *Tunnel) deferCall(now time.Time, s *Session) {
 	s.State = SessionWaitAdmit
 	s.admitBy = now.Add(t.cfg.CallAdmitWait)
-	t.sessions[s.ID] = s
+	t.addSession(s)
 	t.deferred = append(t.deferred, s)
 }
 
@@ -398,7 +396,7 @@ func (t *Tunnel) RetryDeferred(now time.Time) int {
 		t.deferred[0] = nil
 		t.deferred = t.deferred[1:]
 		if rc != nil {
-			delete(t.sessions, s.ID)
+			t.removeSession(s)
 			t.refuse(now, s.PeerID, *rc)
 			t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Reason: "refused: " + rc.Message})
 			continue
@@ -414,7 +412,7 @@ func (t *Tunnel) expireDeferred(now time.Time) {
 		s := t.deferred[0]
 		t.deferred[0] = nil
 		t.deferred = t.deferred[1:]
-		delete(t.sessions, s.ID)
+		t.removeSession(s)
 		t.refuse(now, s.PeerID, *DeferCall)
 		t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID,
 			Reason: fmt.Sprintf("not admitted within %v (session setups in flight at the limit)", t.cfg.CallAdmitWait)})
@@ -431,4 +429,42 @@ func (t *Tunnel) dropDeferred(s *Session, reason string) {
 		}
 	}
 	t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Reason: reason})
+}
+
+// peerKey indexes sessions by the peer's session ID and our role in the
+// call (handleCallRequest's duplicate check, without a scan of every
+// session of the tunnel per call request).
+type peerKey struct {
+	id       uint32
+	weAreLAC bool
+}
+
+// addSession enters s in the tunnel's tables.
+func (t *Tunnel) addSession(s *Session) {
+	t.sessions[s.ID] = s
+	if s.PeerID != 0 {
+		t.byPeer[peerKey{id: s.PeerID, weAreLAC: s.WeAreLAC}] = s
+	}
+}
+
+// setPeerID records the session ID the peer assigned (ICRP, OCRP).
+func (t *Tunnel) setPeerID(s *Session, id uint32) {
+	if s.PeerID != 0 {
+		t.unindexPeer(s)
+	}
+	s.PeerID = id
+	t.byPeer[peerKey{id: id, weAreLAC: s.WeAreLAC}] = s
+}
+
+// removeSession removes s from the tunnel's tables.
+func (t *Tunnel) removeSession(s *Session) {
+	delete(t.sessions, s.ID)
+	t.unindexPeer(s)
+}
+
+func (t *Tunnel) unindexPeer(s *Session) {
+	k := peerKey{id: s.PeerID, weAreLAC: s.WeAreLAC}
+	if t.byPeer[k] == s {
+		delete(t.byPeer, k)
+	}
 }

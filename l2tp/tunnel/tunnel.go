@@ -97,6 +97,7 @@ type Tunnel struct {
 	ourChallenge []byte
 
 	sessions   map[uint32]*Session
+	byPeer     map[peerKey]*Session // sessions by the peer's ID, once known
 	nextSerial uint32
 	// deferred: calls held by DeferCall, oldest first (also in sessions,
 	// in SessionWaitAdmit).
@@ -171,6 +172,7 @@ func newTunnel(cfg Config, now time.Time) (*Tunnel, error) {
 		cfg:      cfg,
 		ch:       control.New(cfg.Control, now),
 		sessions: make(map[uint32]*Session),
+		byPeer:   make(map[peerKey]*Session),
 	}
 	return t, nil
 }
@@ -391,9 +393,9 @@ func (t *Tunnel) Close(now time.Time, rc l2tp.ResultCode, reason string) {
 
 // goDown ends every session, optionally sends StopCCN, and enters Closing.
 func (t *Tunnel) goDown(now time.Time, rc l2tp.ResultCode, byPeer bool, reason string, sendStop bool) {
-	for id, s := range t.sessions {
+	for _, s := range t.sessions {
 		t.endSession(s, rc, byPeer, "tunnel closed: "+reason, false)
-		delete(t.sessions, id)
+		t.removeSession(s)
 	}
 	if sendStop {
 		m := t.newMsg(l2tp.MsgStopCCN)
