@@ -36,6 +36,9 @@ type LNS struct {
 	peers    map[string]*peerCount
 	// adm queues tunnels whose calls wait for a max_starting slot.
 	adm admission
+	// held counts the calls held for a slot.
+	held heldBook
+	now  func() time.Time
 }
 
 type peerCount struct{ tunnels, sessions int }
@@ -45,11 +48,12 @@ type tunnelState struct {
 	peer     *config.Peer
 	up       bool
 	accepted time.Time // when AcceptTunnel admitted it (for l2tpctl)
+	held     heldQueue // its calls held for a max_starting slot
 }
 
 // New creates the LNS role.
 func New(cfg *config.Config, log *zap.Logger, drivers DriverFactory) *LNS {
-	l := &LNS{log: log, drivers: drivers, peers: make(map[string]*peerCount)}
+	l := &LNS{log: log, drivers: drivers, peers: make(map[string]*peerCount), now: time.Now}
 	l.cfg.Store(cfg)
 	return l
 }
@@ -121,6 +125,14 @@ func stateOf(t *endpoint.Tunnel) *tunnelState {
 
 // AdmitCall implements endpoint.Handler: the session limits.
 func (l *LNS) AdmitCall(t *endpoint.Tunnel, dir tunnel.Direction, info *tunnel.CallInfo) *l2tp.ResultCode {
+	rc := l.admitCall(t, dir, info)
+	if st := stateOf(t); st != nil && dir == tunnel.Incoming {
+		l.noteCall(st, t.Settings().Tunnel.CallAdmitWait, t.Core().Deferred(), rc == nil, rc == tunnel.DeferCall)
+	}
+	return rc
+}
+
+func (l *LNS) admitCall(t *endpoint.Tunnel, dir tunnel.Direction, info *tunnel.CallInfo) *l2tp.ResultCode {
 	st := stateOf(t)
 	if st == nil {
 		return &l2tp.ResultCode{Result: l2tp.ResultCDNPermResources, Message: "unknown tunnel"}
@@ -173,11 +185,13 @@ func (l *LNS) TunnelDown(t *endpoint.Tunnel, ev tunnel.TunnelDown) {
 	if st == nil {
 		return
 	}
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tunnels--
 	l.peerCount(st.peer.Name).tunnels--
 	l.adm.remove(t)
+	l.held.sync(&st.held, 0, now) // its held calls ended with it
 }
 
 // SessionUp implements endpoint.Handler.
@@ -230,6 +244,9 @@ func (l *LNS) kick() {
 	}
 	go func() {
 		if !r.RetryDeferred(func(left int) {
+			if t, ok := r.(*endpoint.Tunnel); ok {
+				l.syncHeld(t, left)
+			}
 			l.mu.Lock()
 			l.adm.woken(r, left)
 			l.mu.Unlock()
