@@ -188,7 +188,6 @@ func (p callPolicy) AdmitCall(ct *tunnel.Tunnel, dir tunnel.Direction, info *tun
 // Dial opens a tunnel to an LNS (LAC role). local may be the zero value (any
 // address, ephemeral port).
 func (e *Endpoint) Dial(peer, local netip.AddrPort, settings TunnelSettings) (*Tunnel, error) {
-	network := udpNetwork(peer.Addr())
 	if !local.IsValid() {
 		if peer.Addr().Is4() {
 			local = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
@@ -196,12 +195,10 @@ func (e *Endpoint) Dial(peer, local netip.AddrPort, settings TunnelSettings) (*T
 			local = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 		}
 	}
-	lc := net.ListenConfig{Control: reuseAddr}
-	pc, err := lc.ListenPacket(context.Background(), network, local.String())
+	conn, err := dialSocket(local, peer)
 	if err != nil {
 		return nil, fmt.Errorf("dial LNS %v: socket on %v: %w", peer, local, err)
 	}
-	conn := pc.(*net.UDPConn)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

@@ -14,20 +14,57 @@ import (
 // the kernel delivers a peer's datagrams to the connected tunnel socket
 // (most specific match) and everything else to the listener.
 func reuseAddr(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		if serr == nil && (network == "udp4" || network == "udp") {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	return sockOpts(true)(network, address, c)
+}
+
+// pktInfoOnly is reuseAddr without SO_REUSEADDR: for a socket bound to an
+// ephemeral port (a LAC dialling with local port 0). With SO_REUSEADDR on
+// both, Linux's ephemeral port search does not count another SO_REUSEADDR
+// socket bound to a port as a conflict (udp_lib_lport_inuse), so two such
+// sockets may be given the same port: 100 opened at once shared one about
+// one time in five. Two LAC tunnels on one port are one 4-tuple to the LNS;
+// the LNS's answers to one reach the other's socket and the first tunnel
+// never comes up.
+func pktInfoOnly(network, address string, c syscall.RawConn) error {
+	return sockOpts(false)(network, address, c)
+}
+
+func sockOpts(reuse bool) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if reuse {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			}
+			if serr == nil && (network == "udp4" || network == "udp") {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+			}
+			if serr == nil && network == "udp6" {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			}
+		})
+		if err != nil {
+			return err
 		}
-		if serr == nil && network == "udp6" {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
-		}
-	})
-	if err != nil {
-		return err
+		return serr
 	}
-	return serr
+}
+
+// dialSocket opens a LAC tunnel's socket, unconnected until the LNS
+// answers (it may answer from another port). A given local port is shared
+// (SO_REUSEADDR, like the listener's); port 0 gets an ephemeral port of its
+// own.
+func dialSocket(local, peer netip.AddrPort) (*net.UDPConn, error) {
+	ctl := reuseAddr
+	if local.Port() == 0 {
+		ctl = pktInfoOnly
+	}
+	lc := net.ListenConfig{Control: ctl}
+	pc, err := lc.ListenPacket(context.Background(), udpNetwork(peer.Addr()), local.String())
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
 }
 
 func udpNetwork(a netip.Addr) string {
