@@ -53,6 +53,22 @@ type Snapshot struct {
 	Pools           []PoolUsage
 	AcctSpoolDepth  int
 	Draining        bool
+	// Held: incoming calls held for a max_starting slot. The number held
+	// now is SessionsByState["held"].
+	Held HeldCalls
+}
+
+// HeldCalls counts the incoming calls held for a max_starting slot since
+// the start (ICRQ acknowledged, answered when a slot frees or refused
+// with CDN result 4 after max_starting_wait).
+type HeldCalls struct {
+	Total    uint64 // ever held
+	Admitted uint64 // admitted after being held
+	Expired  uint64 // refused once max_starting_wait ran out (CDN result 4)
+	Ended    uint64 // ended otherwise before admission (LAC's CDN, tunnel down, refused when retried)
+	// MaxWait: the longest wait of a call before its admission;
+	// OldestWait: how long the oldest call held now has waited.
+	MaxWait, OldestWait time.Duration
 }
 
 // PoolUsage is one address pool's occupancy.
@@ -168,6 +184,11 @@ var (
 	descPoolUsed = prometheus.NewDesc(Namespace+"_pool_addresses_used", "Addresses of the pool in use.", []string{"pool"}, nil)
 	descSpool    = prometheus.NewDesc(Namespace+"_accounting_spool_depth", "Accounting records waiting to be sent to RADIUS.", nil, nil)
 	descDraining = prometheus.NewDesc(Namespace+"_draining", "1 while new tunnels and sessions are refused (l2tpctl drain).", nil, nil)
+
+	descHeld        = prometheus.NewDesc(Namespace+"_calls_held_total", "Incoming calls held for a max_starting slot (the number held now is l2tpd_sessions{state=\"held\"}).", nil, nil)
+	descHeldOutcome = prometheus.NewDesc(Namespace+"_calls_held_outcomes_total", "Held calls by how their hold ended: admitted, expired (max_starting_wait ran out, CDN result 4), ended (cleared by the LAC, tunnel down, refused when retried).", []string{"outcome"}, nil)
+	descHeldMax     = prometheus.NewDesc(Namespace+"_calls_held_max_wait_seconds", "The longest a held call waited before it was admitted, since the start.", nil, nil)
+	descHeldOldest  = prometheus.NewDesc(Namespace+"_calls_held_oldest_wait_seconds", "How long the oldest call held now has waited (0 when none is held).", nil, nil)
 )
 
 // snapshotCollector turns the daemon's snapshot into gauges at scrape
@@ -175,7 +196,8 @@ var (
 type snapshotCollector struct{ r *Registry }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTunnels, descSessions, descPoolSize, descPoolUsed, descSpool, descDraining} {
+	for _, d := range []*prometheus.Desc{descTunnels, descSessions, descPoolSize, descPoolUsed, descSpool, descDraining,
+		descHeld, descHeldOutcome, descHeldMax, descHeldOldest} {
 		ch <- d
 	}
 }
@@ -204,4 +226,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		d = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descDraining, prometheus.GaugeValue, d)
+	h := &s.Held
+	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, float64(h.Total))
+	ch <- prometheus.MustNewConstMetric(descHeldOutcome, prometheus.CounterValue, float64(h.Admitted), "admitted")
+	ch <- prometheus.MustNewConstMetric(descHeldOutcome, prometheus.CounterValue, float64(h.Expired), "expired")
+	ch <- prometheus.MustNewConstMetric(descHeldOutcome, prometheus.CounterValue, float64(h.Ended), "ended")
+	ch <- prometheus.MustNewConstMetric(descHeldMax, prometheus.GaugeValue, h.MaxWait.Seconds())
+	ch <- prometheus.MustNewConstMetric(descHeldOldest, prometheus.GaugeValue, h.OldestWait.Seconds())
 }

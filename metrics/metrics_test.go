@@ -29,10 +29,11 @@ func TestEventsAndSnapshot(t *testing.T) {
 	r.SetSnapshot(func() Snapshot {
 		return Snapshot{
 			TunnelsByState:  map[string]int{"established": 2, "wait-ctl-conn": 1},
-			SessionsByState: map[string]int{"established": 40},
+			SessionsByState: map[string]int{"established": 40, "held": 3},
 			Pools:           []PoolUsage{{Name: "default", Size: 253, Used: 40}},
 			AcctSpoolDepth:  5,
 			Draining:        true,
+			Held:            HeldCalls{Total: 20, Admitted: 15, Expired: 1, Ended: 1, MaxWait: 2500 * time.Millisecond, OldestWait: 750 * time.Millisecond},
 		}
 	})
 
@@ -65,6 +66,13 @@ func TestEventsAndSnapshot(t *testing.T) {
 		`l2tpd_pool_addresses_used{pool="default"} 40`,
 		"l2tpd_accounting_spool_depth 5",
 		"l2tpd_draining 1",
+		`l2tpd_sessions{state="held"} 3`,
+		"l2tpd_calls_held_total 20",
+		`l2tpd_calls_held_outcomes_total{outcome="admitted"} 15`,
+		`l2tpd_calls_held_outcomes_total{outcome="expired"} 1`,
+		`l2tpd_calls_held_outcomes_total{outcome="ended"} 1`,
+		"l2tpd_calls_held_max_wait_seconds 2.5",
+		"l2tpd_calls_held_oldest_wait_seconds 0.75",
 		`l2tpd_config_reloads_total{result="ok"} 1`,
 		`l2tpd_config_reloads_total{result="refused"} 1`,
 		"# TYPE go_goroutines gauge",
