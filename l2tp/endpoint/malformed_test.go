@@ -133,7 +133,8 @@ func TestMalformedInput(t *testing.T) {
 	st.Tunnel.Secret = secret
 	st.Tunnel.Control.HelloInterval = 100 * time.Millisecond
 	st.Handler = lacRec
-	lacT, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
+	// A given local port (SO_REUSEADDR): the spoofer below shares it.
+	lacT, err := lac.Dial(lns.ListenAddrs()[0], freeUDPPort(t, "127.0.0.1"), st)
 	if err != nil {
 		t.Fatal(err)
 	}
