@@ -250,8 +250,12 @@ type Stats struct {
 	LogLevel     string `json:"log_level"`
 	DataPlane    string `json:"dataplane"`
 
-	TunnelsByState  map[string]int `json:"tunnels_by_state"`
+	TunnelsByState map[string]int `json:"tunnels_by_state"`
+	// SessionsByState counts calls held for a max_starting slot as
+	// "held".
 	SessionsByState map[string]int `json:"sessions_by_state"`
+	// Held counts the calls held for a max_starting slot since the start.
+	Held HeldCalls `json:"held_calls"`
 
 	TunnelSetups    uint64            `json:"tunnel_setups"`
 	TunnelFailures  map[string]uint64 `json:"tunnel_failures"` // by cause
@@ -265,6 +269,20 @@ type Stats struct {
 
 	RADIUS         []RADIUSServer `json:"radius"`
 	AcctSpoolDepth int            `json:"acct_spool_depth"`
+}
+
+// HeldCalls counts the incoming calls held for a max_starting slot (ICRQ
+// acknowledged, answered when a slot frees, refused with CDN result 4
+// after max_starting_wait). Held now is in Stats.SessionsByState["held"].
+type HeldCalls struct {
+	Total    uint64 `json:"total"`    // ever held
+	Admitted uint64 `json:"admitted"` // admitted after being held
+	Expired  uint64 `json:"expired"`  // max_starting_wait ran out (CDN result 4)
+	Ended    uint64 `json:"ended"`    // ended otherwise: LAC's CDN, tunnel down, refused when retried
+	// MaxWait is the longest wait before an admission; OldestWait how
+	// long the oldest call held now has waited.
+	MaxWait    time.Duration `json:"max_wait_ns"`
+	OldestWait time.Duration `json:"oldest_wait_ns"`
 }
 
 // RADIUSServer is one RADIUS server's counters.

@@ -238,6 +238,7 @@ func (c *cmd) showStats(ctx context.Context, args []string) error {
 	fmt.Fprintf(w, "traffic   rx %s, tx %s\n\n", humanBytes(s.RxBytes), humanBytes(s.TxBytes))
 	fmt.Fprintf(w, "tunnel setups   %s%s\n", humanCount(s.TunnelSetups), failures(s.TunnelFailures))
 	fmt.Fprintf(w, "session setups  %s%s\n", humanCount(s.SessionSetups), failures(s.SessionFailures))
+	fmt.Fprintf(w, "held calls      %s\n", heldCalls(&s.Held))
 	fmt.Fprintf(w, "PPP failures    %s\n", orNone(failures(s.PPPFailures)))
 	fmt.Fprintf(w, "control retransmissions %s\n", humanCount(s.Retransmits))
 	fmt.Fprintf(w, "accounting spool %d record(s)\n", s.AcctSpoolDepth)
@@ -268,10 +269,27 @@ func sortedKeys[V any](m map[string]V) []string {
 	return k
 }
 
+// heldCalls renders the calls held for a max_starting slot.
+func heldCalls(h *mgmt.HeldCalls) string {
+	if h.Total == 0 {
+		return "none (max_starting never reached)"
+	}
+	s := fmt.Sprintf("%s for a max_starting slot: admitted %s, expired %s, ended %s; longest wait %s",
+		humanCount(h.Total), humanCount(h.Admitted), humanCount(h.Expired), humanCount(h.Ended), humanLatency(h.MaxWait))
+	if h.OldestWait > 0 {
+		s += ", oldest held now " + humanLatency(h.OldestWait)
+	}
+	return s
+}
+
+// byState renders counts by state, leaving out empty states.
 func byState(m map[string]int) string {
 	total := 0
 	var parts []string
 	for _, k := range sortedKeys(m) {
+		if m[k] == 0 {
+			continue
+		}
 		total += m[k]
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}

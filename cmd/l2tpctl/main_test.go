@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,5 +210,50 @@ func TestHumanUnits(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
+	}
+}
+
+// Held calls: none held ever (no "held 0" state, "none"), then the JSON
+// carries the counters.
+func TestStatsHeldCalls(t *testing.T) {
+	b := fake.Sample(now)
+	b.StatsValue.Held = mgmt.HeldCalls{}
+	b.StatsValue.SessionsByState["held"] = 0
+	sock := live(t, b)
+	code, out, errs := ctl(t, sock, "show", "stats")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"\nsessions  3 (authenticating 1, established 2)\n",
+		"\nheld calls      none (max_starting never reached)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show stats lacks %q:\n%s", want, out)
+		}
+	}
+
+	sock = live(t, fake.Sample(now))
+	code, out, errs = ctl(t, sock, "show", "stats", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got mgmt.Stats
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	want := mgmt.HeldCalls{Total: 1250, Admitted: 1210, Expired: 31, Ended: 7, MaxWait: 2400 * time.Millisecond, OldestWait: 850 * time.Millisecond}
+	if got.Held != want || got.SessionsByState["held"] != 2 {
+		t.Errorf("held calls over the API: %+v, held now %d; want %+v, 2", got.Held, got.SessionsByState["held"], want)
+	}
+	var raw struct {
+		Held map[string]int64 `json:"held_calls"`
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	wire := map[string]int64{"total": 1250, "admitted": 1210, "expired": 31, "ended": 7, "max_wait_ns": 2_400_000_000, "oldest_wait_ns": 850_000_000}
+	if !maps.Equal(raw.Held, wire) {
+		t.Errorf("held_calls on the wire: %v, want %v", raw.Held, wire)
 	}
 }

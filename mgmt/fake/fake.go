@@ -248,8 +248,10 @@ func Sample(now time.Time) *Backend {
 		StatsValue: mgmt.Stats{
 			Version: "test", Config: "/etc/l2tpd/l2tpd.toml", Started: now.Add(-48 * time.Hour), DataPlane: "userspace",
 			TunnelsByState:  map[string]int{"established": 2},
-			SessionsByState: map[string]int{"established": 2, "authenticating": 1},
-			TunnelSetups:    5, TunnelFailures: map[string]uint64{"not-authorized": 1},
+			SessionsByState: map[string]int{"established": 2, "authenticating": 1, "held": 2},
+			Held: mgmt.HeldCalls{Total: 1250, Admitted: 1210, Expired: 31, Ended: 7,
+				MaxWait: 2400 * time.Millisecond, OldestWait: 850 * time.Millisecond},
+			TunnelSetups: 5, TunnelFailures: map[string]uint64{"not-authorized": 1},
 			SessionSetups: 40, SessionFailures: map[string]uint64{"auth-failed": 3, "pool-exhausted": 1},
 			PPPFailures: map[string]uint64{"lcp": 2}, Retransmits: 12,
 			RxBytes: 1_234_569_938, TxBytes: 9_878_043_210,
