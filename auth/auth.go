@@ -104,3 +104,26 @@ type Result struct {
 type Authenticator interface {
 	Authenticate(ctx context.Context, req *Request) (*Result, error)
 }
+
+// AsyncAuthenticator is an Authenticator that can also answer without a
+// goroutine per request (auth/radius). The contract:
+//
+//   - done is called exactly once per AuthenticateAsync call, with the
+//     same (*Result, error) Authenticate would have returned.
+//   - done may be called on any goroutine: before AuthenticateAsync
+//     returns (on the caller's goroutine, e.g. no server configured), on
+//     the implementation's own goroutines (a reply or a timeout), or from
+//     inside cancel. It must not block; the usual done posts the result to
+//     the caller's own goroutine (a queue) and returns.
+//   - cancel gives up the request (stops retransmission, frees what it
+//     holds). If done has not been started yet, cancel calls it itself,
+//     synchronously, with an error wrapping context.Canceled. So once
+//     cancel has returned, done has been started exactly once and will
+//     never start again (it may still be running on another goroutine
+//     when a reply won the race: the caller's post must tolerate that).
+//   - cancel is idempotent, safe to call after done, and from inside done.
+//   - req and everything it points to must stay unmodified until done.
+type AsyncAuthenticator interface {
+	Authenticator
+	AuthenticateAsync(req *Request, done func(*Result, error)) (cancel func())
+}

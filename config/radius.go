@@ -27,6 +27,10 @@ type RADIUS struct {
 
 	InterimInterval time.Duration // Acct-Interim-Interval when RADIUS gives none; 0: no interim
 	SpoolDir        string        // durable accounting spool directory
+	// SpoolSyncInterval: at most one fsync of the spool per interval (and
+	// one at shutdown); records are sent once written. 0: an fsync before
+	// every batch of records is sent.
+	SpoolSyncInterval time.Duration
 
 	DAEListen  netip.AddrPort // RFC 5176 listener; zero: none
 	DAEClients []RADIUSClient // who may send Disconnect/CoA requests
@@ -65,13 +69,14 @@ func DefaultRADIUS() RADIUS {
 		DeadTime:                    30 * time.Second,
 		MaxInFlight:                 256,
 		SpoolDir:                    "/var/lib/l2tpd/radius-spool",
+		SpoolSyncInterval:           time.Second,
 	}
 }
 
 var (
 	radiusKeys = []string{"nas_identifier", "nas_ip_address", "nas_ipv6_address", "timeout", "retries",
 		"require_message_authenticator", "dead_after", "dead_time", "max_in_flight", "acct_interim_interval",
-		"spool_dir", "dae_listen", "server", "dae_client"}
+		"spool_dir", "spool_sync_interval", "dae_listen", "server", "dae_client"}
 	radiusServerKeys = []string{"address", "auth_port", "acct_port", "secret", "secret_file", "priority", "weight",
 		"timeout", "retries", "require_message_authenticator"}
 	radiusClientKeys = []string{"address", "secret", "secret_file"}
@@ -97,6 +102,7 @@ func (r *reader) radius(t *table, c *Config) {
 	if t.str("spool_dir", &rc.SpoolDir) && rc.SpoolDir == "" {
 		t.errf("spool_dir", "the spool directory is empty")
 	}
+	t.duration("spool_sync_interval", &rc.SpoolSyncInterval, 0, time.Minute)
 	var dae string
 	if t.str("dae_listen", &dae) && dae != "" {
 		ap, err := parseHostPortAddr(dae, 3799)
@@ -189,6 +195,7 @@ func (d *dumper) radius(c *RADIUS) {
 	d.kv("max_in_flight", strconv.Itoa(c.MaxInFlight))
 	d.kv("acct_interim_interval", tomlString(formatDuration(c.InterimInterval)))
 	d.kv("spool_dir", tomlString(c.SpoolDir))
+	d.kv("spool_sync_interval", tomlString(formatDuration(c.SpoolSyncInterval)))
 	dae := ""
 	if c.DAEListen.IsValid() {
 		dae = c.DAEListen.String()

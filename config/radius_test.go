@@ -25,6 +25,7 @@ dead_time = "1m"
 max_in_flight = 32
 acct_interim_interval = "5m"
 spool_dir = "/tmp/spool"
+spool_sync_interval = "250ms"
 dae_listen = "127.0.0.1"
 
 [[radius.server]]
@@ -58,7 +59,7 @@ func TestRADIUSValues(t *testing.T) {
 		NASIPv6Address: netip.MustParseAddr("2001:db8::1"),
 		Timeout:        1500 * time.Millisecond, Retries: 1, RequireMessageAuthenticator: false,
 		DeadAfter: 5, DeadTime: time.Minute, MaxInFlight: 32, InterimInterval: 5 * time.Minute,
-		SpoolDir:   "/tmp/spool",
+		SpoolDir: "/tmp/spool", SpoolSyncInterval: 250 * time.Millisecond,
 		DAEListen:  netip.MustParseAddrPort("127.0.0.1:3799"),
 		DAEClients: []RADIUSClient{{Address: netip.MustParseAddr("127.0.0.2"), Secret: []byte("dae-secret")}},
 		Servers: []RADIUSServer{
@@ -112,5 +113,38 @@ func TestRADIUSDumpRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(c.Redacted(), c3, cmpConfig); diff != "" {
 		t.Errorf("redacted round trip (-want +got):\n%s", diff)
+	}
+}
+
+// spool_sync_interval: 0 (fsync every pass) up to 1m; default 1s.
+func TestRADIUSSpoolSyncInterval(t *testing.T) {
+	if d := DefaultRADIUS().SpoolSyncInterval; d != time.Second {
+		t.Errorf("default spool_sync_interval %v, want 1s", d)
+	}
+	for _, tc := range []struct {
+		val  string
+		want time.Duration
+		ok   bool
+	}{
+		{`"0s"`, 0, true},
+		{`"60s"`, time.Minute, true},
+		{`"61s"`, 0, false},
+		{`"-1s"`, 0, false},
+		{`5`, 0, false},
+	} {
+		c, err := parse([]byte("host_name = \"x\"\n[radius]\nspool_sync_interval = "+tc.val+"\n"), "r.toml", noFiles)
+		if !tc.ok {
+			if err == nil || !strings.Contains(err.Error(), "spool_sync_interval") {
+				t.Errorf("%s: error %v, want one naming spool_sync_interval", tc.val, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.val, err)
+			continue
+		}
+		if c.RADIUS.SpoolSyncInterval != tc.want {
+			t.Errorf("%s: %v, want %v", tc.val, c.RADIUS.SpoolSyncInterval, tc.want)
+		}
 	}
 }

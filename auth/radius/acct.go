@@ -24,7 +24,9 @@ import (
 type CountersFunc func() auth.AcctCounters
 
 // accounter spools every record, then sends it to the accounting servers
-// until one acknowledges it. Records of one session are sent in order, one
+// until one acknowledges it. A record is written to the spool (write(2))
+// before it is sent; fsyncs are grouped, at most one per syncEvery (0: one
+// per pass of the run loop, and a record is sent only once synced). Records of one session are sent in order, one
 // at a time; records of different sessions go out concurrently (bounded).
 // After a record fails on every server, sending pauses for retry and
 // resumes from the oldest record; the retried record keeps its
@@ -35,8 +37,13 @@ type accounter struct {
 	retry    time.Duration
 	interim  time.Duration // default interval (config), 0: none
 	parallel int
+	// syncEvery groups fsyncs: at most one per interval, and one at
+	// close; 0: an fsync every pass, before the records are sent.
+	syncEvery time.Duration
 
 	mu       sync.Mutex
+	nextSync time.Time // the next fsync is due (syncEvery > 0)
+	fsyncs   int       // fsyncs made by the run loop
 	sp       *spool
 	pending  []*record // by Seq; acknowledged ones removed by the run loop
 	live     int       // records in pending not yet acknowledged
@@ -48,9 +55,10 @@ type accounter struct {
 	closed   bool
 	dropped  atomic.Uint64
 
-	wake chan struct{}
-	done chan struct{}
-	wg   sync.WaitGroup
+	wake  chan struct{}
+	done  chan struct{}
+	loop  sync.WaitGroup // the run loop
+	sends sync.WaitGroup // requests in flight
 }
 
 type tracked struct {
@@ -67,13 +75,14 @@ func newAccounter(c *Client, cfg config.RADIUS) (*accounter, error) {
 	}
 	a := &accounter{
 		c: c, sp: sp, pending: recs, live: len(recs),
-		retry:    cfg.DeadTime,
-		interim:  cfg.InterimInterval,
-		parallel: max(cfg.MaxInFlight/2, 1),
-		tracked:  map[string]*tracked{},
-		blocked:  map[string]struct{}{},
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		retry:     cfg.DeadTime,
+		interim:   cfg.InterimInterval,
+		parallel:  max(cfg.MaxInFlight/2, 1),
+		syncEvery: cfg.SpoolSyncInterval,
+		tracked:   map[string]*tracked{},
+		blocked:   map[string]struct{}{},
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	if a.retry <= 0 {
 		a.retry = 30 * time.Second
@@ -81,12 +90,14 @@ func newAccounter(c *Client, cfg config.RADIUS) (*accounter, error) {
 	if len(recs) > 0 {
 		c.log.Info("radius accounting spool: resending records from an earlier run", zap.Int("records", len(recs)), zap.String("dir", cfg.SpoolDir))
 	}
-	a.wg.Add(1)
+	a.loop.Add(1)
 	go a.run()
 	return a, nil
 }
 
-func (a *accounter) close() {
+// stop ends the run loop: nothing more is sent. Requests in flight end
+// when the client closes them.
+func (a *accounter) stop() {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -98,7 +109,13 @@ func (a *accounter) close() {
 	}
 	a.mu.Unlock()
 	close(a.done)
-	a.wg.Wait()
+	a.loop.Wait()
+}
+
+// close waits for the requests in flight to end (the client has ended
+// them), then syncs and closes the spool. Call it after stop.
+func (a *accounter) close() {
+	a.sends.Wait()
 	a.mu.Lock()
 	if err := a.sp.close(); err != nil {
 		a.c.log.Error("radius accounting spool: closing", zap.Error(err))
@@ -140,10 +157,7 @@ func (a *accounter) add(st AcctStatus, s *auth.AcctSession, ctr *auth.AcctCounte
 	a.pending = append(a.pending, r)
 	a.live++
 	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
+	a.poke()
 }
 
 // drop counts and logs a record that can never be sent.
@@ -155,12 +169,9 @@ func (a *accounter) drop(r *record, err error) {
 }
 
 func (a *accounter) run() {
-	defer a.wg.Done()
+	defer a.loop.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	results := make(chan sendResult, 64)
 	var launch []*record
 	for {
 		a.mu.Lock()
@@ -180,22 +191,27 @@ func (a *accounter) run() {
 		} else if moved {
 			a.c.log.Debug("radius accounting spool: compacted the oldest segment")
 		}
-		// One fsync for everything appended since the last pass, before
-		// any of it is sent, without the lock: records added meanwhile
-		// wait for the next pass.
-		if f, upto, ok := a.sp.syncBegin(); ok {
-			a.mu.Unlock()
-			err := f.Sync()
-			a.mu.Lock()
-			a.sp.syncEnd(upto, err)
-			if err != nil && !errors.Is(err, os.ErrClosed) {
-				a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
+		// One fsync for everything appended since the last one, without
+		// the lock: records added meanwhile wait for the next. With
+		// syncEvery 0, every pass and before any of it is sent; else at
+		// most one per syncEvery (records go out once written).
+		now := a.c.now()
+		if a.syncEvery == 0 || !now.Before(a.nextSync) {
+			if f, upto, ok := a.sp.syncBegin(); ok {
+				a.mu.Unlock()
+				err := f.Sync()
+				a.mu.Lock()
+				a.fsyncs++
+				a.sp.syncEnd(upto, err)
+				a.nextSync = now.Add(a.syncEvery)
+				if err != nil && !errors.Is(err, os.ErrClosed) {
+					a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
+				}
+			}
+			if err := a.sp.trim(); err != nil {
+				a.c.log.Error("radius accounting spool: removing acknowledged segments", zap.Error(err))
 			}
 		}
-		if err := a.sp.sync(); err != nil {
-			a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
-		}
-		now := a.c.now()
 		launch = launch[:0]
 		if !now.Before(a.pauseTil) && a.inflight < a.parallel {
 			clear(a.blocked)
@@ -203,7 +219,7 @@ func (a *accounter) run() {
 				if r.acked {
 					continue
 				}
-				if r.Seq > a.sp.synced {
+				if a.syncEvery == 0 && r.Seq > a.sp.synced {
 					break // not durable yet: the next pass syncs it
 				}
 				if _, b := a.blocked[r.ID]; b || r.inFlight {
@@ -223,46 +239,43 @@ func (a *accounter) run() {
 		if a.pauseTil.After(now) {
 			wait = a.pauseTil.Sub(now)
 		}
+		if a.sp.unsynced && a.syncEvery > 0 {
+			wait = min(wait, max(a.nextSync.Sub(now), 0))
+		}
 		a.mu.Unlock()
 		for _, r := range launch {
-			go func(r *record) { results <- sendResult{r, a.send(ctx, r)} }(r)
+			a.sends.Add(1)
+			a.c.acctAsync(r, func(err error) {
+				a.finish(r, err)
+				a.sends.Done()
+			})
 		}
 		timer.Reset(wait)
 		select {
 		case <-a.done:
-			cancel()
-			for a.inflight > 0 {
-				res := <-results
-				a.finish(res)
-			}
 			return
-		case res := <-results:
-			a.finish(res)
 		case <-a.wake:
 		case <-timer.C:
 		}
 	}
 }
 
-type sendResult struct {
-	r   *record
-	err error
-}
-
-func (a *accounter) finish(res sendResult) {
+// finish takes the answer to r's request (on any goroutine) and wakes
+// the run loop.
+func (a *accounter) finish(r *record, err error) {
+	defer a.poke()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.inflight--
-	r := res.r
 	r.inFlight = false
-	if res.err != nil {
+	if err != nil {
 		var be buildError
-		if errors.As(res.err, &be) {
-			a.drop(r, res.err)
+		if errors.As(err, &be) {
+			a.drop(r, err)
 		} else {
 			if !a.closed {
 				a.c.log.Warn("radius accounting not acknowledged; kept in the spool", zap.String("status", r.Status.String()),
-					zap.String("acct_session_id", r.ID), zap.Duration("retry_in", a.retry), zap.Error(res.err))
+					zap.String("acct_session_id", r.ID), zap.Duration("retry_in", a.retry), zap.Error(err))
 				a.pauseTil = a.c.now().Add(a.retry)
 			}
 			return
@@ -276,8 +289,31 @@ func (a *accounter) finish(res sendResult) {
 	a.live--
 }
 
-func (a *accounter) send(ctx context.Context, r *record) error {
-	return a.c.acctExchange(ctx, r)
+func (a *accounter) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// acctAsync sends the Accounting-Request for r; done gets nil once an
+// Accounting-Response acknowledged it.
+func (c *Client) acctAsync(r *record, done func(error)) (cancel func()) {
+	return c.start(c.acct, func(b []byte, s *server, id uint8) ([]byte, error) {
+		return appendAcctRequest(b, s.secret, id, r, c.now())
+	}, func(p *radius.Packet, s *server, err error) {
+		done(acctAnswer(p, s, err))
+	})
+}
+
+func acctAnswer(p *radius.Packet, s *server, err error) error {
+	if err != nil {
+		return err
+	}
+	if p.Code != radius.CodeAccountingResponse {
+		return fmt.Errorf("server %s answered an Accounting-Request with %v", s.name, p.Code)
+	}
+	return nil
 }
 
 // acctExchange sends the Accounting-Request for r. Only an
@@ -287,13 +323,7 @@ func (c *Client) acctExchange(ctx context.Context, r *record) error {
 	p, s, err := c.exchange(ctx, c.acct, func(b []byte, s *server, id uint8) ([]byte, error) {
 		return appendAcctRequest(b, s.secret, id, r, c.now())
 	})
-	if err != nil {
-		return err
-	}
-	if p.Code != radius.CodeAccountingResponse {
-		return fmt.Errorf("server %s answered an Accounting-Request with %v", s.name, p.Code)
-	}
-	return nil
+	return acctAnswer(p, s, err)
 }
 
 // appendAcctRequest appends the Accounting-Request for r sent at now.

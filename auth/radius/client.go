@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,7 +37,14 @@ import (
 var ErrNoServer = errors.New("no RADIUS server answered")
 
 // Client talks to the configured RADIUS servers. It implements
-// auth.Authenticator and auth.Accounter. Close it to stop.
+// auth.Authenticator, auth.AsyncAuthenticator and auth.Accounter. Close
+// it to stop.
+//
+// Requests cost no goroutine, channel or timer of their own: each server
+// socket has one reader goroutine that hands a reply to the request
+// waiting on its Identifier (exchange.go), and one timer per client,
+// set to the earliest deadline of a heap, drives retransmission,
+// failover and timeouts. Every request's state is under mu.
 type Client struct {
 	nas       NAS
 	log       *zap.Logger
@@ -44,9 +52,27 @@ type Client struct {
 	acct      []*server
 	deadAfter int
 	deadTime  time.Duration
-	now       func() time.Time
+	inflight  int                       // Identifiers in use per server at most
+	now       func() time.Time          // dead marking, Acct-Delay-Time
+	clock     func() time.Time          // deadlines of requests (time.Now)
+	afterFunc func(func()) stopResetter // the client's one timer
+
+	mu      sync.Mutex
+	timers  callHeap // calls waiting for a reply, by deadline
+	timer   stopResetter
+	timerAt time.Time // when timer fires; zero: stopped
+	closed  bool
+
+	unexpected atomic.Uint64 // replies for an Identifier nobody waits for
+	invalid    atomic.Uint64 // replies that failed verification
 
 	accounter *accounter
+}
+
+// stopResetter is the part of *time.Timer the client uses.
+type stopResetter interface {
+	Stop() bool
+	Reset(time.Duration) bool
 }
 
 type server struct {
@@ -59,11 +85,12 @@ type server struct {
 	retries   int
 	requireMA bool
 	conn      *net.UDPConn
-	slots     chan struct{}
 
-	mu        sync.Mutex
-	waiters   [256]chan []byte
+	// Client.mu:
+	calls     [256]*call // by Identifier
+	inUse     int        // non-nil entries of calls
 	nextID    uint8
+	queue     []*call // waiting for an Identifier, first come first served
 	fails     int
 	deadUntil time.Time
 }
@@ -85,11 +112,15 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 		deadAfter: max(cfg.DeadAfter, 1),
 		deadTime:  cfg.DeadTime,
 		now:       now,
+		clock:     time.Now,
+		afterFunc: func(f func()) stopResetter { return time.AfterFunc(time.Hour, f) },
+		inflight:  cfg.MaxInFlight,
 	}
-	inflight := cfg.MaxInFlight
-	if inflight <= 0 || inflight > 256 {
-		inflight = 256
+	if c.inflight <= 0 || c.inflight > 256 {
+		c.inflight = 256
 	}
+	c.timer = c.afterFunc(c.onTimer)
+	c.timer.Stop()
 	for _, s := range cfg.Servers {
 		for _, p := range []struct {
 			port int
@@ -105,10 +136,9 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 				return nil, fmt.Errorf("radius: socket to server %s: %w", ap, err)
 			}
 			srv := &server{name: ap.String(), addr: ap, secret: s.Secret, priority: s.Priority, weight: max(s.Weight, 1),
-				timeout: s.Timeout, retries: s.Retries, requireMA: s.RequireMessageAuthenticator,
-				conn: conn, slots: make(chan struct{}, inflight)}
+				timeout: s.Timeout, retries: s.Retries, requireMA: s.RequireMessageAuthenticator, conn: conn}
 			*p.list = append(*p.list, srv)
-			go srv.read()
+			go c.read(srv)
 		}
 	}
 	if len(c.acct) > 0 {
@@ -123,8 +153,31 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 }
 
 // Close stops the accounting sender (records not yet acknowledged stay in
-// the spool for the next run) and closes the sockets.
+// the spool for the next run), ends every request still outstanding with
+// ErrClosed and closes the sockets.
 func (c *Client) Close() error {
+	if c.accounter != nil {
+		c.accounter.stop()
+	}
+	c.mu.Lock()
+	c.closed = true
+	var out completions
+	for _, s := range slices.Concat(c.auth, c.acct) {
+		for _, cl := range s.calls {
+			if cl != nil {
+				c.finish(cl, nil, ErrClosed, &out)
+			}
+		}
+		q := s.queue
+		s.queue = nil
+		for _, cl := range q {
+			c.finish(cl, nil, ErrClosed, &out)
+		}
+	}
+	c.timer.Stop()
+	c.timerAt = time.Time{}
+	c.mu.Unlock()
+	out.deliver()
 	if c.accounter != nil {
 		c.accounter.close()
 	}
@@ -134,41 +187,31 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func (s *server) read() {
-	buf := make([]byte, radius.MaxPacketLength)
-	for {
-		n, err := s.conn.Read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // ICMP errors (ECONNREFUSED): the request times out
-		}
-		if n < 20 {
-			continue
-		}
-		s.mu.Lock()
-		ch := s.waiters[buf[1]]
-		s.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- append([]byte(nil), buf[:n]...):
-			default:
-			}
-		}
-	}
+// ErrClosed: the client was closed before the request was answered.
+var ErrClosed = errors.New("radius client closed")
+
+// ReplyStats counts replies that reached no request.
+type ReplyStats struct {
+	Unexpected uint64 // for an Identifier no request waits for (late, duplicate or stray)
+	Invalid    uint64 // failed verification (authenticators, length, Identifier): forged or corrupt
+}
+
+// ReplyStats returns the counts of dropped replies since New.
+func (c *Client) ReplyStats() ReplyStats {
+	return ReplyStats{Unexpected: c.unexpected.Load(), Invalid: c.invalid.Load()}
 }
 
 // order returns the servers to try: live ones (and dead ones due for a
 // probe) by priority, shuffled by weight within a priority; dead ones last.
+// c.mu is held.
 func (c *Client) order(list []*server) []*server {
+	if len(list) == 1 {
+		return list
+	}
 	now := c.now()
 	var live, dead []*server
 	for _, s := range list {
-		s.mu.Lock()
-		d := s.fails >= c.deadAfter && now.Before(s.deadUntil)
-		s.mu.Unlock()
-		if d {
+		if s.fails >= c.deadAfter && now.Before(s.deadUntil) {
 			dead = append(dead, s)
 		} else {
 			live = append(live, s)
@@ -196,9 +239,8 @@ func (c *Client) order(list []*server) []*server {
 	return append(live, dead...)
 }
 
+// result records whether s answered a request. c.mu is held.
 func (c *Client) result(s *server, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if ok {
 		if s.fails >= c.deadAfter {
 			c.log.Info("radius server is alive again", zap.String("server", s.name))
@@ -220,113 +262,61 @@ func (c *Client) result(s *server, ok bool) {
 type encodeFunc func(b []byte, s *server, id uint8) ([]byte, error)
 
 // exchange sends the request encoded by enc to the servers of list in
-// order until one answers.
+// order until one answers, or ctx ends: the synchronous form of start.
 func (c *Client) exchange(ctx context.Context, list []*server, enc encodeFunc) (*radius.Packet, *server, error) {
-	if len(list) == 0 {
-		return nil, nil, fmt.Errorf("%w: no server configured", ErrNoServer)
+	type answer struct {
+		p   *radius.Packet
+		s   *server
+		err error
 	}
-	var errs []error
-	for _, s := range c.order(list) {
-		p, err := s.exchange(ctx, enc)
-		if err == nil {
-			c.result(s, true)
-			return p, s, nil
+	ch := make(chan answer, 1)
+	cancel := c.start(list, enc, func(p *radius.Packet, s *server, err error) { ch <- answer{p, s, err} })
+	select {
+	case a := <-ch:
+		return a.p, a.s, a.err
+	case <-ctx.Done():
+		cancel()
+		if a := <-ch; a.err == nil {
+			return a.p, a.s, nil // the reply won the race
 		}
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		var be buildError
-		if errors.As(err, &be) {
-			return nil, nil, err
-		}
-		c.result(s, false)
-		errs = append(errs, fmt.Errorf("server %s: %w", s.name, err))
+		return nil, nil, ctx.Err()
 	}
-	return nil, nil, fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
 }
 
-// Buffers for encoded requests and attribute lists, reused across
-// requests (a request's bytes are only needed until its exchange ends).
-var (
-	reqBufs  = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-	attrBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-)
+// Buffers for attribute lists, reused across requests.
+var attrBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 type buildError struct{ error }
 
 func (e buildError) Unwrap() error { return e.error }
 
-func (s *server) exchange(ctx context.Context, enc encodeFunc) (*radius.Packet, error) {
+// Authenticate implements auth.Authenticator: AuthenticateAsync, waited
+// for, cancelled when ctx ends.
+func (c *Client) Authenticate(ctx context.Context, req *auth.Request) (*auth.Result, error) {
+	type answer struct {
+		r   *auth.Result
+		err error
+	}
+	ch := make(chan answer, 1)
+	cancel := c.AuthenticateAsync(req, func(r *auth.Result, err error) { ch <- answer{r, err} })
 	select {
-	case s.slots <- struct{}{}:
+	case a := <-ch:
+		return a.r, a.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-s.slots }()
-
-	ch := make(chan []byte, 4)
-	s.mu.Lock()
-	id, found := s.nextID, false
-	for range 256 {
-		if s.waiters[id] == nil {
-			found = true
-			break
+		cancel()
+		a := <-ch
+		if a.err != nil && errors.Is(a.err, context.Canceled) && ctx.Err() != context.Canceled {
+			a.err = fmt.Errorf("radius: authenticating %q (session %s): %w", req.Username, req.Session.AcctSessionID, ctx.Err())
 		}
-		id++
+		return a.r, a.err
 	}
-	if !found { // cannot happen: slots <= 256
-		s.mu.Unlock()
-		return nil, errors.New("no free RADIUS Identifier")
-	}
-	s.waiters[id] = ch
-	s.nextID = id + 1
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.waiters[id] = nil
-		s.mu.Unlock()
-	}()
-
-	bp := reqBufs.Get().(*[]byte)
-	defer reqBufs.Put(bp)
-	req, err := enc((*bp)[:0], s, id)
-	if err != nil {
-		return nil, buildError{err}
-	}
-	*bp = req
-	timer := time.NewTimer(s.timeout)
-	defer timer.Stop()
-	var lastErr error = errors.New("timed out")
-	for try := 0; try <= s.retries; try++ {
-		if _, err := s.conn.Write(req); err != nil {
-			lastErr = fmt.Errorf("send: %w", err)
-		}
-		timer.Reset(s.timeout)
-	wait:
-		for {
-			select {
-			case resp := <-ch:
-				rp, err := verifyResponse(resp, req, s.secret, s.requireMA)
-				if err != nil {
-					// A forged or corrupted reply is dropped; keep
-					// waiting for the real one.
-					lastErr = err
-					continue
-				}
-				return rp, nil
-			case <-timer.C:
-				break wait
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-	}
-	return nil, fmt.Errorf("no valid reply after %d tries of %s: %w", s.retries+1, s.timeout, lastErr)
 }
 
-// Authenticate implements auth.Authenticator.
-func (c *Client) Authenticate(ctx context.Context, req *auth.Request) (*auth.Result, error) {
-	p, s, err := c.exchange(ctx, c.auth, func(b []byte, s *server, id uint8) ([]byte, error) {
+// AuthenticateAsync implements auth.AsyncAuthenticator (see its contract):
+// the Access-Request goes out before it returns, unless every Identifier
+// of the server is in use (max_in_flight), when it waits in line.
+func (c *Client) AuthenticateAsync(req *auth.Request, done func(*auth.Result, error)) (cancel func()) {
+	return c.start(c.auth, func(b []byte, s *server, id uint8) ([]byte, error) {
 		var reqAuth [16]byte
 		crand.Read(reqAuth[:])
 		ab := attrBufs.Get().(*[]byte)
@@ -337,7 +327,13 @@ func (c *Client) Authenticate(ctx context.Context, req *auth.Request) (*auth.Res
 		}
 		*ab = a
 		return appendRequest(b, radius.CodeAccessRequest, id, reqAuth[:], s.secret, true, a)
+	}, func(p *radius.Packet, s *server, err error) {
+		done(c.authResult(req, p, s, err))
 	})
+}
+
+// authResult turns the answer to an Access-Request into the result.
+func (c *Client) authResult(req *auth.Request, p *radius.Packet, s *server, err error) (*auth.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("radius: authenticating %q (session %s): %w", req.Username, req.Session.AcctSessionID, err)
 	}

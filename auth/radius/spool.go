@@ -280,6 +280,13 @@ func (s *spool) sync() error {
 		s.unsynced = false
 		s.synced = s.seq
 	}
+	return s.trim()
+}
+
+// trim deletes the oldest segments that hold no live record (and fsyncs
+// the directory when segments came or went). The accounter calls it
+// after its fsync.
+func (s *spool) trim() error {
 	var errs []error
 	for len(s.segs) > 1 && s.segs[0].live == 0 {
 		if err := os.Remove(s.path(s.segs[0].num)); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -1,0 +1,325 @@
+package radius
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"layeh.com/radius"
+)
+
+// One request (a call) goes to the servers of its list in order until one
+// answers. On a server it holds one Identifier of that server's socket (or
+// waits in the server's queue for one), is sent, and sits in the client's
+// deadline heap; the client's single timer retransmits it (retries) and
+// then moves it to the next server. The server's reader goroutine matches
+// a reply to it by Identifier and verifies it against the request's bytes
+// (Response Authenticator, Message-Authenticator). Every field of a call
+// is under Client.mu; done runs outside the lock, exactly once.
+
+// call is one request in progress.
+type call struct {
+	enc   encodeFunc
+	done  func(*radius.Packet, *server, error)
+	order []*server // servers to try, in order
+	next  int       // index in order of the next server to try
+
+	srv      *server // current server (nil: none yet)
+	queued   bool    // waiting in srv.queue for an Identifier
+	id       uint8   // Identifier on srv while !queued
+	req      []byte  // the request as encoded for srv (never reused: a reader may still be verifying against it)
+	tries    int     // sends to srv so far
+	deadline time.Time
+	hidx     int // index in Client.timers, -1: not in it
+	finished bool
+	lastErr  error   // why the last reply from srv was refused, or a send error
+	errs     []error // one per server that did not answer
+}
+
+// completion is a call's answer, delivered after the lock is released.
+type completion struct {
+	cl  *call
+	p   *radius.Packet
+	s   *server
+	err error
+}
+
+type completions []completion
+
+func (out completions) deliver() {
+	for _, d := range out {
+		d.cl.done(d.p, d.s, d.err)
+	}
+}
+
+// errCanceled is the answer of a call given up by its caller.
+var errCanceled = fmt.Errorf("request given up: %w", context.Canceled)
+
+// start sends the request encoded by enc to the servers of list in order
+// until one answers; done gets the verified reply and the server that sent
+// it, or the error. It follows auth.AsyncAuthenticator's contract for done
+// and the returned cancel.
+func (c *Client) start(list []*server, enc encodeFunc, done func(*radius.Packet, *server, error)) (cancel func()) {
+	if len(list) == 0 {
+		done(nil, nil, fmt.Errorf("%w: no server configured", ErrNoServer))
+		return func() {}
+	}
+	cl := &call{enc: enc, done: done, hidx: -1}
+	var out completions
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		done(nil, nil, ErrClosed)
+		return func() {}
+	}
+	cl.order = c.order(list)
+	c.advance(cl, c.clock(), &out)
+	c.mu.Unlock()
+	out.deliver()
+	return func() { c.cancel(cl) }
+}
+
+// cancel gives up cl: it leaves the heap, its Identifier or place in line
+// is freed, and done is called with errCanceled unless it was already.
+func (c *Client) cancel(cl *call) {
+	var out completions
+	c.mu.Lock()
+	if !cl.finished {
+		c.finish(cl, nil, errCanceled, &out)
+	}
+	c.mu.Unlock()
+	out.deliver()
+}
+
+// advance moves cl to the next server of its order (taking an Identifier
+// and sending, or queueing for one), or finishes it when none is left.
+// c.mu is held.
+func (c *Client) advance(cl *call, now time.Time, out *completions) {
+	if cl.next >= len(cl.order) {
+		c.finish(cl, nil, fmt.Errorf("%w: %w", ErrNoServer, errors.Join(cl.errs...)), out)
+		return
+	}
+	s := cl.order[cl.next]
+	cl.next++
+	cl.srv, cl.tries, cl.lastErr = s, 0, nil
+	if s.inUse >= c.inflight {
+		cl.queued = true
+		s.queue = append(s.queue, cl)
+		return
+	}
+	c.sendFirst(cl, s, now, out)
+}
+
+// sendFirst gives cl a free Identifier of s, encodes and sends it, and
+// sets its deadline. A request that cannot be encoded is finished with
+// the buildError. c.mu is held; s has a free Identifier.
+func (c *Client) sendFirst(cl *call, s *server, now time.Time, out *completions) {
+	id := s.nextID
+	for s.calls[id] != nil {
+		id++
+	}
+	s.nextID = id + 1
+	req, err := cl.enc(make([]byte, 0, 256), s, id)
+	if err != nil {
+		c.finish(cl, nil, buildError{err}, out)
+		return
+	}
+	s.calls[id] = cl
+	s.inUse++
+	cl.queued, cl.id, cl.req = false, id, req
+	c.send(cl, now)
+}
+
+// send writes cl's request (again) and sets its next deadline. c.mu is
+// held: a request is never written after its call ended, whose
+// Identifier may already be another request's.
+func (c *Client) send(cl *call, now time.Time) {
+	s := cl.srv
+	cl.tries++
+	if _, err := s.conn.Write(cl.req); err != nil {
+		cl.lastErr = fmt.Errorf("send: %w", err)
+	}
+	cl.deadline = now.Add(s.timeout)
+	if cl.hidx >= 0 {
+		heap.Fix(&c.timers, cl.hidx)
+	} else {
+		heap.Push(&c.timers, cl)
+	}
+	c.rearm(now)
+}
+
+// release frees cl's Identifier on its server (or its place in line) and
+// sends the requests waiting for an Identifier of that server. c.mu is
+// held.
+func (c *Client) release(cl *call, now time.Time, out *completions) {
+	s := cl.srv
+	if s == nil {
+		return
+	}
+	cl.srv = nil
+	if cl.queued {
+		cl.queued = false
+		for i, q := range s.queue {
+			if q == cl {
+				s.queue = append(s.queue[:i], s.queue[i+1:]...)
+				break
+			}
+		}
+		return
+	}
+	if s.calls[cl.id] == cl {
+		s.calls[cl.id] = nil
+		s.inUse--
+	}
+	for s.inUse < c.inflight && len(s.queue) > 0 && !c.closed {
+		q := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		q.queued = false
+		c.sendFirst(q, s, now, out)
+	}
+	if len(s.queue) == 0 {
+		s.queue = nil // let the backing array go
+	}
+}
+
+// finish ends cl with the answer (p, err) and queues its delivery.
+// c.mu is held.
+func (c *Client) finish(cl *call, p *radius.Packet, err error, out *completions) {
+	if cl.finished {
+		return
+	}
+	s := cl.srv
+	cl.finished = true
+	if cl.hidx >= 0 {
+		heap.Remove(&c.timers, cl.hidx)
+	}
+	c.release(cl, c.clock(), out)
+	*out = append(*out, completion{cl: cl, p: p, s: s, err: err})
+}
+
+// rearm sets the client's timer to the earliest deadline. c.mu is held.
+func (c *Client) rearm(now time.Time) {
+	if len(c.timers) == 0 || c.closed {
+		return // a timer that fires with nothing due just stops
+	}
+	at := c.timers[0].deadline
+	if !c.timerAt.IsZero() && !at.Before(c.timerAt) {
+		return // it fires earlier and rearms then
+	}
+	c.timerAt = at
+	c.timer.Reset(max(at.Sub(now), 0))
+}
+
+func (c *Client) onTimer() { c.tick(c.clock()) }
+
+// tick retransmits or moves on every call whose deadline is not after
+// now, and rearms the timer for the next deadline.
+func (c *Client) tick(now time.Time) {
+	var out completions
+	c.mu.Lock()
+	c.timerAt = time.Time{}
+	for len(c.timers) > 0 && !c.timers[0].deadline.After(now) {
+		cl := c.timers[0]
+		s := cl.srv
+		if cl.tries <= s.retries {
+			c.send(cl, now)
+			continue
+		}
+		heap.Pop(&c.timers)
+		last := cl.lastErr
+		if last == nil {
+			last = errors.New("timed out")
+		}
+		cl.errs = append(cl.errs, fmt.Errorf("server %s: no valid reply after %d tries of %s: %w", s.name, cl.tries, s.timeout, last))
+		c.result(s, false)
+		c.release(cl, now, &out)
+		c.advance(cl, now, &out)
+	}
+	c.rearm(now)
+	c.mu.Unlock()
+	out.deliver()
+}
+
+// read hands the replies arriving on s's socket to the calls waiting for
+// them, until the socket is closed.
+func (c *Client) read(s *server) {
+	buf := make([]byte, radius.MaxPacketLength)
+	for {
+		n, err := s.conn.Read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP errors (ECONNREFUSED): the request times out
+		}
+		c.reply(s, buf[:n])
+	}
+}
+
+// reply handles one datagram from s: verified against the request waiting
+// on its Identifier (outside the lock), it answers that request; anything
+// else is dropped and counted.
+func (c *Client) reply(s *server, b []byte) {
+	if len(b) < 20 {
+		c.invalid.Add(1)
+		return
+	}
+	id := b[1]
+	c.mu.Lock()
+	cl := s.calls[id]
+	var req []byte
+	if cl != nil {
+		req = cl.req
+	}
+	c.mu.Unlock()
+	if cl == nil {
+		c.unexpected.Add(1)
+		return
+	}
+	resp := append([]byte(nil), b...) // the parsed packet keeps slices of it
+	p, err := verifyResponse(resp, req, s.secret, s.requireMA)
+	var out completions
+	c.mu.Lock()
+	switch {
+	case s.calls[id] != cl || cl.finished:
+		c.unexpected.Add(1) // answered, timed out or given up meanwhile
+	case err != nil:
+		// A forged or corrupted reply is dropped; the real one may follow.
+		cl.lastErr = err
+		c.invalid.Add(1)
+	default:
+		c.result(s, true)
+		c.finish(cl, p, nil, &out)
+	}
+	c.mu.Unlock()
+	out.deliver()
+}
+
+// callHeap orders calls by deadline (container/heap).
+type callHeap []*call
+
+func (h callHeap) Len() int           { return len(h) }
+func (h callHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h callHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = i
+	h[j].hidx = j
+}
+func (h *callHeap) Push(x any) {
+	cl := x.(*call)
+	cl.hidx = len(*h)
+	*h = append(*h, cl)
+}
+func (h *callHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	cl := old[n]
+	old[n] = nil
+	cl.hidx = -1
+	*h = old[:n]
+	return cl
+}
