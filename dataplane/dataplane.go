@@ -119,6 +119,18 @@ type Flusher interface {
 	Flush()
 }
 
+// BatchSender is implemented by a Flusher that sends on the tunnel's own
+// connected socket (TunnelConfig.Conn): FlushWith sends ctrl (the pass's
+// control messages, whole datagrams) and then the held frames, in that
+// order, with one system call instead of one for each. The error is the
+// one met sending ctrl (the frames count their own errors). Called on the
+// tunnel's goroutine only, in place of the control plane's own send and
+// Flush.
+type BatchSender interface {
+	Flusher
+	FlushWith(ctrl [][]byte) error
+}
+
 // NetConfig is what the network layer negotiation (IPCP, IPv6CP) settled.
 type NetConfig struct {
 	IfName string // interface name (pattern already expanded)

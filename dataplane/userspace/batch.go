@@ -2,6 +2,7 @@ package userspace
 
 import (
 	"fmt"
+	"net"
 	"sync"
 )
 
@@ -122,12 +123,35 @@ func (t *tunnel) Flush() {
 	t.txMu.Unlock()
 }
 
-func (t *tunnel) flushLocked() {
+// FlushWith implements dataplane.BatchSender: ctrl, then every frame held
+// since the last Flush, in one system call.
+func (t *tunnel) FlushWith(ctrl [][]byte) error {
+	t.txMu.Lock()
+	defer t.txMu.Unlock()
+	if t.txClosed {
+		return fmt.Errorf("userspace dataplane: tunnel %d: control messages on a closed tunnel: %w", t.cfg.LocalID, net.ErrClosed)
+	}
+	if t.pending == nil {
+		if len(ctrl) == 0 {
+			return nil
+		}
+		_, err := t.w.WriteBatch(ctrl)
+		return err
+	}
+	return t.flushWith(ctrl)
+}
+
+func (t *tunnel) flushLocked() { _ = t.flushWith(nil) }
+
+// flushWith sends pre and then the held frames (caller holds txMu); the
+// error is that of the first message of pre not sent.
+func (t *tunnel) flushWith(pre [][]byte) error {
 	b := t.pending
 	if b == nil {
-		return
+		return nil
 	}
 	t.pending = nil
+	b.pkts = append(b.pkts, pre...)
 	for _, e := range b.ents {
 		// The header goes right before the frame; its Ns (if the
 		// session sends them) is taken now, so frames and the TUN
@@ -135,7 +159,15 @@ func (t *tunnel) flushLocked() {
 		start := e.s.encode(b.buf, e.off, e.n)
 		b.pkts = append(b.pkts, b.buf[start:e.off+e.n])
 	}
-	sent, _ := t.w.WriteBatch(b.pkts)
+	sent, err := t.w.WriteBatch(b.pkts)
+	var preErr error
+	if sent < len(pre) {
+		preErr = err
+		if preErr == nil {
+			preErr = fmt.Errorf("userspace dataplane: tunnel %d: %d of %d control messages sent", t.cfg.LocalID, sent, len(pre))
+		}
+	}
+	sent -= len(pre)
 	// Which message a refused send was is not reported: the first `sent`
 	// count as sent, the rest as errors (the totals are right).
 	for i, e := range b.ents {
@@ -147,4 +179,5 @@ func (t *tunnel) flushLocked() {
 		}
 	}
 	b.release()
+	return preErr
 }

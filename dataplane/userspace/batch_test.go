@@ -351,3 +351,47 @@ func BenchmarkSendFrameFlush8(b *testing.B) {
 		tun.Flush()
 	}
 }
+
+// FlushWith sends the control plane's messages first and then the held
+// frames, in one system call; with nothing held, the messages alone; a
+// refused control message is reported, and the frames' counters are
+// those of the frames only.
+func TestFlushWithSendsControlFirstInOneCall(t *testing.T) {
+	_, rec, tun, a, _ := recPlane(t)
+	ctrl := [][]byte{{0xc8, 0x02, 0x00, 0x0c, 0x00, 0x65, 0x00, 0x00, 0x00, 0x01, 0x00, 0x02}}
+	if err := a.SendFrame(lcpConfReq); err != nil {
+		t.Fatal(err)
+	}
+	if err := tun.FlushWith(ctrl); err != nil {
+		t.Fatal(err)
+	}
+	want := []sendCall{{batch: true, msgs: [][]byte{
+		ctrl[0],
+		cat([]byte{0x00, 0x02, 0x00, 0x65, 0x00, 0x6e, 0xff, 0x03}, lcpConfReq),
+	}}}
+	if d := cmp.Diff(want, rec.take(), cmp.AllowUnexported(sendCall{})); d != "" {
+		t.Fatalf("sends (-want +got):\n%s", d)
+	}
+	if st, _ := a.Stats(); st.TxPackets != 1 || st.TxBytes != uint64(len(lcpConfReq)) {
+		t.Fatalf("stats %+v, want the frame only", st)
+	}
+	// Nothing held: the control messages alone, once.
+	if err := tun.FlushWith(ctrl); err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.take(); len(c) != 1 || len(c[0].msgs) != 1 || !bytes.Equal(c[0].msgs[0], ctrl[0]) {
+		t.Fatalf("sends %+v, want the control message alone", c)
+	}
+	// Every message refused: the control message's error is reported,
+	// the frame counts as an error, not as sent.
+	rec.refuse = 2
+	if err := a.SendFrame(lcpEchoReq); err != nil {
+		t.Fatal(err)
+	}
+	if err := tun.FlushWith(ctrl); err == nil {
+		t.Fatal("a refused control message was not reported")
+	}
+	if st, _ := a.Stats(); st.TxPackets != 1 || st.TxErrors != 1 {
+		t.Fatalf("stats %+v, want 1 sent and 1 error", st)
+	}
+}

@@ -468,3 +468,62 @@ func TestEarlyFrameAfterICCNInOneBatch(t *testing.T) {
 		t.Fatalf("driver got %x, want the LCP frame %x", d.frames, lcp)
 	}
 }
+
+// batchSendTunnel is a flushTunnel that also takes the pass's control
+// messages (dataplane.BatchSender): each FlushWith is recorded as one send
+// of the control messages followed by the frames held.
+type batchSendTunnel struct {
+	*flushTunnel
+	sends [][][]byte
+}
+
+func (p *batchSendTunnel) FlushWith(ctrl [][]byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var send [][]byte
+	for _, c := range ctrl {
+		send = append(send, append([]byte(nil), c...))
+	}
+	p.sends = append(p.sends, append(send, p.held...))
+	p.held = nil
+	return nil
+}
+
+// With a data plane that sends on the tunnel's socket, a pass's control
+// messages and the frames its drivers sent leave in one send, control
+// messages first; without control messages the frames leave by Flush.
+func TestPassSendsControlAndFramesTogether(t *testing.T) {
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(t.Context())
+	peer := udpFrom(t, "127.0.0.1:0")
+	tun, ft, d := batchTunnel(t, e, peer)
+	dp := &batchSendTunnel{flushTunnel: ft}
+	tun.dp, tun.dpFlush = dp, dp
+
+	ctrl := zlb(0, 1)
+	tun.queueOut([][]byte{ctrl})
+	if err := d.s.DP.SendFrame([]byte{0xc0, 0x21, 0x09, 0x01, 0x00, 0x04}); err != nil {
+		t.Fatal(err)
+	}
+	tun.sendPass()
+	if len(dp.sends) != 1 || len(dp.flushed()) != 0 {
+		t.Fatalf("%d combined sends and %d Flushes, want 1 and 0", len(dp.sends), len(dp.flushed()))
+	}
+	if s := dp.sends[0]; len(s) != 2 || !bytes.Equal(s[0], ctrl) || s[1][0] != 0xc0 {
+		t.Fatalf("combined send %x, want the control message then the frame", s)
+	}
+	if len(tun.sendQ) != 0 {
+		t.Fatal("control messages still queued after the pass")
+	}
+	// Frames only: Flush.
+	if err := d.s.DP.SendFrame([]byte{0xc0, 0x21, 0x09, 0x02, 0x00, 0x04}); err != nil {
+		t.Fatal(err)
+	}
+	tun.sendPass()
+	if len(dp.sends) != 1 || len(dp.flushed()) != 1 || len(dp.flushed()[0]) != 1 {
+		t.Fatalf("frames alone: %d combined sends, flushes %v", len(dp.sends), dp.flushed())
+	}
+}

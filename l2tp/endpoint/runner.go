@@ -454,18 +454,61 @@ func (t *Tunnel) queueOut(msgs [][]byte) {
 	}
 }
 
+// sendPass sends what the pass produced: its control messages, then the
+// PPP frames the drivers gave the data plane. When the data plane sends
+// on the tunnel's connected socket (dataplane.BatchSender) both leave in
+// one system call, in that order.
+func (t *Tunnel) sendPass() {
+	if bs, ok := t.dpFlush.(dataplane.BatchSender); ok && len(t.sendQ) > 0 {
+		t.mu.Lock()
+		connected := t.connected
+		t.mu.Unlock()
+		if t.conn != nil && connected {
+			t.cutSendQ()
+			if err := bs.FlushWith(t.sendQ); err != nil && !errors.Is(err, net.ErrClosed) {
+				t.log.Debug("sending control messages", zap.Error(err))
+			}
+			t.sentQueued()
+			return
+		}
+	}
+	t.sendQueued()
+	if t.dpFlush != nil {
+		// The PPP frames the drivers sent in this pass, together.
+		t.dpFlush.Flush()
+	}
+}
+
+// cutSendQ points the queued messages into sendBuf again (it may have
+// moved while it grew).
+func (t *Tunnel) cutSendQ() {
+	off := 0
+	for i, b := range t.sendQ {
+		t.sendQ[i] = t.sendBuf[off : off+len(b) : off+len(b)]
+		off += len(b)
+	}
+}
+
+// sentQueued empties the send queue once its messages left.
+func (t *Tunnel) sentQueued() {
+	if t.e.writeHook != nil {
+		t.e.writeHook(t, t.sendQ)
+	}
+	clear(t.sendQ)
+	t.sendQ = t.sendQ[:0]
+	t.sendBuf = t.sendBuf[:0]
+	if cap(t.sendBuf) > 16<<10 {
+		t.sendBuf, t.sendQ = nil, nil // a burst is over: keep little per tunnel
+	}
+}
+
 // sendQueued sends the queued control messages: one sendmmsg on the
 // connected socket, one write each otherwise.
 func (t *Tunnel) sendQueued() {
 	if len(t.sendQ) == 0 {
 		return
 	}
-	// sendBuf may have moved while it grew: cut the messages again.
-	off := 0
-	for i, b := range t.sendQ {
-		t.sendQ[i] = t.sendBuf[off : off+len(b) : off+len(b)]
-		off += len(b)
-	}
+	t.cutSendQ()
 	t.mu.Lock()
 	peer, connected := t.peer, t.connected
 	t.mu.Unlock()
@@ -485,15 +528,7 @@ func (t *Tunnel) sendQueued() {
 			t.writeOne(b, peer, connected)
 		}
 	}
-	if t.e.writeHook != nil {
-		t.e.writeHook(t, t.sendQ)
-	}
-	clear(t.sendQ)
-	t.sendQ = t.sendQ[:0]
-	t.sendBuf = t.sendBuf[:0]
-	if cap(t.sendBuf) > 16<<10 {
-		t.sendBuf, t.sendQ = nil, nil // a burst is over: keep little per tunnel
-	}
+	t.sentQueued()
 }
 
 func (t *Tunnel) run() {
@@ -531,11 +566,8 @@ func (t *Tunnel) run() {
 			t.core.Tick(now)
 		}
 		t.tickDrivers(now)
-		t.flush(now)
-		if t.dpFlush != nil {
-			// The PPP frames the drivers sent in this pass, together.
-			t.dpFlush.Flush()
-		}
+		t.process(now)
+		t.sendPass()
 		if t.waitingReply.Load() && t.core.State() != tunnel.StateWaitCtlReply {
 			t.waitingReply.Store(false)
 		}
