@@ -206,6 +206,9 @@ func (d *daemon) Stats(ctx context.Context) (*mgmt.Stats, error) {
 		TunnelSetups: d.obs.tunnelSetups.Load(), SessionSetups: d.obs.sessionSetups.Load(),
 		Retransmits: d.obs.retransmits(tis),
 	}
+	h := d.role.HeldCalls()
+	s.SessionsByState["held"] = h.Held
+	s.Held = mgmt.HeldCalls(heldCounts(h))
 	if r := d.reloaded.Load(); r != nil {
 		s.Reloaded = *r
 	}
@@ -543,7 +546,10 @@ func (d *daemon) snapshot() metrics.Snapshot {
 	defer cancel()
 	tis, _ := d.ep.Inspect(ctx, false)
 	d.obs.retransmits(tis)
-	s := metrics.Snapshot{TunnelsByState: countStates(tis), SessionsByState: d.sessionStates(), Draining: d.role.Draining()}
+	h := d.role.HeldCalls()
+	s := metrics.Snapshot{TunnelsByState: countStates(tis), SessionsByState: d.sessionStates(), Draining: d.role.Draining(),
+		Held: heldCounts(h)}
+	s.SessionsByState["held"] = h.Held
 	for _, name := range d.pools.Names() {
 		if p, err := d.pools.Get(name); err == nil {
 			st := p.Stats()

@@ -14,6 +14,7 @@ import (
 	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+	"github.com/l2tpd/l2tpd/lns"
 	"github.com/l2tpd/l2tpd/metrics"
 	"github.com/l2tpd/l2tpd/mgmt"
 	"github.com/l2tpd/l2tpd/pppsession"
@@ -118,10 +119,34 @@ func (h handler) AcceptTunnel(from netip.AddrPort, host string) (endpoint.Tunnel
 
 func (h handler) AdmitCall(t *endpoint.Tunnel, dir tunnel.Direction, info *tunnel.CallInfo) *l2tp.ResultCode {
 	rc := h.Handler.AdmitCall(t, dir, info)
-	if rc != nil {
+	// A held call (DeferCall) has not failed: it is asked about again
+	// when a slot frees; if it never gets one it is counted as expired
+	// among the held calls (lns.HeldStats).
+	if rc != nil && rc != tunnel.DeferCall {
 		h.o.sessionFailed(cdnCause(rc))
 	}
 	return rc
+}
+
+// abandonHandler is the LNS's hook for held calls that ended before
+// admission (lns.LNS.CallAbandoned).
+type abandonHandler interface {
+	CallAbandoned(t *endpoint.Tunnel, ev tunnel.CallAbandoned)
+}
+
+// CallAbandoned passes the event on to the role: the embedded interface
+// does not carry the LNS's optional methods.
+func (h handler) CallAbandoned(t *endpoint.Tunnel, ev tunnel.CallAbandoned) {
+	if a, ok := h.Handler.(abandonHandler); ok {
+		a.CallAbandoned(t, ev)
+	}
+}
+
+// heldCounts converts the LNS's counts of held calls for the metrics (and,
+// with the same fields, the management API).
+func heldCounts(h lns.HeldStats) metrics.HeldCalls {
+	return metrics.HeldCalls{Total: h.Total, Admitted: h.Admitted, Expired: h.Expired, Ended: h.Ended,
+		MaxWait: h.MaxWait, OldestWait: h.OldestWait}
 }
 
 func (h handler) TunnelUp(t *endpoint.Tunnel) {
@@ -268,3 +293,5 @@ func (r *radiusAuth) stats() mgmt.RADIUSServer {
 	s.LatencyP99 = l[(n*99)/100]
 	return s
 }
+
+var _ abandonHandler = (*lns.LNS)(nil)
