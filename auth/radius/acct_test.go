@@ -3,9 +3,11 @@ package radius
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,4 +279,69 @@ func TestAccountingWrongReplyCode(t *testing.T) {
 	}
 	srv.setHandle(ack(t))
 	waitPending(t, c, 0)
+}
+
+// fsyncCount returns the run loop's fsyncs of the spool.
+func fsyncCount(c *Client) int {
+	c.accounter.mu.Lock()
+	defer c.accounter.mu.Unlock()
+	return c.accounter.fsyncs
+}
+
+// With spool_sync_interval, records are sent once written and the spool
+// is fsynced at most once per interval (a fake clock, frozen, then moved
+// on), and once more at close.
+func TestSpoolSyncGrouped(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	cfg := acctConfig(t, t.TempDir(), srv.port())
+	cfg.SpoolSyncInterval = time.Second
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c, err := newClient(cfg, nil, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		s := *acctSession
+		s.ID = fmt.Sprintf("sess-%d", i)
+		c.Start(&s)
+		waitPending(t, c, 0) // sent and acknowledged one after another
+	}
+	if n := fsyncCount(c); n != 1 {
+		t.Errorf("%d fsyncs for 20 records within one interval, want 1", n)
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	c.Start(acctSession)
+	waitPending(t, c, 0)
+	if n := fsyncCount(c); n != 2 {
+		t.Errorf("%d fsyncs after the interval, want 2", n)
+	}
+	before := c.accounter.sp.fsyncs
+	c.Close()
+	if n := c.accounter.sp.fsyncs - before; n != 1 {
+		t.Errorf("%d fsyncs at close, want 1 (acknowledgements written since the last)", n)
+	}
+}
+
+// spool_sync_interval = 0: an fsync before each record is sent, as the
+// clock never moves.
+func TestSpoolSyncEveryPass(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	cfg := acctConfig(t, t.TempDir(), srv.port())
+	cfg.SpoolSyncInterval = 0
+	now := time.Unix(1000, 0)
+	c, err := newClient(cfg, nil, func() time.Time { return now })
+	c = mustClient(t, c, err)
+	for i := range 5 {
+		s := *acctSession
+		s.ID = fmt.Sprintf("sess-%d", i)
+		c.Start(&s)
+		waitPending(t, c, 0)
+	}
+	if n := fsyncCount(c); n < 5 {
+		t.Errorf("%d fsyncs for 5 records sent one after another, want at least 5", n)
+	}
 }

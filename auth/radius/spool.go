@@ -59,8 +59,10 @@ type spool struct {
 	f        *os.File   // the current segment, open for append
 	buf      []byte
 	unsynced bool   // records appended since the last fsync
+	ackDirty bool   // acks appended since the last fsync (made durable by the next one, or close)
 	synced   uint64 // every record up to this seq is durable
 	dirSync  bool   // a segment was created or deleted since the last directory fsync
+	fsyncs   int    // fsyncs of segments made by sync (tests)
 }
 
 type segment struct {
@@ -245,6 +247,7 @@ func (s *spool) ack(r *record) error {
 		r.seg = nil
 	}
 	s.buf = appendAck(s.buf[:0], r.Seq)
+	s.ackDirty = true
 	return s.write(s.buf)
 }
 
@@ -255,7 +258,7 @@ func (s *spool) syncBegin() (*os.File, uint64, bool) {
 	if !s.unsynced {
 		return nil, 0, false
 	}
-	s.unsynced = false
+	s.unsynced, s.ackDirty = false, false
 	return s.f, s.seq, true
 }
 
@@ -273,11 +276,12 @@ func (s *spool) syncEnd(upto uint64, err error) {
 // current segment, and of the directory if segments came or went), then
 // deletes the oldest segments that hold no live record.
 func (s *spool) sync() error {
-	if s.unsynced {
+	if s.unsynced || s.ackDirty {
+		s.fsyncs++
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("radius spool: fsync %s: %w", s.f.Name(), err)
 		}
-		s.unsynced = false
+		s.unsynced, s.ackDirty = false, false
 		s.synced = s.seq
 	}
 	return s.trim()

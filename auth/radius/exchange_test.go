@@ -1,0 +1,281 @@
+package radius
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+
+	"github.com/l2tpd/l2tpd/auth"
+)
+
+var papReq = &auth.Request{Method: auth.MethodPAP, Username: "a", Password: []byte("x")}
+
+// doneRecorder collects the answers of AuthenticateAsync calls and fails
+// the test when one is delivered twice.
+type doneRecorder struct {
+	t     *testing.T
+	mu    sync.Mutex
+	calls map[int]int
+	errs  map[int]error
+	ch    chan int
+}
+
+func newDoneRecorder(t *testing.T) *doneRecorder {
+	return &doneRecorder{t: t, calls: map[int]int{}, errs: map[int]error{}, ch: make(chan int, 1024)}
+}
+
+func (d *doneRecorder) done(i int) func(*auth.Result, error) {
+	return func(r *auth.Result, err error) {
+		d.mu.Lock()
+		d.calls[i]++
+		if d.calls[i] > 1 {
+			d.t.Errorf("request %d: done called %d times", i, d.calls[i])
+		}
+		d.errs[i] = err
+		d.mu.Unlock()
+		d.ch <- i
+	}
+}
+
+func (d *doneRecorder) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case i := <-d.ch:
+		return i
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer delivered")
+		return -1
+	}
+}
+
+func (d *doneRecorder) err(i int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errs[i]
+}
+
+func recvReq(t *testing.T, s *fakeServer) *radius.Packet {
+	t.Helper()
+	select {
+	case p := <-s.got:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatal("no request arrived")
+		return nil
+	}
+}
+
+// A reply for an Identifier nobody waits for is dropped and counted; a
+// forged one for a waiting request is counted as invalid and the request
+// still takes the real reply after it.
+func TestUnexpectedReplyDroppedAndCounted(t *testing.T) {
+	var held atomic.Pointer[[]byte]
+	srv := newFakeServer(t, secret, func(raw []byte, p *radius.Packet) []byte {
+		b := append([]byte(nil), raw...)
+		held.Store(&b)
+		return nil
+	})
+	cfg := testConfig(t, secret, srv.port())
+	cfg.Servers[0].Timeout = 10 * time.Second
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	rec := newDoneRecorder(t)
+	c.AuthenticateAsync(papReq, rec.done(0))
+	recvReq(t, srv)
+	raw := *held.Load()
+	good := reply(t, raw, []byte(secret), radius.CodeAccessAccept, true)
+
+	// Sent from the server's address, so the connected socket takes it.
+	stray := append([]byte(nil), good...)
+	stray[1]++ // an Identifier nobody waits for
+	forged := append([]byte(nil), good...)
+	forged[len(forged)-1] ^= 1
+	for _, b := range [][]byte{stray, forged} {
+		if _, err := srv.conn.WriteToUDPAddrPort(b, clientAddr(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The real reply comes last; the answer proves the two before it were read.
+	if _, err := srv.conn.WriteToUDPAddrPort(good, clientAddr(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t)
+	if err := rec.err(0); err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	if st := c.ReplyStats(); st.Unexpected != 1 || st.Invalid != 1 {
+		t.Errorf("reply stats %+v, want 1 unexpected, 1 invalid", st)
+	}
+	// The same reply again: its request was answered, nobody waits.
+	srv.conn.WriteToUDPAddrPort(good, clientAddr(t, c))
+	deadline := time.Now().Add(5 * time.Second)
+	for c.ReplyStats().Unexpected != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a duplicate reply was not counted: %+v", c.ReplyStats())
+		}
+		time.Sleep(time.Millisecond) // polling a counter, not standing in for an event
+	}
+}
+
+// clientAddr is the local address of the client's socket to its only
+// authentication server.
+func clientAddr(t *testing.T, c *Client) netip.AddrPort {
+	t.Helper()
+	return c.auth[0].conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// cancel stops retransmission: after the deadline only the request still
+// wanted goes out again; the cancelled one's done ran once, with
+// context.Canceled, before cancel returned.
+func TestCancelStopsRetransmission(t *testing.T) {
+	srv := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	cfg := testConfig(t, secret, srv.port())
+	cfg.Servers[0].Timeout = time.Hour // the real timer never fires: tick is driven by hand
+	cfg.Servers[0].Retries = 3
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	rec := newDoneRecorder(t)
+	c.AuthenticateAsync(papReq, rec.done(0))
+	idKeep := recvReq(t, srv).Identifier
+	cancel := c.AuthenticateAsync(papReq, rec.done(1))
+	idGone := recvReq(t, srv).Identifier
+	cancel()
+	select {
+	case i := <-rec.ch:
+		if i != 1 || !errors.Is(rec.err(1), context.Canceled) {
+			t.Fatalf("answer of %d: %v; want 1, context.Canceled", i, rec.err(i))
+		}
+	default:
+		t.Fatal("done had not run when cancel returned")
+	}
+	cancel() // idempotent: no second done
+
+	c.tick(c.clock().Add(2 * time.Hour))
+	if p := recvReq(t, srv); p.Identifier != idKeep {
+		t.Fatalf("retransmitted Identifier %d, want %d (the cancelled one was %d)", p.Identifier, idKeep, idGone)
+	}
+	// A marker sent after the tick: everything the tick wrote arrived before it.
+	c.AuthenticateAsync(&auth.Request{Method: auth.MethodPAP, Username: "marker", Password: []byte("x")}, rec.done(2))
+	if p := recvReq(t, srv); string(p.Get(attrUserName)) != "marker" {
+		t.Fatalf("after the retransmission: request %d for %q, want the marker", p.Identifier, p.Get(attrUserName))
+	}
+	c.mu.Lock()
+	inUse := c.auth[0].inUse
+	c.mu.Unlock()
+	if inUse != 2 {
+		t.Errorf("%d Identifiers in use, want 2 (the cancelled one freed)", inUse)
+	}
+}
+
+// 256 requests in flight take every Identifier of the socket; more wait in
+// line and go out, first come first served, with the Identifier of each
+// request that ends; Close answers every one that is left, once.
+func TestIdentifierExhaustion(t *testing.T) {
+	srv := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	cfg := testConfig(t, secret, srv.port())
+	cfg.MaxInFlight = 256
+	cfg.Servers[0].Timeout = time.Hour
+	c, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newDoneRecorder(t)
+	const n = 300
+	cancels := make([]func(), n)
+	for i := range n {
+		cancels[i] = c.AuthenticateAsync(&auth.Request{Method: auth.MethodPAP, Username: string(rune('A' + i%26)), Password: []byte("x")}, rec.done(i))
+	}
+	seen := map[uint8]bool{}
+	for range 256 {
+		p := recvReq(t, srv)
+		if seen[p.Identifier] {
+			t.Fatalf("Identifier %d used twice", p.Identifier)
+		}
+		seen[p.Identifier] = true
+	}
+	c.mu.Lock()
+	inUse, queued := c.auth[0].inUse, len(c.auth[0].queue)
+	c.mu.Unlock()
+	if inUse != 256 || queued != n-256 {
+		t.Fatalf("in use %d, queued %d; want 256, %d", inUse, queued, n-256)
+	}
+	// The first request ends: the first in line takes its Identifier.
+	c.mu.Lock()
+	freed := c.auth[0].calls[0]
+	c.mu.Unlock()
+	if freed == nil {
+		t.Fatal("Identifier 0 not in use")
+	}
+	cancels[0]()
+	if p := recvReq(t, srv); p.Identifier != 0 {
+		t.Fatalf("the queued request went out with Identifier %d, want the freed 0", p.Identifier)
+	}
+	// A queued request given up leaves the line without being sent.
+	cancels[n-1]()
+	c.Close()
+	got := map[int]bool{}
+	for range n {
+		i := rec.wait(t)
+		got[i] = true
+		err := rec.err(i)
+		switch {
+		case i == 0 || i == n-1:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("request %d: %v, want context.Canceled", i, err)
+			}
+		case !errors.Is(err, ErrClosed):
+			t.Errorf("request %d: %v, want ErrClosed", i, err)
+		}
+	}
+	if len(got) != n {
+		t.Errorf("%d requests answered, want %d", len(got), n)
+	}
+	if k := srv.count(); k != 257 {
+		t.Errorf("server got %d requests, want 257", k)
+	}
+}
+
+// Retries, then failover, then ErrNoServer, all from the client's one
+// timer: ticks driven by hand.
+func TestTickRetransmitsThenFailsOver(t *testing.T) {
+	a := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	b := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	cfg := testConfig(t, secret, a.port(), b.port())
+	for i := range cfg.Servers {
+		cfg.Servers[i].Timeout = time.Hour
+		cfg.Servers[i].Retries = 1
+	}
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	rec := newDoneRecorder(t)
+	c.AuthenticateAsync(papReq, rec.done(0))
+	recvReq(t, a)
+	t0 := c.clock()
+	c.tick(t0.Add(time.Hour - time.Second)) // not due
+	c.tick(t0.Add(time.Hour + time.Second)) // retry on a
+	recvReq(t, a)
+	c.tick(t0.Add(2*time.Hour + 2*time.Second)) // a gave up: b
+	recvReq(t, b)
+	select {
+	case <-rec.ch:
+		t.Fatal("answered before the last server timed out")
+	default:
+	}
+	c.tick(t0.Add(3*time.Hour + 3*time.Second)) // retry on b
+	recvReq(t, b)
+	c.tick(t0.Add(4*time.Hour + 4*time.Second)) // b gave up
+	rec.wait(t)
+	if err := rec.err(0); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("answer: %v, want ErrNoServer", err)
+	}
+	if n, m := a.count(), b.count(); n != 2 || m != 2 {
+		t.Errorf("requests %d to a and %d to b, want 2 each", n, m)
+	}
+}
