@@ -5,7 +5,9 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -126,4 +128,21 @@ type Authenticator interface {
 type AsyncAuthenticator interface {
 	Authenticator
 	AuthenticateAsync(req *Request, done func(*Result, error)) (cancel func())
+}
+
+// Async starts req on a: with a's AuthenticateAsync when it has one, else
+// with Authenticate on a goroutine of its own. done and the returned
+// cancel follow AsyncAuthenticator's contract either way.
+func Async(a Authenticator, req *Request, done func(*Result, error)) (cancel func()) {
+	if aa, ok := a.(AsyncAuthenticator); ok {
+		return aa.AuthenticateAsync(req, done)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var once sync.Once
+	deliver := func(r *Result, err error) { once.Do(func() { done(r, err) }) }
+	go func() { deliver(a.Authenticate(ctx, req)) }()
+	return func() {
+		stop()
+		deliver(nil, fmt.Errorf("authentication of %q given up: %w", req.Username, context.Canceled))
+	}
 }

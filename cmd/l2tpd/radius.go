@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/auth/radius"
 	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/metrics"
 	"github.com/l2tpd/l2tpd/pppsession"
 )
 
@@ -142,4 +145,51 @@ func (s *radiusService) close(ctx context.Context) {
 		return
 	}
 	s.log.Info("radius Accounting-Off acknowledged")
+}
+
+// AuthenticateAsync implements auth.AsyncAuthenticator (the RADIUS client
+// answers without a goroutine per request); the request is timed and
+// counted like Authenticate's.
+func (r *radiusAuth) AuthenticateAsync(req *auth.Request, done func(*auth.Result, error)) (cancel func()) {
+	start := time.Now()
+	return auth.Async(r.Authenticator, req, func(res *auth.Result, err error) {
+		r.observe(radiusOutcome(res, err), time.Since(start))
+		done(res, err)
+	})
+}
+
+// radiusOutcome classifies an authentication answer for the metrics: no
+// server answered, or the caller gave up, is a timeout.
+func radiusOutcome(res *auth.Result, err error) metrics.RADIUSOutcome {
+	switch {
+	case err != nil && (errors.Is(err, radius.ErrNoServer) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return metrics.RADIUSTimeout
+	case err != nil:
+		return metrics.RADIUSError
+	case res == nil || !res.Accept:
+		return metrics.RADIUSReject
+	}
+	return metrics.RADIUSAccept
+}
+
+// observe counts one answered request of outcome o that took d.
+func (r *radiusAuth) observe(o metrics.RADIUSOutcome, d time.Duration) {
+	if r.m != nil {
+		r.m.RADIUS(r.server, "auth", o, d)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	switch o {
+	case metrics.RADIUSAccept:
+		r.accepts++
+	case metrics.RADIUSReject:
+		r.rejects++
+	case metrics.RADIUSTimeout:
+		r.timeouts++
+	}
+	if o == metrics.RADIUSAccept || o == metrics.RADIUSReject {
+		r.lat[r.nlat%len(r.lat)] = d
+		r.nlat++
+	}
 }

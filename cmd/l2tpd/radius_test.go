@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 
+	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/auth/radius"
 	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/metrics"
 	"github.com/l2tpd/l2tpd/pppsession"
 )
 
@@ -45,5 +50,52 @@ func TestDAESelector(t *testing.T) {
 	}
 	if n, err := h.CoA(radius.Match{}, radius.Change{}); n != 0 || err != nil {
 		t.Fatalf("empty CoA: %d, %v", n, err)
+	}
+}
+
+func TestRadiusOutcome(t *testing.T) {
+	cases := []struct {
+		res  *auth.Result
+		err  error
+		want metrics.RADIUSOutcome
+	}{
+		{&auth.Result{Accept: true}, nil, metrics.RADIUSAccept},
+		{&auth.Result{}, nil, metrics.RADIUSReject},
+		{nil, nil, metrics.RADIUSReject},
+		{nil, fmt.Errorf("radius: authenticating: %w", radius.ErrNoServer), metrics.RADIUSTimeout},
+		{nil, fmt.Errorf("given up: %w", context.Canceled), metrics.RADIUSTimeout},
+		{nil, context.DeadlineExceeded, metrics.RADIUSTimeout},
+		{nil, errors.New("server answered with Accounting-Response"), metrics.RADIUSError},
+	}
+	for i, tc := range cases {
+		if got := radiusOutcome(tc.res, tc.err); got != tc.want {
+			t.Errorf("%d: %v, want %v", i, got, tc.want)
+		}
+	}
+}
+
+type acceptAll struct{}
+
+func (acceptAll) Authenticate(context.Context, *auth.Request) (*auth.Result, error) {
+	return &auth.Result{Accept: true}, nil
+}
+
+// The wrapper's asynchronous path answers once and counts the request.
+func TestRadiusAuthAsyncCounts(t *testing.T) {
+	r := &radiusAuth{Authenticator: acceptAll{}, server: "test"}
+	got := make(chan *auth.Result, 2)
+	r.AuthenticateAsync(&auth.Request{Username: "a"}, func(res *auth.Result, err error) {
+		if err != nil {
+			t.Errorf("answer: %v", err)
+		}
+		got <- res
+	})
+	if res := <-got; res == nil || !res.Accept {
+		t.Fatalf("answer %+v, want an accept", res)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.requests != 1 || r.accepts != 1 || r.nlat != 1 {
+		t.Errorf("requests %d, accepts %d, latencies %d; want 1 each", r.requests, r.accepts, r.nlat)
 	}
 }
