@@ -113,7 +113,8 @@ type harness struct {
 	prof  *config.PPP
 
 	mu    sync.Mutex
-	posts []func(time.Time)
+	posts    []func(time.Time)
+	tryPosts int
 	q     []frameQ
 	// drop: frames to the LNS are lost (the LAC stops answering).
 	dropToLNS bool
@@ -251,4 +252,13 @@ func (h *harness) run(limit time.Duration, sides ...*sideT) {
 
 func (h *harness) logged(msg string) []observer.LoggedEntry {
 	return h.logs.FilterMessage(msg).All()
+}
+
+// TryPost queues like Post and counts (the endpoint's non-blocking post).
+func (c *fakeCall) TryPost(f func(now time.Time)) bool {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	c.h.tryPosts++
+	c.h.posts = append(c.h.posts, f)
+	return true
 }

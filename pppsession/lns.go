@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -341,6 +342,10 @@ func (d *LNS) authenticate(now time.Time, req *auth.Request) {
 		d.authDone(now, res, nil, why.String())
 		return
 	}
+	if aa, ok := a.(auth.AsyncAuthenticator); ok {
+		d.authenticateAsync(now, aa, req)
+		return
+	}
 	ctx, cancel := d.env.authContext()
 	d.cancel = cancel
 	call := d.call
@@ -348,6 +353,65 @@ func (d *LNS) authenticate(now time.Time, req *auth.Request) {
 		res, err := a.Authenticate(ctx, req)
 		call.Post(func(now time.Time) { d.authDone(now, res, err, "") })
 	})
+}
+
+// authCall is one outstanding AuthenticateAsync (auth.AsyncAuthenticator:
+// RADIUS answers without a goroutine per request).
+type authCall struct {
+	mu sync.Mutex
+	// inCall: AuthenticateAsync has not returned; an answer given meanwhile
+	// is kept in res/err and handled by authenticateAsync itself.
+	inCall   bool
+	answered bool
+	res      *auth.Result
+	err      error
+	// canceled: the driver gave up (release); an answer is not posted.
+	canceled bool
+}
+
+// TryPoster is a Call that can post without blocking (endpoint.Session).
+type TryPoster interface {
+	TryPost(f func(now time.Time)) bool
+}
+
+// authenticateAsync asks aa; its answer reaches authDone on the tunnel
+// goroutine. The answer callback never blocks the authenticator's
+// goroutine: it posts without waiting, or from a goroutine of its own when
+// the tunnel's queue is full.
+func (d *LNS) authenticateAsync(now time.Time, aa auth.AsyncAuthenticator, req *auth.Request) {
+	st := &authCall{inCall: true}
+	call := d.call
+	cancel := aa.AuthenticateAsync(req, func(res *auth.Result, err error) {
+		st.mu.Lock()
+		if st.canceled {
+			st.mu.Unlock()
+			return
+		}
+		if st.inCall {
+			st.answered, st.res, st.err = true, res, err
+			st.mu.Unlock()
+			return
+		}
+		st.mu.Unlock()
+		f := func(now time.Time) { d.authDone(now, res, err, "") }
+		if tp, ok := call.(TryPoster); ok && tp.TryPost(f) {
+			return
+		}
+		go call.Post(f)
+	})
+	d.cancel = func() {
+		st.mu.Lock()
+		st.canceled = true
+		st.mu.Unlock()
+		cancel()
+	}
+	st.mu.Lock()
+	st.inCall = false
+	answered, res, err := st.answered, st.res, st.err
+	st.mu.Unlock()
+	if answered {
+		d.authDone(now, res, err, "")
+	}
 }
 
 // authDone delivers an authentication answer (on the tunnel goroutine).

@@ -733,6 +733,9 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		// A call held for a max_starting slot that never got one (the
 		// role never admitted it, so no SessionDown).
 		t.log.Info("held call ended before it was admitted", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("reason", ev.Reason))
+		if a, ok := t.handler().(CallAbandonedHandler); ok {
+			a.CallAbandoned(t, ev)
+		}
 	case tunnel.Malformed:
 		t.e.logMalformed(t.Peer(), t.id, ev.Err)
 	case tunnel.CallErrors:
@@ -857,15 +860,40 @@ func (t *Tunnel) handler() Handler {
 // exists then. It may block until the tunnel goroutine takes it; it returns
 // false if the tunnel is gone.
 func (s *Session) Post(f func(now time.Time)) bool {
+	return s.T.do(s.posted(f))
+}
+
+// TryPost is Post without blocking: false if the tunnel's command queue
+// is full or the tunnel is gone (a caller that must not block, such as a
+// RADIUS reader delivering an answer, then posts from a goroutine of its
+// own).
+func (s *Session) TryPost(f func(now time.Time)) bool {
 	t := s.T
-	return t.do(func(now time.Time) {
+	select {
+	case t.cmds <- s.posted(f):
+		return true
+	default:
+		return false
+	}
+}
+
+// CallAbandonedHandler is an optional Handler method: told, on the
+// tunnel's goroutine, of a held call that ended before it was admitted.
+type CallAbandonedHandler interface {
+	CallAbandoned(t *Tunnel, ev tunnel.CallAbandoned)
+}
+
+// posted wraps f to run only if s is still the session with its ID.
+func (s *Session) posted(f func(now time.Time)) func(now time.Time) {
+	t := s.T
+	return func(now time.Time) {
 		if cur := t.sessions[s.ID]; cur == s {
 			f(now)
 			if t.sessions[s.ID] == s {
 				t.schedule(s)
 			}
 		}
-	})
+	}
 }
 
 // Kick asks the tunnel goroutine to recompute its deadlines (call from a
