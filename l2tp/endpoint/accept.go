@@ -110,6 +110,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	}
 	var t *Tunnel
 	var core *tunnel.Tunnel
+	var strays []stray
 	if refusal != nil {
 		core, err = tunnel.NewRefusal(cfg, now, hdr, m, *refusal)
 		if err == nil {
@@ -118,7 +119,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		}
 	} else {
 		var conn *net.UDPConn
-		conn, err = dialTunnel(local, from)
+		conn, strays, err = openTunnelSocket(local, from)
 		if err == nil {
 			core, err = tunnel.NewResponder(cfg, now, hdr, m)
 			if err != nil {
@@ -132,6 +133,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	if err != nil {
 		e.mu.Unlock()
 		e.log.Error("cannot set up tunnel", zap.Stringer("peer", from), zap.Error(err))
+		e.reinject(lc, local, strays)
 		if refusal == nil { // the role counted it: give it back
 			e.cfg.Handler.TunnelDown(&Tunnel{e: e, settings: settings, log: e.log}, tunnel.TunnelDown{Reason: err.Error()})
 		}
@@ -149,6 +151,16 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		t.log.Debug("SCCRQ accepted", zap.String("peer_host", host))
 	}
 	t.start()
+	e.reinject(lc, local, strays)
+}
+
+// reinject hands the datagrams a new tunnel socket received before it was
+// connected (openTunnelSocket) to the listener's path, as if the listener lc had
+// read them: they were addressed to local, which the socket shares with it.
+func (e *Endpoint) reinject(lc *net.UDPConn, local netip.AddrPort, strays []stray) {
+	for _, s := range strays {
+		e.handleListenerPacket(lc, local, s.from, s.pkt)
+	}
 }
 
 // refuseStateless answers an SCCRQ with one StopCCN and keeps no state:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -84,15 +85,97 @@ func listen(addr netip.AddrPort) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-// dialTunnel opens a tunnel's own socket bound to local and connected to
-// peer.
-func dialTunnel(local, peer netip.AddrPort) (*net.UDPConn, error) {
-	d := net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(local), Control: reuseAddr}
-	c, err := d.Dial(udpNetwork(peer.Addr()), peer.String())
+// stray is a datagram a tunnel's socket received before it was connected.
+type stray struct {
+	from netip.AddrPort
+	pkt  []byte
+}
+
+// openTunnelSocket opens a tunnel's own socket bound to local and connected
+// to peer. Between bind and connect the socket is as good a match for
+// datagrams to local as the listener (and the newer one is found first):
+// an SCCRQ from another peer may land on it then. Everything queued on it
+// when connect returns is handed back (strays) for the listener's path;
+// once connected, only peer's datagrams reach it.
+func openTunnelSocket(local, peer netip.AddrPort) (*net.UDPConn, []stray, error) {
+	lc := net.ListenConfig{Control: reuseAddr}
+	pc, err := lc.ListenPacket(context.Background(), udpNetwork(peer.Addr()), local.String())
 	if err != nil {
-		return nil, fmt.Errorf("tunnel socket %v -> %v: %w", local, peer, err)
+		return nil, nil, fmt.Errorf("tunnel socket %v -> %v: %w", local, peer, err)
 	}
-	return c.(*net.UDPConn), nil
+	c := pc.(*net.UDPConn)
+	if h := dialTunnelHook.Load(); h != nil {
+		(*h)(c)
+	}
+	strays, err := connectDrain(c, peer)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("tunnel socket %v -> %v: %w", local, peer, err)
+	}
+	return c, strays, nil
+}
+
+// dialTunnel is openTunnelSocket for a socket whose local address no
+// listener shares (tests): nothing queued before the connect is kept.
+func dialTunnel(local, peer netip.AddrPort) (*net.UDPConn, error) {
+	c, _, err := openTunnelSocket(local, peer)
+	return c, err
+}
+
+// dialTunnelHook, when set (tests), runs between a tunnel socket's bind and
+// its connect.
+var dialTunnelHook atomic.Pointer[func(c *net.UDPConn)]
+
+// connectDrain connects c to peer and takes every datagram already queued
+// on it (received before the connect, from anyone; or from peer since).
+func connectDrain(c *net.UDPConn, peer netip.AddrPort) ([]stray, error) {
+	if err := connectTo(c, peer); err != nil {
+		return nil, err
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var strays []stray
+	var rerr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			// Peek for the length first: the common case (nothing
+			// queued) allocates nothing.
+			n, _, err := unix.Recvfrom(int(fd), nil, unix.MSG_DONTWAIT|unix.MSG_PEEK|unix.MSG_TRUNC)
+			if err != nil {
+				if err != unix.EAGAIN && err != unix.EINTR {
+					rerr = err
+				}
+				return
+			}
+			buf := make([]byte, max(n, 1))
+			n, sa, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if err != nil {
+				if err != unix.EAGAIN && err != unix.EINTR {
+					rerr = err
+				}
+				return
+			}
+			var from netip.AddrPort
+			switch a := sa.(type) {
+			case *unix.SockaddrInet4:
+				from = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+			case *unix.SockaddrInet6:
+				from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+			default:
+				continue
+			}
+			strays = append(strays, stray{from: from, pkt: buf[:n]})
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return strays, fmt.Errorf("draining tunnel socket: %w", err)
+	}
+	return strays, nil
 }
 
 // connectTo connects an unconnected socket (LAC side, once the LNS answered,

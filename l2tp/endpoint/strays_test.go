@@ -1,0 +1,154 @@
+package endpoint
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/l2tpd/l2tpd/dataplane/fake"
+	"github.com/l2tpd/l2tpd/l2tp"
+)
+
+// rmemAlloc is the bytes queued on c's receive queue (SO_MEMINFO's first
+// field, sk_rmem_alloc).
+func rmemAlloc(t *testing.T, c *net.UDPConn) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MEMINFO) }); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil {
+		t.Fatalf("SO_MEMINFO: %v", gerr)
+	}
+	return v
+}
+
+// sendQueued sends p from src to dst and waits until it is queued on dst.
+func sendQueued(t *testing.T, src, dst *net.UDPConn, p []byte) {
+	t.Helper()
+	before := rmemAlloc(t, dst)
+	if _, err := src.WriteToUDPAddrPort(p, dst.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rmemAlloc(t, dst) <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("datagram from %v never queued on %v", src.LocalAddr(), dst.LocalAddr())
+		}
+		runtime.Gosched()
+	}
+}
+
+// A tunnel socket is bound before it is connected; whatever reached it in
+// between, from anyone, is handed back by connectDrain in arrival order,
+// and once connected it receives only the peer's datagrams.
+func TestConnectDrainReturnsStrays(t *testing.T) {
+	lc := net.ListenConfig{Control: reuseAddr}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := pc.(*net.UDPConn)
+	defer s.Close()
+	a, b := udpFrom(t, "127.0.0.1:0"), udpFrom(t, "127.0.0.1:0")
+	aAddr, bAddr := a.LocalAddr().(*net.UDPAddr).AddrPort(), b.LocalAddr().(*net.UDPAddr).AddrPort()
+	sendQueued(t, a, s, []byte("a1"))
+	sendQueued(t, b, s, []byte("b1, longer"))
+	sendQueued(t, a, s, []byte{}) // an empty datagram is a datagram too
+	sendQueued(t, a, s, []byte("a3"))
+
+	strays, err := connectDrain(s, aAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []stray{{aAddr, []byte("a1")}, {bAddr, []byte("b1, longer")}, {aAddr, []byte{}}, {aAddr, []byte("a3")}}
+	if diff := cmp.Diff(want, strays, cmp.AllowUnexported(stray{}), cmp.Comparer(func(x, y netip.AddrPort) bool { return x == y })); diff != "" {
+		t.Fatalf("strays (-want +got):\n%s", diff)
+	}
+	if got := rmemAlloc(t, s); got != 0 {
+		t.Fatalf("%d bytes still queued after the drain", got)
+	}
+
+	// Connected: b's datagram is not for it, a's is read as usual.
+	if _, err := b.WriteToUDPAddrPort([]byte("b2"), s.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatal(err)
+	}
+	sendQueued(t, a, s, []byte("a4"))
+	buf := make([]byte, 64)
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, from, err := s.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from != aAddr || string(buf[:n]) != "a4" {
+		t.Fatalf("read %q from %v after connect, want \"a4\" from %v", buf[:n], from, aAddr)
+	}
+
+	// Nothing queued: nothing handed back.
+	strays, err = connectDrain(s, aAddr)
+	if err != nil || strays != nil {
+		t.Fatalf("connectDrain on an empty queue = %v, %v; want nil, nil", strays, err)
+	}
+}
+
+// An SCCRQ that arrives while a new tunnel's socket is bound but not yet
+// connected (it then competes with the listener for datagrams to the
+// shared address) still gets its SCCRP, without the LAC retransmitting.
+// Each tunnel's bind sends the next LAC's SCCRQ; the fake LACs never
+// retransmit, so a datagram left on the wrong socket is a missing SCCRP.
+func TestSCCRQDuringTunnelSocketBind(t *testing.T) {
+	const lacs = 20
+	lnsRec := newRecorder()
+	defer dialTunnelHook.Store(nil) // after cancelAll: no reader left
+	lns, err := New(Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Plane: fake.New(), Handler: lnsRec, MaxSetupPerPeer: 4 * lacs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lns.cancelAll()
+	to := lns.ListenAddrs()[0]
+	socks := make([]*net.UDPConn, lacs)
+	for i := range socks {
+		socks[i] = udpFrom(t, "127.0.0.1:0")
+	}
+	next := 1
+	hook := func(*net.UDPConn) {
+		// Runs on the listener's path between bind and connect.
+		if next < lacs {
+			if _, err := socks[next].WriteToUDPAddrPort(sccrq(uint16(100+next)), to); err != nil {
+				t.Error(err)
+			}
+			next++
+		}
+	}
+	dialTunnelHook.Store(&hook)
+	if _, err := socks[0].WriteToUDPAddrPort(sccrq(100), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	for i, c := range socks {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("LAC %d of %d: no SCCRP: %v", i, lacs, err)
+		}
+		_, payload, err := l2tp.ParseHeader(buf[:n])
+		if err != nil {
+			t.Fatalf("LAC %d: %v", i, err)
+		}
+		m, err := l2tp.ParseMessage(payload, nil)
+		if err != nil || m.Type != l2tp.MsgSCCRP {
+			t.Fatalf("LAC %d: got %v (%v), want SCCRP", i, m, err)
+		}
+	}
+}
