@@ -19,7 +19,7 @@ import (
 	"github.com/l2tpd/l2tpd/config"
 )
 
-func acctConfig(t *testing.T, dir string, port int) config.RADIUS {
+func acctConfig(t testing.TB, dir string, port int) config.RADIUS {
 	c := testConfig(t, secret)
 	c.SpoolDir = dir
 	c.DeadTime = 50 * time.Millisecond // retry pause after a full failure

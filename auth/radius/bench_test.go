@@ -2,8 +2,11 @@ package radius
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
+
+	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
 )
@@ -72,5 +75,35 @@ func BenchmarkSpoolPut(b *testing.B) {
 		if err := sp.ack(r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkAcctDrain: Stop records spooled and sent to a loopback server
+// until every one is acknowledged (what shutdown waits for), with grouped
+// fsyncs and with an fsync every pass.
+func BenchmarkAcctDrain(b *testing.B) {
+	for _, every := range []time.Duration{time.Second, 0} {
+		b.Run("sync="+every.String(), func(b *testing.B) {
+			srv := newFakeServer(b, secret, func(raw []byte, p *radius.Packet) []byte {
+				return reply(b, raw, []byte(secret), radius.CodeAccountingResponse, false)
+			})
+			cfg := acctConfig(b, b.TempDir(), srv.port())
+			cfg.SpoolSyncInterval = every
+			c, err := New(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N { // not b.Loop: the drain after the loop is timed too
+				s := *acctSession
+				s.ID = strconv.Itoa(i)
+				c.Stop(&s, auth.AcctCounters{}, auth.CauseAdminReboot)
+			}
+			for c.Pending() > 0 {
+				time.Sleep(time.Millisecond) // polling a counter
+			}
+		})
 	}
 }

@@ -16,7 +16,7 @@ import (
 // fakeServer is an in-process RADIUS server on loopback. handle gets each
 // request (raw and parsed) and returns the raw reply to send (nil: none).
 type fakeServer struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *net.UDPConn
 	secret []byte
 	handle func(raw []byte, p *radius.Packet) []byte
@@ -26,7 +26,7 @@ type fakeServer struct {
 	got  chan *radius.Packet
 }
 
-func newFakeServer(t *testing.T, secret string, handle func(raw []byte, p *radius.Packet) []byte) *fakeServer {
+func newFakeServer(t testing.TB, secret string, handle func(raw []byte, p *radius.Packet) []byte) *fakeServer {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -78,7 +78,7 @@ func (s *fakeServer) count() int {
 }
 
 // reply builds a correctly signed reply to raw.
-func reply(t *testing.T, raw []byte, secret []byte, code radius.Code, withMA bool, attrs ...*radius.AVP) []byte {
+func reply(t testing.TB, raw []byte, secret []byte, code radius.Code, withMA bool, attrs ...*radius.AVP) []byte {
 	t.Helper()
 	req, err := radius.Parse(raw, secret)
 	if err != nil {
@@ -105,7 +105,7 @@ func u32(v uint32) []byte { return radius.NewInteger(v) }
 
 // testConfig returns a config for servers at the given auth ports (acct
 // port 0) with short timeouts.
-func testConfig(t *testing.T, secret string, ports ...int) config.RADIUS {
+func testConfig(t testing.TB, secret string, ports ...int) config.RADIUS {
 	c := config.DefaultRADIUS()
 	c.NASIdentifier = "lns-test"
 	c.NASIPAddress = netip.MustParseAddr("192.0.2.1")
