@@ -283,3 +283,40 @@ func (e *Endpoint) Shutdown(ctx context.Context) {
 	e.closeListeners()
 	e.wg.Wait()
 }
+
+// passOn hands a datagram that reached t's socket but is not t's to where
+// it belongs, and reports whether it did. Two cases: a datagram the kernel
+// matched to the socket just before its connect took effect (it would
+// have gone to the listener), and a datagram of another tunnel connected
+// to the same 4-tuple (a LAC that opens several tunnels from one port: the
+// kernel gives every datagram of the 4-tuple to one of the sockets). Only a
+// tunnel whose peer the sender is gets it; tunnel ID 0 goes to the SCCRQ
+// path (LNS).
+func (t *Tunnel) passOn(from netip.AddrPort, pkt []byte) bool {
+	hdr, _, err := l2tp.ParseHeader(pkt)
+	if err != nil {
+		return false
+	}
+	if hdr.TunnelID == 0 {
+		if t.listener == nil || !hdr.Control {
+			return false
+		}
+		t.e.handleListenerPacket(t.listener, t.Local(), from, pkt)
+		return true
+	}
+	if hdr.TunnelID == t.id {
+		return false
+	}
+	t.e.mu.Lock()
+	o := t.e.tunnels[hdr.TunnelID]
+	t.e.mu.Unlock()
+	if o == nil || !o.acceptsFrom(from) {
+		return false
+	}
+	if hdr.Control {
+		o.deliver(from, hdr, pkt)
+	} else {
+		o.handleData(hdr, pkt, false)
+	}
+	return true
+}

@@ -385,6 +385,9 @@ var errTruncated = errors.New("datagram longer than the receive buffer")
 func (t *Tunnel) readOne(rs *readState, pkt []byte, from netip.AddrPort, truncated bool) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	if from.Addr() != rs.peer.Addr() || (rs.connected && from != rs.peer) {
+		if !truncated {
+			t.passOn(from, pkt) // queued before connect took effect
+		}
 		return
 	}
 	if truncated {
@@ -409,6 +412,9 @@ func (t *Tunnel) readOne(rs *readState, pkt []byte, from netip.AddrPort, truncat
 	if err != nil {
 		t.e.logMalformed(from, t.id, err)
 		return
+	}
+	if hdr.TunnelID != t.id && hdr.TunnelID != 0 && t.passOn(from, pkt) {
+		return // another tunnel on the same 4-tuple
 	}
 	if !hdr.Control {
 		t.handleData(hdr, pkt, true)

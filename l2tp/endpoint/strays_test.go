@@ -13,6 +13,7 @@ import (
 
 	"github.com/l2tpd/l2tpd/dataplane/fake"
 	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
 )
 
 // rmemAlloc is the bytes queued on c's receive queue (SO_MEMINFO's first
@@ -149,6 +150,47 @@ func TestSCCRQDuringTunnelSocketBind(t *testing.T) {
 		m, err := l2tp.ParseMessage(payload, nil)
 		if err != nil || m.Type != l2tp.MsgSCCRP {
 			t.Fatalf("LAC %d: got %v (%v), want SCCRP", i, m, err)
+		}
+	}
+}
+
+// A LAC may open several tunnels from one address and port (xl2tpd and
+// many routers use 1701 for all of them). Each LNS tunnel socket is then
+// connected to the same 4-tuple and the kernel hands every datagram of
+// that 4-tuple to one of them; on the LAC, every answer reaches the socket
+// that connected first. Each socket passes a datagram for another tunnel
+// to that tunnel: both tunnels come up and carry calls.
+func TestTwoTunnelsFromOneLACPort(t *testing.T) {
+	lnsRec, lacRec := newRecorder(), newRecorder()
+	lns, lac, logs := newPair(t, lnsRec, lacRec)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, e := range logs.All() {
+				t.Logf("log: %s %v", e.Message, e.ContextMap())
+			}
+		}
+	})
+	st := lacRec.settings
+	st.Handler = lacRec
+	local := freeUDPPort(t, "127.0.0.1")
+	var tuns []*Tunnel
+	for range 2 {
+		tun, err := lac.Dial(lns.ListenAddrs()[0], local, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tuns = append(tuns, tun)
+		waitFor(t, lacRec.tunnelsUp, "LAC tunnel up")
+		waitFor(t, lnsRec.tunnelsUp, "LNS tunnel up")
+	}
+	for _, tun := range tuns {
+		if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{CallingNumber: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		s := waitFor(t, lnsRec.sessUp, "LNS session up")
+		waitFor(t, lacRec.sessUp, "LAC session up")
+		if s.T.Peer().Port() != local.Port() {
+			t.Fatalf("LNS session on a tunnel from %v, want port %d", s.T.Peer(), local.Port())
 		}
 	}
 }
