@@ -112,10 +112,10 @@ type harness struct {
 	logs  *observer.ObservedLogs
 	prof  *config.PPP
 
-	mu    sync.Mutex
+	mu       sync.Mutex
 	posts    []func(time.Time)
 	tryPosts int
-	q     []frameQ
+	q        []frameQ
 	// drop: frames to the LNS are lost (the LAC stops answering).
 	dropToLNS bool
 	// calling is the Calling Number of the next dial.
