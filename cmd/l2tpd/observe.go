@@ -245,32 +245,11 @@ type radiusAuth struct {
 func (r *radiusAuth) Authenticate(ctx context.Context, req *auth.Request) (*auth.Result, error) {
 	start := time.Now()
 	res, err := r.Authenticator.Authenticate(ctx, req)
-	d := time.Since(start)
-	o := metrics.RADIUSAccept
-	switch {
-	case err != nil && (ctx.Err() != nil || strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "no answer")):
-		o = metrics.RADIUSTimeout
-	case err != nil:
-		o = metrics.RADIUSError
-	case res == nil || !res.Accept:
-		o = metrics.RADIUSReject
+	o := radiusOutcome(res, err)
+	if err != nil && ctx.Err() != nil {
+		o = metrics.RADIUSTimeout // the caller gave up
 	}
-	r.m.RADIUS(r.server, "auth", o, d)
-	r.mu.Lock()
-	r.requests++
-	switch o {
-	case metrics.RADIUSAccept:
-		r.accepts++
-	case metrics.RADIUSReject:
-		r.rejects++
-	case metrics.RADIUSTimeout:
-		r.timeouts++
-	}
-	if o == metrics.RADIUSAccept || o == metrics.RADIUSReject {
-		r.lat[r.nlat%len(r.lat)] = d
-		r.nlat++
-	}
-	r.mu.Unlock()
+	r.observe(o, time.Since(start))
 	return res, err
 }
 
