@@ -126,8 +126,15 @@ func dialTunnel(local, peer netip.AddrPort) (*net.UDPConn, error) {
 // its connect.
 var dialTunnelHook atomic.Pointer[func(c *net.UDPConn)]
 
-// connectDrain connects c to peer and takes every datagram already queued
-// on it (received before the connect, from anyone; or from peer since).
+// maxStrays bounds what connectDrain takes: it runs on the listener's
+// path, which a peer sending as fast as it can must not hold. What is left
+// is read by the tunnel's own reader, which passes on what is not the
+// peer's (Tunnel.passOn).
+const maxStrays = 64
+
+// connectDrain connects c to peer and takes the datagrams already queued
+// on it (received before the connect, from anyone; or from peer since),
+// at most maxStrays.
 func connectDrain(c *net.UDPConn, peer netip.AddrPort) ([]stray, error) {
 	if err := connectTo(c, peer); err != nil {
 		return nil, err
@@ -139,7 +146,7 @@ func connectDrain(c *net.UDPConn, peer netip.AddrPort) ([]stray, error) {
 	var strays []stray
 	var rerr error
 	err = rc.Control(func(fd uintptr) {
-		for {
+		for range maxStrays {
 			// Peek for the length first: the common case (nothing
 			// queued) allocates nothing.
 			n, _, err := unix.Recvfrom(int(fd), nil, unix.MSG_DONTWAIT|unix.MSG_PEEK|unix.MSG_TRUNC)

@@ -194,3 +194,29 @@ func TestTwoTunnelsFromOneLACPort(t *testing.T) {
 		}
 	}
 }
+
+// The drain takes at most maxStrays datagrams (it runs on the listener's
+// path); the rest stay queued for the tunnel's reader.
+func TestConnectDrainBounded(t *testing.T) {
+	lc := net.ListenConfig{Control: reuseAddr}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := pc.(*net.UDPConn)
+	defer s.Close()
+	a := udpFrom(t, "127.0.0.1:0")
+	for i := range maxStrays + 3 {
+		sendQueued(t, a, s, []byte{byte(i)})
+	}
+	strays, err := connectDrain(s, a.LocalAddr().(*net.UDPAddr).AddrPort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(strays) != maxStrays || strays[maxStrays-1].pkt[0] != maxStrays-1 {
+		t.Fatalf("drained %d datagrams, want the first %d", len(strays), maxStrays)
+	}
+	if got := rmemAlloc(t, s); got == 0 {
+		t.Fatal("nothing left queued: the drain was not bounded")
+	}
+}
