@@ -77,6 +77,13 @@ func NewReader(c *net.UDPConn, bufs *Buffers) (*Reader, error) {
 	return r, nil
 }
 
+// recvmmsg reads what is waiting, up to len(hs) datagrams, without
+// blocking (a variable so that tests can count the system calls).
+var recvmmsg = func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hs[0])), uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(m), e
+}
+
 func (r *Reader) take() {
 	r.cur = r.bufs.pool.Get().(*block)
 	size := r.bufs.size
@@ -115,7 +122,7 @@ func (r *Reader) Read() (int, error) {
 	err := r.rc.Read(func(fd uintptr) bool {
 		r.take()
 		for {
-			m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hs[0])), uintptr(len(r.hs)), unix.MSG_DONTWAIT, 0, 0)
+			m, e := recvmmsg(fd, r.hs)
 			if e == unix.EINTR {
 				continue
 			}
@@ -123,7 +130,7 @@ func (r *Reader) Read() (int, error) {
 				r.Release() // parked: hold no buffer
 				return false
 			}
-			n, errno = int(m), e
+			n, errno = m, e
 			return true
 		}
 	})
@@ -135,6 +142,69 @@ func (r *Reader) Read() (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// Each reads the socket until fn says stop or the socket is closed, all
+// inside one wait of the runtime's poller: fn(n, nil) is called for every
+// batch of n datagrams (Msg and Truncated give them while fn runs), and
+// fn(0, err) for an error the socket reported (ECONNREFUSED after an ICMP
+// port unreachable); fn returns false to stop, and Each then returns nil.
+// Once the socket is closed Each returns net.ErrClosed.
+//
+// The difference from calling Read in a loop is one system call per
+// wake-up: a batch shorter than the batch size means the receive queue was
+// empty when it was read, so Each waits for the next readiness instead of
+// reading again only to be told EAGAIN. That is safe because the wait
+// happens inside the same poller wait as the reads (Read's every call
+// resets the descriptor's readiness first, so it must read to learn it is
+// empty): a datagram that arrives after the short batch marks the
+// descriptor ready, and the wait returns at once.
+//
+// fn may block (the caller applies backpressure there), but whoever it
+// waits for must not close the socket before letting it go: Close waits
+// for Each's system call section to end.
+func (r *Reader) Each(fn func(n int, err error) bool) error {
+	defer r.Release()
+	stopped := false
+	err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			r.Release()
+			for i := range r.hs {
+				r.hs[i].Hdr.Namelen = uint32(unsafe.Sizeof(r.names[i]))
+				r.hs[i].Hdr.Flags = 0
+				r.hs[i].Len = 0
+			}
+			r.take()
+			m, e := recvmmsg(fd, r.hs)
+			switch {
+			case e == unix.EINTR:
+				continue
+			case e == unix.EAGAIN:
+				r.Release() // parked: hold no buffer
+				return false
+			case e != 0:
+				r.Release()
+				if !fn(0, fmt.Errorf("udpbatch: recvmmsg: %w", e)) {
+					stopped = true
+					return true
+				}
+				continue
+			}
+			n := m
+			if !fn(n, nil) {
+				stopped = true
+				return true
+			}
+			if n < len(r.hs) {
+				r.Release()
+				return false // the queue was empty: wait for the next datagram
+			}
+		}
+	})
+	if stopped {
+		return nil
+	}
+	return err
 }
 
 // Truncated reports whether the i-th datagram of the last Read was longer
