@@ -348,20 +348,19 @@ func (t *Tunnel) readOwn() {
 	t.mu.Lock()
 	rs := readState{peer: t.peer, connected: t.connected}
 	t.mu.Unlock()
-	for {
-		n, err := r.Read()
+	// Each reads on until the socket is closed (finish closes t.done
+	// first, so a readOne waiting in addWait lets go before Close waits
+	// for this reader).
+	_ = r.Each(func(n int, err error) bool {
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
 			select {
 			case <-t.done:
-				return
+				return false
 			default:
 			}
 			// ECONNREFUSED from ICMP port unreachable: the peer is gone
 			// or not up yet; retransmission handles it.
-			continue
+			return true
 		}
 		t.in.hold()
 		for i := range n {
@@ -369,7 +368,8 @@ func (t *Tunnel) readOwn() {
 			t.readOne(&rs, pkt, from, r.Truncated(i))
 		}
 		t.in.release()
-	}
+		return true
+	})
 }
 
 // readState is what readOwn knows of the peer.
