@@ -68,7 +68,7 @@ func (p *benchPeer) frame(proto uint16, code, id uint8, parts ...[]byte) {
 
 var (
 	benchLCPReq = []byte{5, 6, 0x12, 0x34, 0x56, 0x78} // Magic-Number
-	benchIPCPOp = [...]byte{3, 129, 131}                // Address, DNS1, DNS2
+	benchIPCPOp = [...]byte{3, 129, 131}               // Address, DNS1, DNS2
 )
 
 func (p *benchPeer) ipcpRequest() {
@@ -111,7 +111,7 @@ func (p *benchPeer) SendFrame(f []byte) error {
 	return nil
 }
 
-func (p *benchPeer) Up(dataplane.NetConfig) error      { p.up = true; return nil }
+func (p *benchPeer) Up(dataplane.NetConfig) error    { p.up = true; return nil }
 func (p *benchPeer) Stats() (dataplane.Stats, error) { return dataplane.Stats{}, nil }
 func (p *benchPeer) Close() error                    { return nil }
 
