@@ -114,3 +114,41 @@ func TestPPPControlFrame(t *testing.T) {
 		}
 	}
 }
+
+// A data message on the tunnel's socket whose tunnel ID is neither this
+// tunnel's nor another tunnel's on the same 4-tuple is dropped, not routed
+// by its session ID to this tunnel's session of that ID.
+func TestDataForOtherTunnelIDDropped(t *testing.T) {
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(t.Context())
+	peer := netip.MustParseAddrPort("192.0.2.2:1701")
+	tun := e.newTunnel(7, TunnelSettings{}, netip.MustParseAddrPort("192.0.2.1:1701"), peer, nil, nil)
+	dpt, err := fake.New().AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 7, PeerID: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun.dp = dpt
+	tun.dpSessions[3] = struct{}{}
+	rs := readState{peer: peer, connected: true}
+
+	other := l2tp.AppendHeader(nil, l2tp.Header{Version: l2tp.Version2, TunnelID: 8, SessionID: 3}, 4)
+	other = append(other, 0x00, 0x21, 0x45, 0x00)
+	tun.readOne(&rs, other, peer, false)
+	zero := l2tp.AppendHeader(nil, l2tp.Header{Version: l2tp.Version2, TunnelID: 0, SessionID: 3}, 4)
+	zero = append(zero, 0x00, 0x21, 0x45, 0x00)
+	tun.readOne(&rs, zero, peer, false)
+	if got := dpt.(*fake.Tunnel).Data(); len(got) != 0 {
+		t.Fatalf("data plane got %d messages addressed to tunnels 8 and 0", len(got))
+	}
+	if tun.in.queued() != 0 {
+		t.Fatalf("%d items queued for the tunnel goroutine, want none", tun.in.queued())
+	}
+	own := dataMsg(3, 0x00, 0x21, 0x45)
+	tun.readOne(&rs, own, peer, false)
+	if got := dpt.(*fake.Tunnel).Data(); len(got) != 1 {
+		t.Fatalf("data plane got %d messages for tunnel 7 session 3, want 1", len(got))
+	}
+}

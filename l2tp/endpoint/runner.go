@@ -417,6 +417,12 @@ func (t *Tunnel) readOne(rs *readState, pkt []byte, from netip.AddrPort, truncat
 		return // another tunnel on the same 4-tuple
 	}
 	if !hdr.Control {
+		if hdr.TunnelID != t.id {
+			// Not this tunnel's, and no other tunnel on this 4-tuple
+			// has that ID: the session ID alone must not route it.
+			t.e.logMalformed(from, t.id, fmt.Errorf("data message for tunnel %d session %d on tunnel %d's socket: %w", hdr.TunnelID, hdr.SessionID, t.id, errWrongTunnel))
+			return
+		}
 		t.handleData(hdr, pkt, true)
 		return
 	}
