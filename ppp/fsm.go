@@ -3,6 +3,7 @@ package ppp
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -349,7 +350,7 @@ func (f *fsm) input(now time.Time, p Packet, raw []byte, extra func(Packet) bool
 			f.event(now, EvRCRPlus, p, 0, nil) // no reply / sta; checking is pointless
 			return
 		}
-		code, reply := f.l.checkRequest(opts, nil, f.failures >= f.cfg().MaxFailure)
+		code, reply := f.checkRequest(opts, f.failures >= f.cfg().MaxFailure)
 		if code == 0 {
 			f.event(now, EvRCRPlus, p, 0, nil)
 		} else {
@@ -371,11 +372,7 @@ func (f *fsm) input(now time.Time, p Packet, raw []byte, extra func(Packet) bool
 		}
 		if f.state == StateReqSent || f.state == StateAckRcvd || f.state == StateAckSent || f.state == StateOpened {
 			var ok bool
-			if p.Code == CodeConfNak {
-				ok = f.l.gotNak(opts)
-			} else {
-				ok = f.l.gotRej(opts)
-			}
+			ok = f.gotNakRej(p.Code, opts)
 			if !ok {
 				return
 			}
@@ -407,6 +404,48 @@ func (f *fsm) input(now time.Time, p Packet, raw []byte, extra func(Packet) bool
 		}
 		f.event(now, EvRUC, p, 0, rej)
 	}
+}
+
+// checkRequest and gotNakRej call the layer's method directly for the
+// link's own layers, so that the options parsed into input's stack buffer
+// do not escape to the heap (through the interface call they would, at
+// every Configure-Request). Another layer (tests) gets a copy.
+func (f *fsm) checkRequest(opts []Option, rejectOnly bool) (Code, []byte) {
+	switch l := f.l.(type) {
+	case *lcpLayer:
+		return l.checkRequest(opts, nil, rejectOnly)
+	case *ipcpLayer:
+		return l.checkRequest(opts, nil, rejectOnly)
+	case *ipv6cpLayer:
+		return l.checkRequest(opts, nil, rejectOnly)
+	}
+	return f.l.checkRequest(slices.Clone(opts), nil, rejectOnly)
+}
+
+func (f *fsm) gotNakRej(code Code, opts []Option) bool {
+	nak := code == CodeConfNak
+	switch l := f.l.(type) {
+	case *lcpLayer:
+		if nak {
+			return l.gotNak(opts)
+		}
+		return l.gotRej(opts)
+	case *ipcpLayer:
+		if nak {
+			return l.gotNak(opts)
+		}
+		return l.gotRej(opts)
+	case *ipv6cpLayer:
+		if nak {
+			return l.gotNak(opts)
+		}
+		return l.gotRej(opts)
+	}
+	c := slices.Clone(opts)
+	if nak {
+		return f.l.gotNak(c)
+	}
+	return f.l.gotRej(c)
 }
 
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
