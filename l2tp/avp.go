@@ -56,7 +56,9 @@ func (m *Message) ResultCode() (ResultCode, bool, error) {
 
 // AddResultCode appends a mandatory Result Code AVP.
 func (m *Message) AddResultCode(r ResultCode) {
-	m.AddBytes(AVPResultCode, true, r.Append(nil))
+	b := m.addValue(4 + len(r.Message))
+	r.Append(b[:0])
+	m.AddBytes(AVPResultCode, true, b)
 }
 
 // ProtocolVersion is the Protocol Version AVP value (RFC 2661 4.4.3).

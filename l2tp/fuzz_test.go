@@ -74,6 +74,17 @@ func FuzzParseMessage(f *testing.F) {
 		if err := equalMessages(m, m2); err != nil {
 			t.Fatalf("round trip: %v", err)
 		}
+		// Decode into a message that held another one gives the same.
+		var r Message
+		if err := r.Decode(icrqBody, nil); err != nil {
+			t.Fatal(err)
+		}
+		if derr := r.Decode(body, secret); (derr == nil) != (err == nil) {
+			t.Fatalf("Decode error %v, ParseMessage error %v", derr, err)
+		}
+		if err := equalMessages(m, &r); err != nil {
+			t.Fatalf("Decode into a used message: %v", err)
+		}
 	})
 }
 

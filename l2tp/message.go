@@ -75,6 +75,30 @@ type Message struct {
 	// unknown message type with it set must clear the tunnel, without it the
 	// message may be ignored (RFC 2661 4.4.1). AppendMessage always sets M.
 	TypeMandatory bool
+	// vals backs the values AddUint16/32/64, AddString and AddResultCode
+	// append (one array for all of them, reused after Reset).
+	vals []byte
+}
+
+// Reset empties m for building (or decoding) another message of type t,
+// keeping its arrays: values added to m before are overwritten by later
+// Add calls, so nothing may keep them across a Reset.
+func (m *Message) Reset(t MessageType) {
+	clear(m.AVPs) // drop references to other buffers
+	*m = Message{Type: t, AVPs: m.AVPs[:0], vals: m.vals[:0]}
+}
+
+// addValue appends v to m's value array and returns it, capacity-limited
+// so that appending to one value cannot overwrite the next.
+func (m *Message) addValue(n int) []byte {
+	start := len(m.vals)
+	if cap(m.vals)-start < n {
+		// A new array: values added before keep the old one.
+		m.vals = make([]byte, 0, max(2*cap(m.vals), n, 32))
+		start = 0
+	}
+	m.vals = m.vals[:start+n]
+	return m.vals[start : start+n : start+n]
 }
 
 // Find returns the first IETF AVP of type t.
@@ -154,22 +178,30 @@ func (m *Message) Add(a AVP) { m.AVPs = append(m.AVPs, a) }
 
 // AddUint16 appends an IETF AVP with a 2-byte value.
 func (m *Message) AddUint16(t AVPType, mandatory bool, v uint16) {
-	m.Add(AVP{Mandatory: mandatory, Type: t, Value: binary.BigEndian.AppendUint16(nil, v)})
+	b := m.addValue(2)
+	binary.BigEndian.PutUint16(b, v)
+	m.Add(AVP{Mandatory: mandatory, Type: t, Value: b})
 }
 
 // AddUint32 appends an IETF AVP with a 4-byte value.
 func (m *Message) AddUint32(t AVPType, mandatory bool, v uint32) {
-	m.Add(AVP{Mandatory: mandatory, Type: t, Value: binary.BigEndian.AppendUint32(nil, v)})
+	b := m.addValue(4)
+	binary.BigEndian.PutUint32(b, v)
+	m.Add(AVP{Mandatory: mandatory, Type: t, Value: b})
 }
 
 // AddUint64 appends an IETF AVP with an 8-byte value.
 func (m *Message) AddUint64(t AVPType, mandatory bool, v uint64) {
-	m.Add(AVP{Mandatory: mandatory, Type: t, Value: binary.BigEndian.AppendUint64(nil, v)})
+	b := m.addValue(8)
+	binary.BigEndian.PutUint64(b, v)
+	m.Add(AVP{Mandatory: mandatory, Type: t, Value: b})
 }
 
 // AddString appends an IETF AVP with a string value.
 func (m *Message) AddString(t AVPType, mandatory bool, v string) {
-	m.Add(AVP{Mandatory: mandatory, Type: t, Value: []byte(v)})
+	b := m.addValue(len(v))
+	copy(b, v)
+	m.Add(AVP{Mandatory: mandatory, Type: t, Value: b})
 }
 
 // AddBytes appends an IETF AVP with value v (not copied).
@@ -190,16 +222,36 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 	if len(body) == 0 {
 		return nil, nil
 	}
-	a, n, err := parseAVPHeader(body, 0)
-	if err != nil {
+	m := new(Message)
+	if err := m.Decode(body, secret); err != nil {
+		if _, ok := err.(*UnknownAVPError); ok {
+			return m, err
+		}
 		return nil, err
 	}
+	return m, nil
+}
+
+// Decode is ParseMessage into m, reusing m's arrays (see Reset): for a
+// caller that parses one message after another. body must not be empty (a
+// ZLB is the caller's to recognise). It returns what ParseMessage returns
+// as its error: with an *UnknownAVPError m is the fully parsed message;
+// after any other error m's content is unspecified.
+func (m *Message) Decode(body []byte, secret []byte) error {
+	if len(body) == 0 {
+		return fmt.Errorf("l2tp: empty message body (a ZLB): %w", ErrNoMessageType)
+	}
+	a, n, err := parseAVPHeader(body, 0)
+	if err != nil {
+		return err
+	}
 	if a.Vendor != 0 || a.Type != AVPMessageType || a.Hidden || len(a.Value) != 2 {
-		return nil, fmt.Errorf("l2tp: first AVP is vendor %d type %s (%d bytes, hidden %v): %w",
+		return fmt.Errorf("l2tp: first AVP is vendor %d type %s (%d bytes, hidden %v): %w",
 			a.Vendor, a.Type, len(a.Value), a.Hidden, ErrNoMessageType)
 	}
-	m := &Message{Type: MessageType(binary.BigEndian.Uint16(a.Value)), TypeMandatory: a.Mandatory}
-	if c := countAVPs(body[n:]); c > 0 {
+	m.Reset(MessageType(binary.BigEndian.Uint16(a.Value)))
+	m.TypeMandatory = a.Mandatory
+	if c := countAVPs(body[n:]); c > cap(m.AVPs) {
 		m.AVPs = make([]AVP, 0, c)
 	}
 	var (
@@ -209,7 +261,7 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 	for off := n; off < len(body); {
 		a, n, err := parseAVPHeader(body, off)
 		if err != nil {
-			return nil, fmt.Errorf("l2tp: %s: %w", m.Type, err)
+			return fmt.Errorf("l2tp: %s: %w", m.Type, err)
 		}
 		off += n
 		if binary.BigEndian.Uint16(body[off-n:])&avpReservedMask != 0 {
@@ -223,13 +275,13 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 		if a.Vendor == 0 {
 			switch a.Type {
 			case AVPMessageType:
-				return nil, fmt.Errorf("l2tp: %s: second Message Type AVP at offset %d: %w", m.Type, off-n, ErrNoMessageType)
+				return fmt.Errorf("l2tp: %s: second Message Type AVP at offset %d: %w", m.Type, off-n, ErrNoMessageType)
 			case AVPRandomVector:
 				if a.Hidden {
-					return nil, fmt.Errorf("l2tp: %s: Random Vector AVP marked hidden: %w", m.Type, ErrHidden)
+					return fmt.Errorf("l2tp: %s: Random Vector AVP marked hidden: %w", m.Type, ErrHidden)
 				}
 				if len(a.Value) == 0 {
-					return nil, fmt.Errorf("l2tp: %s: empty Random Vector AVP: %w", m.Type, ErrAVPValue)
+					return fmt.Errorf("l2tp: %s: empty Random Vector AVP: %w", m.Type, ErrAVPValue)
 				}
 				rv = a.Value
 				continue
@@ -237,14 +289,14 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 		}
 		if a.Hidden {
 			if secret == nil {
-				return nil, fmt.Errorf("l2tp: %s: hidden %s AVP but no tunnel secret: %w", m.Type, a.Type, ErrHidden)
+				return fmt.Errorf("l2tp: %s: hidden %s AVP but no tunnel secret: %w", m.Type, a.Type, ErrHidden)
 			}
 			if rv == nil {
-				return nil, fmt.Errorf("l2tp: %s: hidden %s AVP without a preceding Random Vector: %w", m.Type, a.Type, ErrHidden)
+				return fmt.Errorf("l2tp: %s: hidden %s AVP without a preceding Random Vector: %w", m.Type, a.Type, ErrHidden)
 			}
 			v, err := reveal(a.Type, a.Value, secret, rv)
 			if err != nil {
-				return nil, fmt.Errorf("l2tp: %s: hidden %s AVP: %w", m.Type, a.Type, err)
+				return fmt.Errorf("l2tp: %s: hidden %s AVP: %w", m.Type, a.Type, err)
 			}
 			a.Value = v
 		}
@@ -254,9 +306,9 @@ func ParseMessage(body []byte, secret []byte) (*Message, error) {
 		m.AVPs = append(m.AVPs, a)
 	}
 	if unknown != nil {
-		return m, unknown
+		return unknown
 	}
-	return m, nil
+	return nil
 }
 
 // parseAVPHeader decodes the AVP at b[off:] and returns it and its length.
