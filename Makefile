@@ -46,7 +46,7 @@ fuzz:
 bench: deps build
 	BENCH_100K=$${BENCH_100K:-1} BENCH_100K_TIMEOUT=$${BENCH_100K_TIMEOUT:-9m} ./scripts/bench-all.sh
 	./scripts/bench-lab.sh
-	$(GO) test -run '^$$' -bench . -benchmem ./l2tp/... ./ppp/... ./pool/... ./auth/... ./dataplane/... ./internal/udpbatch/...
+	./scripts/bench-micro.sh
 
 # The real-kernel lab on its own (see lab/ and shared LAB.md).
 lab-test:
