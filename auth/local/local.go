@@ -132,6 +132,14 @@ var dummy = &Subscriber{Password: "\x00unknown-user\x00"}
 // Decide checks req and returns the answer for the subscriber and the
 // reason for the log.
 func (a *Authenticator) Decide(req *auth.Request) (*auth.Result, Reason) {
+	res := new(auth.Result)
+	why := a.DecideInto(req, res)
+	return res, why
+}
+
+// DecideInto is Decide writing the answer into *res (every field of it is
+// overwritten), for a caller that already holds a Result to fill.
+func (a *Authenticator) DecideInto(req *auth.Request, res *auth.Result) Reason {
 	var sub *Subscriber
 	if m := a.subs.Load(); m != nil {
 		sub = (*m)[req.Username]
@@ -150,16 +158,19 @@ func (a *Authenticator) Decide(req *auth.Request) (*auth.Result, Reason) {
 	case !ok:
 		reason = ReasonBadPassword
 	case sub.Disabled:
-		return &auth.Result{Message: MsgDisabled}, ReasonDisabled
+		*res = auth.Result{Message: MsgDisabled}
+		return ReasonDisabled
 	default:
-		return &auth.Result{
+		*res = auth.Result{
 			Accept:               true,
 			MSCHAPv2AuthResponse: authResp,
 			FramedIP:             sub.Address,
 			Pool:                 sub.Pool,
-		}, ReasonAccepted
+		}
+		return ReasonAccepted
 	}
-	return &auth.Result{Message: MsgFailed}, reason
+	*res = auth.Result{Message: MsgFailed}
+	return reason
 }
 
 // verify checks the credentials in req against password. reason is

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -121,6 +122,12 @@ func TestAuthenticate(t *testing.T) {
 			}
 			if res2.Accept != res.Accept || res2.Message != res.Message {
 				t.Errorf("Authenticate = %+v, Decide = %+v", res2, res)
+			}
+			// DecideInto overwrites every field of a Result already used.
+			into := &auth.Result{Accept: !res.Accept, Message: "stale", MSCHAPError: "stale", Pool: "stale", MTU: 9,
+				FramedIP: netip.MustParseAddr("192.0.2.9"), Class: [][]byte{{1}}}
+			if why := a.DecideInto(&tt.req, into); why != reason || !reflect.DeepEqual(into, res) {
+				t.Errorf("DecideInto = %+v, %v; Decide = %+v, %v", into, why, res, reason)
 			}
 		})
 	}
