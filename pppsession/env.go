@@ -125,6 +125,12 @@ type decider interface {
 	Decide(req *auth.Request) (*auth.Result, local.Reason)
 }
 
+// intoDecider is a decider that fills a Result the caller provides
+// (auth/local: no allocation of its own).
+type intoDecider interface {
+	DecideInto(req *auth.Request, res *auth.Result) local.Reason
+}
+
 // NewEnv returns the shared environment of the drivers.
 func NewEnv(cfg Config) *Env {
 	if cfg.Acct == nil {

@@ -337,6 +337,12 @@ func (d *LNS) authenticate(now time.Time, req *auth.Request) {
 		d.authDone(now, nil, err, "")
 		return
 	}
+	if dc, ok := a.(intoDecider); ok {
+		res := new(auth.Result)
+		why := dc.DecideInto(req, res)
+		d.authAnswer(now, res, nil, why.String(), true)
+		return
+	}
 	if dc, ok := a.(decider); ok {
 		res, why := dc.Decide(req)
 		d.authDone(now, res, nil, why.String())
@@ -416,6 +422,12 @@ func (d *LNS) authenticateAsync(now time.Time, aa auth.AsyncAuthenticator, req *
 
 // authDone delivers an authentication answer (on the tunnel goroutine).
 func (d *LNS) authDone(now time.Time, res *auth.Result, err error, why string) {
+	d.authAnswer(now, res, err, why, false)
+}
+
+// authAnswer is authDone; owned says that res is the driver's own (made
+// for this request alone), kept without a copy.
+func (d *LNS) authAnswer(now time.Time, res *auth.Result, err error, why string, owned bool) {
 	if d.cancel != nil {
 		d.cancel()
 		d.cancel = nil
@@ -444,24 +456,28 @@ func (d *LNS) authDone(now time.Time, res *auth.Result, err error, why string) {
 		return
 	}
 	d.log.Debug("subscriber authenticated", zap.String("user", d.username), zap.Stringer("method", d.method))
-	r := *res
-	d.result = &r
+	r := res
+	if !owned {
+		r = new(auth.Result)
+		*r = *res
+	}
 	// The driver enforces the time limits itself so that it knows the
-	// terminate cause; the Link is given none.
-	lr := r
-	lr.SessionTimeout, lr.IdleTimeout = 0, 0
+	// terminate cause; the Link is given none. The driver and the Link
+	// share one copy of the answer, without the limits.
 	if r.SessionTimeout > 0 {
 		d.sessionEnd = now.Add(r.SessionTimeout)
 	}
 	if r.IdleTimeout > 0 {
 		d.idle = r.IdleTimeout
 	}
+	r.SessionTimeout, r.IdleTimeout = 0, 0
+	d.result = r
 	d.interval = r.InterimInterval
 	if d.interval <= 0 {
 		d.interval = d.env.cfg.InterimInterval
 	}
 	d.env.reg.authenticated(d.reg, d.username, d.method)
-	d.link.AuthDone(now, &lr, nil)
+	d.link.AuthDone(now, r, nil)
 	d.process(now)
 }
 
