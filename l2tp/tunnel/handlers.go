@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/l2tpd/l2tpd/l2tp"
@@ -33,14 +34,24 @@ var hideable = map[l2tp.AVPType]bool{
 	l2tp.AVPProxyAuthenResponse:  true,
 }
 
+// newMsg returns an empty message to build and send: the tunnel's own,
+// unless one is being built already.
 func (t *Tunnel) newMsg(mt l2tp.MessageType) *l2tp.Message {
-	return &l2tp.Message{Type: mt}
+	if t.txBusy {
+		return &l2tp.Message{Type: mt}
+	}
+	t.txBusy = true
+	t.tx.Reset(mt)
+	return &t.tx
 }
 
 // send encodes m for the peer's session peerSID (0: tunnel message) and
 // queues it on the reliable channel. The queued body is the whole datagram;
 // Output patches Ns/Nr into it.
 func (t *Tunnel) send(now time.Time, peerSID uint32, m *l2tp.Message) {
+	if m == &t.tx {
+		defer func() { t.txBusy = false }()
+	}
 	if t.cfg.HideAVPs {
 		for i := range m.AVPs {
 			if m.AVPs[i].Vendor == 0 && hideable[m.AVPs[i].Type] {
@@ -213,7 +224,7 @@ func (t *Tunnel) dispatch(now time.Time, sid uint32, m *l2tp.Message, unknown *l
 				rc = r
 			}
 		}
-		t.goDown(now, rc, true, "peer sent StopCCN: "+describeResult(rc, true), false)
+		t.goDown(now, rc, true, describeResult("peer sent StopCCN: ", rc), false)
 		return
 	}
 	if unknown != nil {
@@ -278,13 +289,20 @@ func isSessionMessage(mt l2tp.MessageType) bool {
 	return false
 }
 
-func describeResult(rc l2tp.ResultCode, stop bool) string {
-	s := fmt.Sprintf("result %d", rc.Result)
+// describeResult returns prefix followed by a description of rc.
+func describeResult(prefix string, rc l2tp.ResultCode) string {
+	var arr [128]byte
+	b := append(arr[:0], prefix...)
+	b = append(b, "result "...)
+	b = strconv.AppendUint(b, uint64(rc.Result), 10)
 	if rc.Error != 0 {
-		s += fmt.Sprintf(", error %d", rc.Error)
+		b = append(b, ", error "...)
+		b = strconv.AppendUint(b, uint64(rc.Error), 10)
 	}
 	if rc.Message != "" {
-		s += fmt.Sprintf(" (%q)", rc.Message)
+		b = append(b, " ("...)
+		b = strconv.AppendQuote(b, rc.Message)
+		b = append(b, ')')
 	}
-	return s
+	return string(b)
 }

@@ -116,7 +116,7 @@ func (t *Tunnel) Hangup(now time.Time, id uint32, rc l2tp.ResultCode, reason str
 
 func (t *Tunnel) hangup(now time.Time, s *Session, rc l2tp.ResultCode, reason string) {
 	m := t.newMsg(l2tp.MsgCDN)
-	m.AddBytes(l2tp.AVPResultCode, true, rc.Append(nil))
+	m.AddResultCode(rc)
 	m.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(s.ID))
 	t.send(now, s.PeerID, m)
 	t.removeSession(s)
@@ -192,7 +192,7 @@ func readConnectInfo(m *l2tp.Message, ci *CallInfo) {
 // ID, no session kept.
 func (t *Tunnel) refuse(now time.Time, peerSID uint32, rc l2tp.ResultCode) {
 	m := t.newMsg(l2tp.MsgCDN)
-	m.AddBytes(l2tp.AVPResultCode, true, rc.Append(nil))
+	m.AddResultCode(rc)
 	m.AddUint16(l2tp.AVPAssignedSessionID, true, 0)
 	t.send(now, peerSID, m)
 }
@@ -285,7 +285,7 @@ func (t *Tunnel) dispatchSession(now time.Time, sid uint32, m *l2tp.Message) {
 			}
 		}
 		t.removeSession(s)
-		t.endSession(s, rc, true, "peer sent CDN: "+describeResult(rc, false), false)
+		t.endSession(s, rc, true, describeResult("peer sent CDN: ", rc), false)
 	case l2tp.MsgWEN:
 		if v, ok := m.Bytes(l2tp.AVPCallErrors); ok {
 			if ce, err := l2tp.ParseCallErrors(v); err == nil {

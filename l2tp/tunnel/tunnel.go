@@ -112,6 +112,18 @@ type Tunnel struct {
 	pending [][]byte // encoded frames to hand out
 	scratch []control.Frame
 	msgBuf  []byte
+	zlbBuf  []byte // the ZLB Output hands out (at most one per call)
+
+	// rx is the message being dispatched and rxRec its record for the
+	// channel (session ID, body); both reused by every Receive: nothing
+	// keeps them, or values aliasing them, across calls.
+	rx    l2tp.Message
+	rxRec []byte
+	// tx is the message being built (newMsg), reused once send has
+	// encoded it; txBusy while one is being built (a message built while
+	// another is, e.g. the StopCCN of a failed answer, gets its own).
+	tx     l2tp.Message
+	txBusy bool
 }
 
 // Session is one call inside a tunnel.
@@ -323,9 +335,12 @@ func (t *Tunnel) Output(now time.Time, dst [][]byte) [][]byte {
 	return dst
 }
 
+// encodeZLB encodes a ZLB into the tunnel's buffer (the channel puts at
+// most one in an Output; the caller copies or sends it before the next call).
 func (t *Tunnel) encodeZLB(ns, nr uint16) []byte {
 	h := l2tp.Header{Control: true, HasLength: true, HasSeq: true, Version: 2, TunnelID: t.peerID, Ns: ns, Nr: nr}
-	return l2tp.AppendHeader(nil, h, 0)
+	t.zlbBuf = l2tp.AppendHeader(t.zlbBuf[:0], h, 0)
+	return t.zlbBuf
 }
 
 // Deadline is when Tick must next be called (zero: nothing scheduled).
@@ -393,14 +408,17 @@ func (t *Tunnel) Close(now time.Time, rc l2tp.ResultCode, reason string) {
 
 // goDown ends every session, optionally sends StopCCN, and enters Closing.
 func (t *Tunnel) goDown(now time.Time, rc l2tp.ResultCode, byPeer bool, reason string, sendStop bool) {
-	for _, s := range t.sessions {
-		t.endSession(s, rc, byPeer, "tunnel closed: "+reason, false)
-		t.removeSession(s)
+	if len(t.sessions) > 0 {
+		sreason := "tunnel closed: " + reason
+		for _, s := range t.sessions {
+			t.endSession(s, rc, byPeer, sreason, false)
+			t.removeSession(s)
+		}
 	}
 	if sendStop {
 		m := t.newMsg(l2tp.MsgStopCCN)
 		m.AddUint16(l2tp.AVPAssignedTunnelID, true, uint16(t.cfg.LocalID))
-		m.AddBytes(l2tp.AVPResultCode, true, rc.Append(nil))
+		m.AddResultCode(rc)
 		t.send(now, 0, m)
 	}
 	t.state = StateClosing
@@ -417,22 +435,24 @@ func (t *Tunnel) Receive(now time.Time, hdr l2tp.Header, payload []byte) {
 	var msg *l2tp.Message
 	var unknown *l2tp.UnknownAVPError
 	if len(payload) > 0 {
-		var err error
-		msg, err = l2tp.ParseMessage(payload, t.cfg.Secret)
-		if err != nil && !errors.As(err, &unknown) {
-			// Undecodable: not acknowledged, so a peer with a transient
-			// problem retransmits; a broken one gives up.
-			t.events = append(t.events, Malformed{Err: fmt.Errorf("tunnel %d: dropped message Ns=%d: %w", t.cfg.LocalID, hdr.Ns, err)})
-			return
+		msg = &t.rx
+		if err := msg.Decode(payload, t.cfg.Secret); err != nil {
+			if unknown = asUnknown(err); unknown == nil {
+				// Undecodable: not acknowledged, so a peer with a transient
+				// problem retransmits; a broken one gives up.
+				t.events = append(t.events, Malformed{Err: fmt.Errorf("tunnel %d: dropped message Ns=%d: %w", t.cfg.LocalID, hdr.Ns, err)})
+				return
+			}
 		}
 	}
+	defer t.rx.Reset(0) // keep no reference to the caller's buffer
 	var rec []byte
 	if msg != nil {
 		// The channel may hold this message until earlier ones arrive: keep
-		// the header's session ID with it.
-		rec = make([]byte, 4+len(payload))
-		binary.BigEndian.PutUint32(rec, hdr.SessionID)
-		copy(rec[4:], payload)
+		// the header's session ID with it. (It copies what it holds.)
+		t.rxRec = binary.BigEndian.AppendUint32(t.rxRec[:0], hdr.SessionID)
+		t.rxRec = append(t.rxRec, payload...)
+		rec = t.rxRec
 	}
 	delivered, err := t.ch.Receive(now, hdr.Ns, hdr.Nr, rec)
 	if err != nil {
@@ -440,15 +460,15 @@ func (t *Tunnel) Receive(now time.Time, hdr l2tp.Header, payload []byte) {
 		return
 	}
 	// delivered[0], if any, is this message (in order); the rest were held
-	// and are parsed again now.
+	// and are parsed again now, into the same Message.
 	for i, b := range delivered {
 		m, unk := msg, unknown
 		if i > 0 {
-			var perr error
-			unk = nil
-			m, perr = l2tp.ParseMessage(b[4:], t.cfg.Secret)
-			if perr != nil && !errors.As(perr, &unk) {
-				continue
+			m, unk = &t.rx, nil
+			if perr := m.Decode(b[4:], t.cfg.Secret); perr != nil {
+				if unk = asUnknown(perr); unk == nil {
+					continue
+				}
 			}
 		}
 		if m == nil {
@@ -459,4 +479,13 @@ func (t *Tunnel) Receive(now time.Time, hdr l2tp.Header, payload []byte) {
 			return
 		}
 	}
+}
+
+// asUnknown returns the *l2tp.UnknownAVPError in err, or nil.
+func asUnknown(err error) *l2tp.UnknownAVPError {
+	var u *l2tp.UnknownAVPError
+	if errors.As(err, &u) {
+		return u
+	}
+	return nil
 }
