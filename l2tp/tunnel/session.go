@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/l2tpd/l2tpd/l2tp"
@@ -157,9 +159,20 @@ func readCallInfo(m *l2tp.Message) CallInfo {
 	ci.BearerType, _, _ = m.Uint32(l2tp.AVPBearerType)
 	ci.FramingType, _, _ = m.Uint32(l2tp.AVPFramingType)
 	ci.PhysicalChannelID, _, _ = m.Uint32(l2tp.AVPPhysicalChannelID)
-	ci.CallingNumber, _ = m.String(l2tp.AVPCallingNumber)
-	ci.CalledNumber, _ = m.String(l2tp.AVPCalledNumber)
-	ci.SubAddress, _ = m.String(l2tp.AVPSubAddress)
+	// The numbers are kept for the session's life: one string holds them
+	// all, each field a part of it.
+	calling, _ := m.Bytes(l2tp.AVPCallingNumber)
+	called, _ := m.Bytes(l2tp.AVPCalledNumber)
+	sub, _ := m.Bytes(l2tp.AVPSubAddress)
+	var sb strings.Builder
+	sb.Grow(len(calling) + len(called) + len(sub))
+	sb.Write(calling)
+	sb.Write(called)
+	sb.Write(sub)
+	all := sb.String()
+	ci.CallingNumber = all[:len(calling)]
+	ci.CalledNumber = all[len(calling) : len(calling)+len(called)]
+	ci.SubAddress = all[len(calling)+len(called):]
 	ci.MinBPS, _, _ = m.Uint32(l2tp.AVPMinimumBPS)
 	ci.MaxBPS, _, _ = m.Uint32(l2tp.AVPMaximumBPS)
 	return ci
@@ -181,11 +194,31 @@ func readConnectInfo(m *l2tp.Message, ci *CallInfo) {
 	if _, ok := m.Find(l2tp.AVPSequencingRequired); ok {
 		ci.SequencingRequired = true
 	}
+	// The proxy AVPs are kept for the session's life: copied into one
+	// array of AVPs and one of values.
+	n, size := 0, 0
 	for _, a := range m.AVPs {
-		if a.Vendor == 0 && a.Type >= l2tp.AVPInitialReceivedLCPConfReq && a.Type <= l2tp.AVPProxyAuthenResponse {
-			ci.Proxy = append(ci.Proxy, l2tp.AVP{Mandatory: a.Mandatory, Type: a.Type, Value: append([]byte(nil), a.Value...)})
+		if isProxyAVP(a) {
+			n++
+			size += len(a.Value)
 		}
 	}
+	if n == 0 {
+		return
+	}
+	ci.Proxy = slices.Grow(ci.Proxy, n)
+	vals := make([]byte, 0, size)
+	for _, a := range m.AVPs {
+		if isProxyAVP(a) {
+			start := len(vals)
+			vals = append(vals, a.Value...)
+			ci.Proxy = append(ci.Proxy, l2tp.AVP{Mandatory: a.Mandatory, Type: a.Type, Value: vals[start:len(vals):len(vals)]})
+		}
+	}
+}
+
+func isProxyAVP(a l2tp.AVP) bool {
+	return a.Vendor == 0 && a.Type >= l2tp.AVPInitialReceivedLCPConfReq && a.Type <= l2tp.AVPProxyAuthenResponse
 }
 
 // refuse answers a call request we do not admit: CDN to the peer's session
@@ -372,9 +405,8 @@ func (t *Tunnel) answerICRQ(now time.Time, s *Session) {
 // deferCall holds an incoming call the policy deferred.
 func (t *Tunnel) deferCall(now time.Time, s *Session) {
 	s.State = SessionWaitAdmit
-	s.admitBy = now.Add(t.cfg.CallAdmitWait)
 	t.addSession(s)
-	t.deferred = append(t.deferred, s)
+	t.deferred = append(t.deferred, heldCall{s: s, admitBy: now.Add(t.cfg.CallAdmitWait)})
 }
 
 // Deferred is how many calls are held waiting for admission.
@@ -385,7 +417,7 @@ func (t *Tunnel) Deferred() int { return len(t.deferred) }
 // ones get a CDN. It returns how many are still held.
 func (t *Tunnel) RetryDeferred(now time.Time) int {
 	for len(t.deferred) > 0 && t.state == StateEstablished {
-		s := t.deferred[0]
+		s := t.deferred[0].s
 		var rc *l2tp.ResultCode
 		if t.cfg.Policy != nil {
 			rc = t.cfg.Policy.AdmitCall(t, s.Dir, &s.Info)
@@ -393,7 +425,7 @@ func (t *Tunnel) RetryDeferred(now time.Time) int {
 		if rc == DeferCall {
 			break
 		}
-		t.deferred[0] = nil
+		t.deferred[0] = heldCall{}
 		t.deferred = t.deferred[1:]
 		if rc != nil {
 			t.removeSession(s)
@@ -409,8 +441,8 @@ func (t *Tunnel) RetryDeferred(now time.Time) int {
 // expireDeferred refuses the held calls whose wait ran out.
 func (t *Tunnel) expireDeferred(now time.Time) {
 	for len(t.deferred) > 0 && !now.Before(t.deferred[0].admitBy) {
-		s := t.deferred[0]
-		t.deferred[0] = nil
+		s := t.deferred[0].s
+		t.deferred[0] = heldCall{}
 		t.deferred = t.deferred[1:]
 		t.removeSession(s)
 		t.refuse(now, s.PeerID, *DeferCall)
@@ -423,7 +455,7 @@ func (t *Tunnel) expireDeferred(now time.Time) {
 // tunnel down): it was never admitted.
 func (t *Tunnel) dropDeferred(s *Session, reason string) {
 	for i, d := range t.deferred {
-		if d == s {
+		if d.s == s {
 			t.deferred = append(t.deferred[:i], t.deferred[i+1:]...)
 			break
 		}

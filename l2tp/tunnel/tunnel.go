@@ -101,7 +101,7 @@ type Tunnel struct {
 	nextSerial uint32
 	// deferred: calls held by DeferCall, oldest first (also in sessions,
 	// in SessionWaitAdmit).
-	deferred []*Session
+	deferred []heldCall
 
 	closeAt   time.Time // when StopCCN was sent/received
 	downEvent *TunnelDown
@@ -133,9 +133,14 @@ type Session struct {
 	Dir        Direction
 	// WeAreLAC: we are the LAC side of this call.
 	WeAreLAC bool
+	up       bool // beside the other small fields: no padding
 	Info     CallInfo
-	up       bool
-	// admitBy: a deferred call is refused at this time.
+}
+
+// heldCall is a call deferred by the policy and when it is refused (kept
+// here, not in every Session).
+type heldCall struct {
+	s       *Session
 	admitBy time.Time
 }
 
