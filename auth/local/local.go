@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync/atomic"
 
@@ -70,7 +71,31 @@ func (r Reason) String() string {
 
 // Authenticator implements auth.Authenticator over a list of subscribers.
 type Authenticator struct {
-	subs atomic.Pointer[map[string]*Subscriber]
+	subs atomic.Pointer[table]
+}
+
+// table is one installed list: the subscribers in one array, and the
+// names mapped to their index (no heap object per subscriber beyond the
+// configuration's strings, which are shared, not copied).
+type table struct {
+	byName map[string]int32
+	subs   []entry
+}
+
+// entry is a Subscriber without its name (the map's key) and with its
+// fixed address as 4 bytes (netip.Addr is 24 with a pointer).
+type entry struct {
+	password, pool string
+	addr           [4]byte
+	hasAddr        bool
+	disabled       bool
+}
+
+func (t *table) find(name string) *entry {
+	if i, ok := t.byName[name]; ok {
+		return &t.subs[i]
+	}
+	return nil
 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
@@ -88,31 +113,37 @@ func New(subs []Subscriber) (*Authenticator, error) {
 // running finish against the old list. Names must be unique and non-empty;
 // a fixed Address must be IPv4. On error the old list stays.
 func (a *Authenticator) Replace(subs []Subscriber) error {
-	m := make(map[string]*Subscriber, len(subs))
-	for i := range subs {
-		s := subs[i]
+	if len(subs) > math.MaxInt32 {
+		return fmt.Errorf("local auth: %d subscribers, at most %d", len(subs), math.MaxInt32)
+	}
+	t := &table{byName: make(map[string]int32, len(subs)), subs: make([]entry, len(subs))}
+	for i, s := range subs {
 		if s.Name == "" {
 			return fmt.Errorf("local auth: subscriber %d has no name", i)
 		}
-		if _, dup := m[s.Name]; dup {
+		if _, dup := t.byName[s.Name]; dup {
 			return fmt.Errorf("local auth: subscriber %q defined twice", s.Name)
 		}
 		if s.Address.IsValid() && !s.Address.Is4() {
 			return fmt.Errorf("local auth: subscriber %q: address %v is not IPv4", s.Name, s.Address)
 		}
-		m[s.Name] = &s
+		t.byName[s.Name] = int32(i)
+		t.subs[i] = entry{password: s.Password, pool: s.Pool, disabled: s.Disabled}
+		if s.Address.IsValid() {
+			t.subs[i].addr, t.subs[i].hasAddr = s.Address.As4(), true
+		}
 	}
-	a.subs.Store(&m)
+	a.subs.Store(t)
 	return nil
 }
 
 // Len is the number of subscribers.
 func (a *Authenticator) Len() int {
-	m := a.subs.Load()
-	if m == nil {
+	t := a.subs.Load()
+	if t == nil {
 		return 0
 	}
-	return len(*m)
+	return len(t.subs)
 }
 
 // Authenticate implements auth.Authenticator. A refusal is a Result with
@@ -127,7 +158,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req *auth.Request) (*a
 
 // dummy stands in for an unknown user so that the same computation is done
 // as for a known one (no timing difference between the two refusals).
-var dummy = &Subscriber{Password: "\x00unknown-user\x00"}
+var dummy = &entry{password: "\x00unknown-user\x00"}
 
 // Decide checks req and returns the answer for the subscriber and the
 // reason for the log.
@@ -140,16 +171,16 @@ func (a *Authenticator) Decide(req *auth.Request) (*auth.Result, Reason) {
 // DecideInto is Decide writing the answer into *res (every field of it is
 // overwritten), for a caller that already holds a Result to fill.
 func (a *Authenticator) DecideInto(req *auth.Request, res *auth.Result) Reason {
-	var sub *Subscriber
-	if m := a.subs.Load(); m != nil {
-		sub = (*m)[req.Username]
+	var sub *entry
+	if t := a.subs.Load(); t != nil {
+		sub = t.find(req.Username)
 	}
 	known := sub != nil
 	if !known {
 		sub = dummy
 	}
 
-	ok, authResp, reason := verify(req, sub.Password)
+	ok, authResp, reason := verify(req, sub.password)
 	switch {
 	case reason != ReasonAccepted:
 		// Malformed or unknown method: the subscriber's fault whoever it is.
@@ -157,15 +188,17 @@ func (a *Authenticator) DecideInto(req *auth.Request, res *auth.Result) Reason {
 		reason = ReasonUnknownUser
 	case !ok:
 		reason = ReasonBadPassword
-	case sub.Disabled:
+	case sub.disabled:
 		*res = auth.Result{Message: MsgDisabled}
 		return ReasonDisabled
 	default:
 		*res = auth.Result{
 			Accept:               true,
 			MSCHAPv2AuthResponse: authResp,
-			FramedIP:             sub.Address,
-			Pool:                 sub.Pool,
+			Pool:                 sub.pool,
+		}
+		if sub.hasAddr {
+			res.FramedIP = netip.AddrFrom4(sub.addr)
 		}
 		return ReasonAccepted
 	}
