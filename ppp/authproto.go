@@ -232,8 +232,12 @@ func (l *Link) authenticatorInput(now time.Time, proto Protocol, p Packet) {
 		if len(v.Value) != want {
 			return
 		}
-		req = &auth.Request{Method: a.method, Username: string(v.Name), ID: p.ID,
-			Challenge: append([]byte(nil), a.challenge[:]...), Response: append([]byte(nil), v.Value...)}
+		// One allocation for the request and its two byte fields.
+		rb := &chapRequest{chal: a.challenge}
+		n := copy(rb.resp[:], v.Value)
+		rb.req = auth.Request{Method: a.method, Username: string(v.Name), ID: p.ID,
+			Challenge: rb.chal[:], Response: rb.resp[:n:n]}
+		req = &rb.req
 	default:
 		return
 	}
@@ -242,6 +246,14 @@ func (l *Link) authenticatorInput(now time.Time, proto Protocol, p Packet) {
 	a.username = req.Username
 	req.Session = l.cfg.Session
 	l.actions = append(l.actions, NeedAuth{Req: req})
+}
+
+// chapRequest holds a CHAP or MS-CHAPv2 auth.Request with the bytes its
+// Challenge and Response refer to.
+type chapRequest struct {
+	req  auth.Request
+	chal [challengeLen]byte
+	resp [mschapv2.ResponseLen]byte
 }
 
 func msgData(s string) []byte {
