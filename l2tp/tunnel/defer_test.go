@@ -114,7 +114,7 @@ func TestDeferredCallExpires(t *testing.T) {
 	if n != 1 || d.Result.Result != l2tp.ResultCDNTempResources || d.Result.Error != l2tp.ErrCodeNoResources || d.WasUp {
 		t.Fatalf("LAC SessionDown %d %+v, want one temporary-resources refusal", n, d)
 	}
-	if na, a := count[CallAbandoned](p.lnsEv); na != 1 || a.Reason == "" {
+	if na, a := count[CallAbandoned](p.lnsEv); na != 1 || a.Reason == "" || a.Cause != AbandonExpired {
 		t.Fatalf("LNS CallAbandoned %d %+v", na, a)
 	}
 	if n, _ := count[SessionDown](p.lnsEv); n != 0 {
@@ -137,8 +137,8 @@ func TestDeferredCallClearedByPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.run(time.Second)
-	if na, _ := count[CallAbandoned](p.lnsEv); na != 1 {
-		t.Fatalf("LNS CallAbandoned %d, want 1", na)
+	if na, a := count[CallAbandoned](p.lnsEv); na != 1 || a.Cause != AbandonPeerCleared || a.PeerID != ids[0] {
+		t.Fatalf("LNS CallAbandoned %d %+v, want 1 cleared by the peer", na, a)
 	}
 	if n, _ := count[SessionDown](p.lnsEv); n != 0 {
 		t.Fatal("LNS SessionDown for a call never admitted")
@@ -149,8 +149,8 @@ func TestDeferredCallClearedByPeer(t *testing.T) {
 	// The tunnel going down abandons the other.
 	p.lns.Close(p.now, l2tp.ResultCode{Result: l2tp.ResultStopGeneralError}, "admin")
 	p.run(time.Second)
-	if na, _ := count[CallAbandoned](p.lnsEv); na != 2 {
-		t.Fatalf("LNS CallAbandoned %d after close, want 2", na)
+	if na, a := count[CallAbandoned](p.lnsEv); na != 2 || a.Cause != AbandonTunnelDown || a.PeerID != ids[1] {
+		t.Fatalf("LNS CallAbandoned %d %+v after close, want 2, the last by the tunnel going down", na, a)
 	}
 	if n, _ := count[SessionDown](p.lnsEv); n != 0 {
 		t.Fatal("LNS SessionDown for a call never admitted")
@@ -170,5 +170,36 @@ func TestDeferWithoutWaitRefuses(t *testing.T) {
 	}
 	if p.lns.Deferred() != 0 {
 		t.Fatal("call held with CallAdmitWait 0")
+	}
+}
+
+// refuseNext defers every call until allow is set, then refuses them.
+type refuseNext struct{ allow bool }
+
+func (r *refuseNext) AdmitCall(*Tunnel, Direction, *CallInfo) *l2tp.ResultCode {
+	if !r.allow {
+		return DeferCall
+	}
+	return &l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Message: "draining"}
+}
+
+func TestDeferredCallRefusedWhenRetried(t *testing.T) {
+	pol := &refuseNext{}
+	lc, nc := cfg(100, "lac", 1), cfg(200, "lns", 2)
+	nc.Policy, nc.CallAdmitWait = pol, time.Minute
+	p := newPair(t, lc, nc)
+	p.run(5 * time.Second)
+	placeCalls(t, p, 1)
+	p.run(time.Second)
+	pol.allow = true
+	if left := p.lns.RetryDeferred(p.now); left != 0 {
+		t.Fatalf("%d held after the retry, want 0", left)
+	}
+	p.run(time.Second)
+	if na, a := count[CallAbandoned](p.lnsEv); na != 1 || a.Cause != AbandonRefused || a.Cause.String() != "refused" {
+		t.Fatalf("LNS CallAbandoned %d %+v, want 1 refused", na, a)
+	}
+	if n, d := count[SessionDown](p.lacEv); n != 1 || d.Result.Message != "draining" {
+		t.Fatalf("LAC SessionDown %d %+v, want the refusal", n, d)
 	}
 }

@@ -74,7 +74,42 @@ func (Malformed) event()   {}
 // went down. The policy never admitted it, so there is no SessionDown.
 type CallAbandoned struct {
 	ID, PeerID uint32
-	Reason     string
+	// Cause says how it ended, set where the core ends it.
+	Cause  AbandonCause
+	Reason string
+}
+
+// AbandonCause is why a held call ended without being admitted.
+type AbandonCause uint8
+
+const (
+	// AbandonExpired: Config.CallAdmitWait ran out; refused with
+	// DeferCall's result.
+	AbandonExpired AbandonCause = iota + 1
+	// AbandonPeerCleared: the peer sent a CDN for it.
+	AbandonPeerCleared
+	// AbandonTunnelDown: its tunnel went down (either side).
+	AbandonTunnelDown
+	// AbandonRefused: the policy refused it when RetryDeferred asked again.
+	AbandonRefused
+	// AbandonHungUp: the owner ended it (Tunnel.Hangup).
+	AbandonHungUp
+)
+
+func (c AbandonCause) String() string {
+	switch c {
+	case AbandonExpired:
+		return "expired"
+	case AbandonPeerCleared:
+		return "peer-cleared"
+	case AbandonTunnelDown:
+		return "tunnel-down"
+	case AbandonRefused:
+		return "refused"
+	case AbandonHungUp:
+		return "hung-up"
+	}
+	return "unknown"
 }
 
 func (CallAbandoned) event() {}

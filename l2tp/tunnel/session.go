@@ -122,13 +122,15 @@ func (t *Tunnel) hangup(now time.Time, s *Session, rc l2tp.ResultCode, reason st
 	m.AddUint16(l2tp.AVPAssignedSessionID, true, uint16(s.ID))
 	t.send(now, s.PeerID, m)
 	t.removeSession(s)
-	t.endSession(s, rc, false, reason, true)
+	t.endSession(s, rc, false, reason, AbandonHungUp)
 }
 
-func (t *Tunnel) endSession(s *Session, rc l2tp.ResultCode, byPeer bool, reason string, _ bool) {
+// endSession emits the end of s: SessionDown, or CallAbandoned with cause
+// if s was a held call.
+func (t *Tunnel) endSession(s *Session, rc l2tp.ResultCode, byPeer bool, reason string, cause AbandonCause) {
 	if s.State == SessionWaitAdmit {
 		s.State = SessionClosed
-		t.dropDeferred(s, reason)
+		t.dropDeferred(s, reason, cause)
 		return
 	}
 	s.State = SessionClosed
@@ -318,7 +320,7 @@ func (t *Tunnel) dispatchSession(now time.Time, sid uint32, m *l2tp.Message) {
 			}
 		}
 		t.removeSession(s)
-		t.endSession(s, rc, true, describeResult("peer sent CDN: ", rc), false)
+		t.endSession(s, rc, true, describeResult("peer sent CDN: ", rc), AbandonPeerCleared)
 	case l2tp.MsgWEN:
 		if v, ok := m.Bytes(l2tp.AVPCallErrors); ok {
 			if ce, err := l2tp.ParseCallErrors(v); err == nil {
@@ -430,7 +432,7 @@ func (t *Tunnel) RetryDeferred(now time.Time) int {
 		if rc != nil {
 			t.removeSession(s)
 			t.refuse(now, s.PeerID, *rc)
-			t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Reason: "refused: " + rc.Message})
+			t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Cause: AbandonRefused, Reason: "refused: " + rc.Message})
 			continue
 		}
 		t.answerICRQ(now, s)
@@ -446,21 +448,23 @@ func (t *Tunnel) expireDeferred(now time.Time) {
 		t.deferred = t.deferred[1:]
 		t.removeSession(s)
 		t.refuse(now, s.PeerID, *DeferCall)
-		t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID,
+		t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Cause: AbandonExpired,
 			Reason: fmt.Sprintf("not admitted within %v (session setups in flight at the limit)", t.cfg.CallAdmitWait)})
 	}
 }
 
 // dropDeferred forgets a held call that ended otherwise (the peer's CDN,
 // tunnel down): it was never admitted.
-func (t *Tunnel) dropDeferred(s *Session, reason string) {
+func (t *Tunnel) dropDeferred(s *Session, reason string, cause AbandonCause) {
 	for i, d := range t.deferred {
 		if d.s == s {
-			t.deferred = append(t.deferred[:i], t.deferred[i+1:]...)
+			n := copy(t.deferred[i:], t.deferred[i+1:])
+			t.deferred[i+n] = heldCall{}
+			t.deferred = t.deferred[:i+n]
 			break
 		}
 	}
-	t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Reason: reason})
+	t.events = append(t.events, CallAbandoned{ID: s.ID, PeerID: s.PeerID, Cause: cause, Reason: reason})
 }
 
 // peerKey indexes sessions by the peer's session ID and our role in the

@@ -416,7 +416,7 @@ func (t *Tunnel) goDown(now time.Time, rc l2tp.ResultCode, byPeer bool, reason s
 	if len(t.sessions) > 0 {
 		sreason := "tunnel closed: " + reason
 		for _, s := range t.sessions {
-			t.endSession(s, rc, byPeer, sreason, false)
+			t.endSession(s, rc, byPeer, sreason, AbandonTunnelDown)
 			t.removeSession(s)
 		}
 	}
