@@ -218,6 +218,9 @@ type Link struct {
 	reason     string
 	earlyAuth  []byte // an auth frame that arrived before LCP opened
 	protoRejID uint8
+	// out is the chunk the frames sent during negotiation are carved
+	// from (sendPacket); dropped when the network comes up.
+	out []byte
 }
 
 // NewLink returns a link in the Dead phase; Open starts it.
@@ -473,9 +476,28 @@ func (l *Link) replyCap() int {
 	return c
 }
 
+// frameChunk is the size of the buffers the frames of a negotiation are
+// carved from (an LNS setup sends about 150 bytes in 7 frames).
+const frameChunk = 256
+
 func (l *Link) sendPacket(proto Protocol, p Packet) {
-	fr := make([]byte, 0, protoLen+headerLen+len(p.Data))
-	l.actions = append(l.actions, SendFrame{Frame: p.AppendFrame(fr, proto)})
+	n := protoLen + headerLen + len(p.Data)
+	if l.netMask != 0 || n > frameChunk/4 {
+		// The network is up (an Echo now and then: no buffer kept for
+		// the session's life), or a large frame.
+		fr := make([]byte, 0, n)
+		l.actions = append(l.actions, SendFrame{Frame: p.AppendFrame(fr, proto)})
+		return
+	}
+	// During negotiation, frames are carved from one chunk, appended to
+	// and never rewritten (the caller may hold a frame as long as it
+	// likes); a full chunk is left to the frames in it.
+	if cap(l.out)-len(l.out) < n {
+		l.out = make([]byte, 0, frameChunk)
+	}
+	start := len(l.out)
+	l.out = p.AppendFrame(l.out, proto)
+	l.actions = append(l.actions, SendFrame{Frame: l.out[start:len(l.out):len(l.out)]})
 }
 
 func (l *Link) sendProtocolReject(proto Protocol, payload []byte) {
@@ -643,6 +665,7 @@ func (l *Link) ncpChanged(now time.Time) {
 		return
 	}
 	l.netMask = mask
+	l.out = nil
 	up := NetworkUp{IPv4: v4, IPv6: v6, MTU: int(l.lcp.peerMRU), MRU: int(l.lcp.mru)}
 	if up.MTU == 0 {
 		up.MTU = defaultMRU
