@@ -126,13 +126,22 @@ func (a *accounter) close() {
 // newRecord encodes the record of status for s. It fails when the
 // request would not fit in a RADIUS packet.
 func newRecord(nas *NAS, st AcctStatus, s *auth.AcctSession, ctr *auth.AcctCounters, cause auth.TerminateCause, event time.Time) (*record, error) {
-	r := &record{Status: st, ID: s.ID, User: s.Username, Event: event}
-	r.attrs = appendAcct(make(attrs, 0, 256), nas, st, s, ctr, cause, event)
+	rb := &recordBuf{}
+	r := &rb.r
+	r.Status, r.ID, r.User, r.Event = st, s.ID, s.Username, event
+	r.attrs = appendAcct(rb.attrs[:0], nas, st, s, ctr, cause, event)
 	if n := 20 + 18 + len(r.attrs) + 6; n > maxPacket {
 		return r, fmt.Errorf("Accounting-Request %v would be %d bytes (%d of Class), more than the %d of a RADIUS packet: %w",
 			st, n, classLen(s.Class), maxPacket, errTooLong)
 	}
 	return r, nil
+}
+
+// recordBuf is a record with room for the attributes of a typical
+// request, allocated as one.
+type recordBuf struct {
+	r     record
+	attrs [256]byte
 }
 
 func classLen(cls [][]byte) int {
@@ -245,10 +254,7 @@ func (a *accounter) run() {
 		a.mu.Unlock()
 		for _, r := range launch {
 			a.sends.Add(1)
-			a.c.acctAsync(r, func(err error) {
-				a.finish(r, err)
-				a.sends.Done()
-			})
+			a.c.begin(a.c.acct, &call{kind: callRecord, rec: r, acct: a})
 		}
 		timer.Reset(wait)
 		select {
@@ -296,22 +302,20 @@ func (a *accounter) poke() {
 	}
 }
 
-// acctAsync sends the Accounting-Request for r; done gets nil once an
-// Accounting-Response acknowledged it.
-func (c *Client) acctAsync(r *record, done func(error)) (cancel func()) {
-	return c.start(c.acct, func(b []byte, s *server, id uint8) ([]byte, error) {
-		return appendAcctRequest(b, s.secret, id, r, c.now())
-	}, func(p *radius.Packet, s *server, err error) {
-		done(acctAnswer(p, s, err))
-	})
+// sent takes the answer to the request the run loop launched for r.
+func (a *accounter) sent(r *record, err error) {
+	a.finish(r, err)
+	a.sends.Done()
 }
 
-func acctAnswer(p *radius.Packet, s *server, err error) error {
+// acctAnswer turns the answer to an Accounting-Request (the verified
+// reply p) into nil when it acknowledges the record.
+func acctAnswer(p []byte, s *server, err error) error {
 	if err != nil {
 		return err
 	}
-	if p.Code != radius.CodeAccountingResponse {
-		return fmt.Errorf("server %s answered an Accounting-Request with %v", s.name, p.Code)
+	if code := radius.Code(p[0]); code != radius.CodeAccountingResponse {
+		return fmt.Errorf("server %s answered an Accounting-Request with %v", s.name, code)
 	}
 	return nil
 }

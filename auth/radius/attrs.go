@@ -259,16 +259,29 @@ func parseFramedRoute(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, bits).Masked(), nil
 }
 
-// parseReply turns the attributes of an Access-Accept or Access-Reject
-// into an auth.Result. Unknown attributes are ignored; a malformed known
-// attribute is an error wrapping ErrMalformed (the caller treats the reply
-// as a reject).
-func parseReply(p *radius.Packet) (*auth.Result, error) {
-	r := &auth.Result{Accept: p.Code == radius.CodeAccessAccept}
+// resultBuf is an auth.Result with room for one Class, allocated as one.
+type resultBuf struct {
+	r   auth.Result
+	cls [1][]byte
+}
+
+// parseReply turns the encoded attributes b of an Access-Accept or
+// Access-Reject (code) into an auth.Result, copying what it keeps.
+// Unknown attributes are ignored; a malformed known attribute, or
+// attribute framing that does not fit b, is an error wrapping ErrMalformed
+// (the caller treats the reply as a reject).
+func parseReply(code radius.Code, b []byte) (*auth.Result, error) {
+	rb := &resultBuf{}
+	r := &rb.r
+	r.Accept = code == radius.CodeAccessAccept
 	var err error
-	for _, a := range p.Attributes {
-		v := []byte(a.Attribute)
-		switch a.Type {
+	for len(b) > 0 {
+		if len(b) < 2 || b[1] < 2 || int(b[1]) > len(b) {
+			return nil, fmt.Errorf("%w: attribute framing (%d bytes left)", ErrMalformed, len(b))
+		}
+		t, v := radius.Type(b[0]), b[2:b[1]]
+		b = b[b[1]:]
+		switch t {
 		case attrFramedIPAddress:
 			r.FramedIP, err = ipv4("Framed-IP-Address", v)
 		case attrFramedIPNetmask:
@@ -305,6 +318,9 @@ func parseReply(p *radius.Packet) (*auth.Result, error) {
 		case attrAcctInterimInterval:
 			r.InterimInterval, err = seconds("Acct-Interim-Interval", v)
 		case attrClass:
+			if r.Class == nil {
+				r.Class = rb.cls[:0]
+			}
 			r.Class = append(r.Class, append([]byte(nil), v...))
 		case attrReplyMessage:
 			if r.Message != "" {

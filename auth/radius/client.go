@@ -13,6 +13,7 @@
 package radius
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"errors"
@@ -161,23 +162,23 @@ func (c *Client) Close() error {
 	}
 	c.mu.Lock()
 	c.closed = true
-	var out completions
+	out := getCompletions()
 	for _, s := range slices.Concat(c.auth, c.acct) {
 		for _, cl := range s.calls {
 			if cl != nil {
-				c.finish(cl, nil, ErrClosed, &out)
+				c.finish(cl, nil, ErrClosed, out)
 			}
 		}
 		q := s.queue
 		s.queue = nil
 		for _, cl := range q {
-			c.finish(cl, nil, ErrClosed, &out)
+			c.finish(cl, nil, ErrClosed, out)
 		}
 	}
 	c.timer.Stop()
 	c.timerAt = time.Time{}
 	c.mu.Unlock()
-	out.deliver()
+	c.deliver(out)
 	if c.accounter != nil {
 		c.accounter.close()
 	}
@@ -262,15 +263,16 @@ func (c *Client) result(s *server, ok bool) {
 type encodeFunc func(b []byte, s *server, id uint8) ([]byte, error)
 
 // exchange sends the request encoded by enc to the servers of list in
-// order until one answers, or ctx ends: the synchronous form of start.
-func (c *Client) exchange(ctx context.Context, list []*server, enc encodeFunc) (*radius.Packet, *server, error) {
+// order until one answers, or ctx ends: the synchronous form of start. It
+// returns a copy of the verified reply.
+func (c *Client) exchange(ctx context.Context, list []*server, enc encodeFunc) ([]byte, *server, error) {
 	type answer struct {
-		p   *radius.Packet
+		p   []byte
 		s   *server
 		err error
 	}
 	ch := make(chan answer, 1)
-	cancel := c.start(list, enc, func(p *radius.Packet, s *server, err error) { ch <- answer{p, s, err} })
+	cancel := c.start(list, enc, func(p []byte, s *server, err error) { ch <- answer{bytes.Clone(p), s, err} })
 	select {
 	case a := <-ch:
 		return a.p, a.s, a.err
@@ -316,35 +318,41 @@ func (c *Client) Authenticate(ctx context.Context, req *auth.Request) (*auth.Res
 // the Access-Request goes out before it returns, unless every Identifier
 // of the server is in use (max_in_flight), when it waits in line.
 func (c *Client) AuthenticateAsync(req *auth.Request, done func(*auth.Result, error)) (cancel func()) {
-	return c.start(c.auth, func(b []byte, s *server, id uint8) ([]byte, error) {
-		var reqAuth [16]byte
-		crand.Read(reqAuth[:])
-		ab := attrBufs.Get().(*[]byte)
-		defer attrBufs.Put(ab)
-		a, err := appendAccessRequest((*ab)[:0], s.secret, reqAuth[:], &c.nas, req)
-		if err != nil {
-			return nil, err
-		}
-		*ab = a
-		return appendRequest(b, radius.CodeAccessRequest, id, reqAuth[:], s.secret, true, a)
-	}, func(p *radius.Packet, s *server, err error) {
-		done(c.authResult(req, p, s, err))
-	})
+	cl := &call{kind: callAccess, areq: req, adone: done}
+	c.begin(c.auth, cl)
+	return func() { c.cancel(cl) }
 }
 
-// authResult turns the answer to an Access-Request into the result.
-func (c *Client) authResult(req *auth.Request, p *radius.Packet, s *server, err error) (*auth.Result, error) {
+// appendAccess appends the Access-Request for req to server s with
+// Identifier id to b, with a fresh random Request Authenticator.
+func (c *Client) appendAccess(b []byte, s *server, id uint8, req *auth.Request) ([]byte, error) {
+	var reqAuth [16]byte
+	crand.Read(reqAuth[:])
+	ab := attrBufs.Get().(*[]byte)
+	defer attrBufs.Put(ab)
+	a, err := appendAccessRequest((*ab)[:0], s.secret, reqAuth[:], &c.nas, req)
+	if err != nil {
+		return nil, err
+	}
+	*ab = a
+	return appendRequest(b, radius.CodeAccessRequest, id, reqAuth[:], s.secret, true, a)
+}
+
+// authResult turns the answer to an Access-Request (the verified reply
+// p, valid during the call only) into the result.
+func (c *Client) authResult(req *auth.Request, p []byte, s *server, err error) (*auth.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("radius: authenticating %q (session %s): %w", req.Username, req.Session.AcctSessionID, err)
 	}
-	switch p.Code {
+	code := radius.Code(p[0])
+	switch code {
 	case radius.CodeAccessAccept, radius.CodeAccessReject:
 	case radius.CodeAccessChallenge:
 		return &auth.Result{Message: "Access-Challenge is not supported"}, nil
 	default:
-		return nil, fmt.Errorf("radius: authenticating %q: server %s answered with %v", req.Username, s.name, p.Code)
+		return nil, fmt.Errorf("radius: authenticating %q: server %s answered with %v", req.Username, s.name, code)
 	}
-	r, err := parseReply(p)
+	r, err := parseReply(code, p[20:])
 	if err != nil {
 		c.log.Warn("radius reply treated as a reject", zap.String("server", s.name), zap.String("user", req.Username), zap.Error(err))
 		return &auth.Result{}, nil

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"layeh.com/radius"
+
+	"github.com/l2tpd/l2tpd/auth"
 )
 
 // One request (a call) goes to the servers of its list in order until one
@@ -20,12 +23,28 @@ import (
 // (Response Authenticator, Message-Authenticator). Every field of a call
 // is under Client.mu; done runs outside the lock, exactly once.
 
+// callKind says what a call carries: the hot requests (Access-Request,
+// accounting record) keep their parameters in the call itself, so that
+// starting one costs no closures.
+type callKind uint8
+
+const (
+	callFunc   callKind = iota // enc and done
+	callAccess                 // areq and adone
+	callRecord                 // rec and acct
+)
+
 // call is one request in progress.
 type call struct {
-	enc   encodeFunc
-	done  func(*radius.Packet, *server, error)
-	order []*server // servers to try, in order
-	next  int       // index in order of the next server to try
+	kind  callKind
+	enc   encodeFunc                   // callFunc
+	done  func([]byte, *server, error) // callFunc: the verified reply, valid during the call only
+	areq  *auth.Request                // callAccess
+	adone func(*auth.Result, error)    // callAccess
+	rec   *record                      // callRecord
+	acct  *accounter                   // callRecord: gets the answer
+	order []*server                    // servers to try, in order
+	next  int                          // index in order of the next server to try
 
 	srv      *server // current server (nil: none yet)
 	queued   bool    // waiting in srv.queue for an Identifier
@@ -37,22 +56,68 @@ type call struct {
 	finished bool
 	lastErr  error   // why the last reply from srv was refused, or a send error
 	errs     []error // one per server that did not answer
+
+	// buf holds the request as encoded for the first server tried, so
+	// that most calls cost one allocation.
+	buf [callBuf]byte
 }
+
+// callBuf fits a typical Access-Request or Accounting-Request.
+const callBuf = 320
 
 // completion is a call's answer, delivered after the lock is released.
+// resp is the verified reply, valid until deliver returns (it is the
+// reader's buffer).
 type completion struct {
-	cl  *call
-	p   *radius.Packet
-	s   *server
-	err error
+	cl   *call
+	resp []byte
+	s    *server
+	err  error
 }
 
+// completions collects answers under Client.mu for delivery after it.
 type completions []completion
 
-func (out completions) deliver() {
-	for _, d := range out {
-		d.cl.done(d.p, d.s, d.err)
+var completionsPool = sync.Pool{New: func() any { return new(completions) }}
+
+func getCompletions() *completions { return completionsPool.Get().(*completions) }
+
+// deliver runs the done of every answer in out (outside Client.mu) and
+// gives out back to the pool.
+func (c *Client) deliver(out *completions) {
+	for _, d := range *out {
+		c.complete(d)
 	}
+	if cap(*out) > 64 {
+		return // a burst (Close): let it go
+	}
+	clear(*out)
+	*out = (*out)[:0]
+	completionsPool.Put(out)
+}
+
+// complete hands one answer to whoever asked.
+func (c *Client) complete(d completion) {
+	cl := d.cl
+	switch cl.kind {
+	case callAccess:
+		cl.adone(c.authResult(cl.areq, d.resp, d.s, d.err))
+	case callRecord:
+		cl.acct.sent(cl.rec, acctAnswer(d.resp, d.s, d.err))
+	default:
+		cl.done(d.resp, d.s, d.err)
+	}
+}
+
+// encode appends cl's request for server s with Identifier id to b.
+func (c *Client) encode(cl *call, b []byte, s *server, id uint8) ([]byte, error) {
+	switch cl.kind {
+	case callAccess:
+		return c.appendAccess(b, s, id, cl.areq)
+	case callRecord:
+		return appendAcctRequest(b, s.secret, id, cl.rec, c.now())
+	}
+	return cl.enc(b, s, id)
 }
 
 // errCanceled is the answer of a call given up by its caller.
@@ -62,36 +127,45 @@ var errCanceled = fmt.Errorf("request given up: %w", context.Canceled)
 // until one answers; done gets the verified reply and the server that sent
 // it, or the error. It follows auth.AsyncAuthenticator's contract for done
 // and the returned cancel.
-func (c *Client) start(list []*server, enc encodeFunc, done func(*radius.Packet, *server, error)) (cancel func()) {
+func (c *Client) start(list []*server, enc encodeFunc, done func([]byte, *server, error)) (cancel func()) {
+	cl := &call{kind: callFunc, enc: enc, done: done}
+	c.begin(list, cl)
+	return func() { c.cancel(cl) }
+}
+
+// begin starts cl on the servers of list (start's work, for every kind
+// of call).
+func (c *Client) begin(list []*server, cl *call) {
+	cl.hidx = -1
 	if len(list) == 0 {
-		done(nil, nil, fmt.Errorf("%w: no server configured", ErrNoServer))
-		return func() {}
+		cl.finished = true
+		c.complete(completion{cl: cl, err: fmt.Errorf("%w: no server configured", ErrNoServer)})
+		return
 	}
-	cl := &call{enc: enc, done: done, hidx: -1}
-	var out completions
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		done(nil, nil, ErrClosed)
-		return func() {}
+		cl.finished = true
+		c.complete(completion{cl: cl, err: ErrClosed})
+		return
 	}
+	out := getCompletions()
 	cl.order = c.order(list)
-	c.advance(cl, c.clock(), &out)
+	c.advance(cl, c.clock(), out)
 	c.mu.Unlock()
-	out.deliver()
-	return func() { c.cancel(cl) }
+	c.deliver(out)
 }
 
 // cancel gives up cl: it leaves the heap, its Identifier or place in line
 // is freed, and done is called with errCanceled unless it was already.
 func (c *Client) cancel(cl *call) {
-	var out completions
+	out := getCompletions()
 	c.mu.Lock()
 	if !cl.finished {
-		c.finish(cl, nil, errCanceled, &out)
+		c.finish(cl, nil, errCanceled, out)
 	}
 	c.mu.Unlock()
-	out.deliver()
+	c.deliver(out)
 }
 
 // advance moves cl to the next server of its order (taking an Identifier
@@ -122,7 +196,13 @@ func (c *Client) sendFirst(cl *call, s *server, now time.Time, out *completions)
 		id++
 	}
 	s.nextID = id + 1
-	req, err := cl.enc(make([]byte, 0, 256), s, id)
+	var b []byte
+	if cl.next == 1 {
+		b = cl.buf[:0] // the first server: no reader can be verifying against it yet
+	} else {
+		b = make([]byte, 0, callBuf)
+	}
+	req, err := c.encode(cl, b, s, id)
 	if err != nil {
 		c.finish(cl, nil, buildError{err}, out)
 		return
@@ -188,7 +268,7 @@ func (c *Client) release(cl *call, now time.Time, out *completions) {
 
 // finish ends cl with the answer (p, err) and queues its delivery.
 // c.mu is held.
-func (c *Client) finish(cl *call, p *radius.Packet, err error, out *completions) {
+func (c *Client) finish(cl *call, resp []byte, err error, out *completions) {
 	if cl.finished {
 		return
 	}
@@ -198,7 +278,7 @@ func (c *Client) finish(cl *call, p *radius.Packet, err error, out *completions)
 		heap.Remove(&c.timers, cl.hidx)
 	}
 	c.release(cl, c.clock(), out)
-	*out = append(*out, completion{cl: cl, p: p, s: s, err: err})
+	*out = append(*out, completion{cl: cl, resp: resp, s: s, err: err})
 }
 
 // rearm sets the client's timer to the earliest deadline. c.mu is held.
@@ -219,7 +299,7 @@ func (c *Client) onTimer() { c.tick(c.clock()) }
 // tick retransmits or moves on every call whose deadline is not after
 // now, and rearms the timer for the next deadline.
 func (c *Client) tick(now time.Time) {
-	var out completions
+	out := getCompletions()
 	c.mu.Lock()
 	c.timerAt = time.Time{}
 	for len(c.timers) > 0 && !c.timers[0].deadline.After(now) {
@@ -236,12 +316,12 @@ func (c *Client) tick(now time.Time) {
 		}
 		cl.errs = append(cl.errs, fmt.Errorf("server %s: no valid reply after %d tries of %s: %w", s.name, cl.tries, s.timeout, last))
 		c.result(s, false)
-		c.release(cl, now, &out)
-		c.advance(cl, now, &out)
+		c.release(cl, now, out)
+		c.advance(cl, now, out)
 	}
 	c.rearm(now)
 	c.mu.Unlock()
-	out.deliver()
+	c.deliver(out)
 }
 
 // read hands the replies arriving on s's socket to the calls waiting for
@@ -262,7 +342,8 @@ func (c *Client) read(s *server) {
 
 // reply handles one datagram from s: verified against the request waiting
 // on its Identifier (outside the lock), it answers that request; anything
-// else is dropped and counted.
+// else is dropped and counted. b is the reader's buffer: the answer is
+// delivered before reply returns, and nothing keeps b.
 func (c *Client) reply(s *server, b []byte) {
 	if len(b) < 20 {
 		c.invalid.Add(1)
@@ -280,9 +361,8 @@ func (c *Client) reply(s *server, b []byte) {
 		c.unexpected.Add(1)
 		return
 	}
-	resp := append([]byte(nil), b...) // the parsed packet keeps slices of it
-	p, err := verifyResponse(resp, req, s.secret, s.requireMA)
-	var out completions
+	resp, err := checkReply(b, req, s.secret, s.requireMA)
+	out := getCompletions()
 	c.mu.Lock()
 	switch {
 	case s.calls[id] != cl || cl.finished:
@@ -293,10 +373,10 @@ func (c *Client) reply(s *server, b []byte) {
 		c.invalid.Add(1)
 	default:
 		c.result(s, true)
-		c.finish(cl, p, nil, &out)
+		c.finish(cl, resp, nil, out)
 	}
 	c.mu.Unlock()
-	out.deliver()
+	c.deliver(out)
 }
 
 // callHeap orders calls by deadline (container/heap).

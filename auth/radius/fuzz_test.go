@@ -30,26 +30,35 @@ func FuzzReply(f *testing.F) {
 	f.Add(mk(true, avp(attrFramedIPv6Prefix, []byte{0, 64, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0}), avp(attrFramedRoute, []byte("10.0.0.0/8"))))
 	f.Add([]byte{2, 9, 0, 20})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rp, err := verifyResponse(b, req, sec, false)
+		rp, err := checkReply(b, req, sec, false)
 		if err != nil {
 			return
 		}
-		if _, err := parseReply(rp); err != nil && !errors.Is(err, ErrMalformed) {
+		if _, err := parseReply(radius.Code(rp[0]), rp[20:]); err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("parseReply error not ErrMalformed: %v", err)
 		}
 	})
 }
 
 // FuzzParseAttributes skips the authenticators: any attribute bytes.
+// parseReply fails (ErrMalformed) exactly when checkAttrs or layeh's
+// parser rejects the framing, or on a malformed known attribute.
 func FuzzParseAttributes(f *testing.F) {
 	f.Add([]byte{8, 6, 10, 0, 0, 1})
 	f.Add([]byte{26, 12, 0, 0, 1, 0x37, 28, 6, 1, 2, 3, 4})
+	f.Add([]byte{25, 5, 'a', 'b', 'c', 25, 2})
+	f.Add([]byte{8, 1, 10})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		attrs, err := radius.ParseAttributes(b)
-		if err != nil {
+		r, err := parseReply(radius.CodeAccessAccept, b)
+		_, lerr := radius.ParseAttributes(b)
+		if cerr := checkAttrs(b); (cerr == nil) != (lerr == nil) {
+			t.Fatalf("checkAttrs %v, layeh ParseAttributes %v", cerr, lerr)
+		} else if cerr != nil {
+			if err == nil {
+				t.Fatal("bad framing parsed without error")
+			}
 			return
 		}
-		r, err := parseReply(&radius.Packet{Code: radius.CodeAccessAccept, Attributes: attrs})
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error not ErrMalformed: %v", err)
 		}

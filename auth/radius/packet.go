@@ -1,9 +1,9 @@
 package radius
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,22 +122,27 @@ func checkMA(b []byte, auth []byte, secret []byte) error {
 		return errors.New("Message-Authenticator has the wrong length")
 	}
 	n := int(binary.BigEndian.Uint16(b[2:4]))
-	c := bytes.Clone(b[:n])
-	copy(c[4:20], auth)
-	clear(c[off : off+16])
-	m := hmac.New(md5.New, secret)
-	m.Write(c)
-	if !hmac.Equal(m.Sum(nil), b[off:off+16]) {
+	h := md5s.Get().(*md5State)
+	defer md5s.Put(h)
+	h.hmacBegin(secret)
+	h.h.Write(b[:4])
+	h.h.Write(auth[:16])
+	h.h.Write(b[20:off])
+	h.h.Write(zero16[:])
+	h.h.Write(b[off+16 : n])
+	h.hmacEnd(h.mac[:])
+	if !hmac.Equal(h.mac[:], b[off:off+16]) {
 		return errors.New("Message-Authenticator is wrong")
 	}
 	return nil
 }
 
-// verifyResponse checks that resp answers the encoded request req: length,
-// Identifier, Response Authenticator and Message-Authenticator (which must
-// be valid when present and, if requireMA, present). It returns the
-// parsed response.
-func verifyResponse(resp, req, secret []byte, requireMA bool) (*radius.Packet, error) {
+// checkReply checks that resp answers the encoded request req: length,
+// Identifier, Response Authenticator, Message-Authenticator (which must
+// be valid when present and, if requireMA, present on Access-Accept,
+// -Reject and -Challenge) and the framing of the attributes. It returns
+// resp cut to its length field; it allocates nothing when resp is valid.
+func checkReply(resp, req, secret []byte, requireMA bool) ([]byte, error) {
 	if len(resp) < 20 {
 		return nil, fmt.Errorf("reply of %d bytes is shorter than a RADIUS header", len(resp))
 	}
@@ -149,7 +154,7 @@ func verifyResponse(resp, req, secret []byte, requireMA bool) (*radius.Packet, e
 	if resp[1] != req[1] {
 		return nil, fmt.Errorf("reply Identifier %d does not match the request's %d", resp[1], req[1])
 	}
-	if !radius.IsAuthenticResponse(resp, req, secret) {
+	if !authenticResponse(resp, req, secret) {
 		return nil, errors.New("reply has a wrong Response Authenticator (wrong secret or forged)")
 	}
 	if err := checkMA(resp, req[4:20], secret); err != nil {
@@ -161,7 +166,54 @@ func verifyResponse(resp, req, secret []byte, requireMA bool) (*radius.Packet, e
 			return nil, fmt.Errorf("%v without Message-Authenticator (required; BlastRADIUS)", code)
 		}
 	}
-	p, err := radius.Parse(resp, secret)
+	if err := checkAttrs(resp[20:]); err != nil {
+		return nil, fmt.Errorf("malformed reply: %w", err)
+	}
+	return resp, nil
+}
+
+// authenticResponse reports whether the Response Authenticator of resp
+// (RFC 2865 3: MD5 of Code, Identifier, Length, the Request
+// Authenticator, the attributes and the secret) is right.
+func authenticResponse(resp, req, secret []byte) bool {
+	if len(resp) < 20 || len(req) < 20 || len(secret) == 0 {
+		return false
+	}
+	h := md5s.Get().(*md5State)
+	defer md5s.Put(h)
+	h.h.Reset()
+	h.h.Write(resp[:4])
+	h.h.Write(req[4:20])
+	h.h.Write(resp[20:])
+	h.h.Write(secret)
+	var sum [md5.Size]byte
+	h.sum(sum[:])
+	return subtle.ConstantTimeCompare(sum[:], resp[4:20]) == 1
+}
+
+// checkAttrs checks the framing of an attribute list: every length at
+// least 2 and within the bytes present.
+func checkAttrs(b []byte) error {
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return errors.New("attribute header cut short")
+		}
+		l := int(b[1])
+		if l < 2 || l > len(b) {
+			return fmt.Errorf("attribute %d of length %d with %d bytes left", b[0], l, len(b))
+		}
+		b = b[l:]
+	}
+	return nil
+}
+
+// verifyResponse is checkReply, then the reply parsed (DAE client tests).
+func verifyResponse(resp, req, secret []byte, requireMA bool) (*radius.Packet, error) {
+	b, err := checkReply(resp, req, secret, requireMA)
+	if err != nil {
+		return nil, err
+	}
+	p, err := radius.Parse(b, secret)
 	if err != nil {
 		return nil, fmt.Errorf("malformed reply: %w", err)
 	}
@@ -245,7 +297,12 @@ type md5State struct {
 	h   hash.Hash
 	out [md5.Size]byte
 	pad [64]byte
+	key [64]byte // the HMAC key, padded
+	mac [md5.Size]byte
 }
+
+// zero16 is a zero authenticator or Message-Authenticator (never written).
+var zero16 [16]byte
 
 var md5s = sync.Pool{New: func() any { return &md5State{h: md5.New()} }}
 
@@ -256,22 +313,33 @@ func (m *md5State) sum(dst []byte) {
 
 // hmac writes HMAC-MD5(key, msg) (RFC 2104) to dst (16 bytes).
 func (m *md5State) hmac(dst, key, msg []byte) {
-	if len(key) > len(m.pad) {
+	m.hmacBegin(key)
+	m.h.Write(msg)
+	m.hmacEnd(dst)
+}
+
+// hmacBegin starts HMAC-MD5 with key: write the message to m.h, then
+// call hmacEnd.
+func (m *md5State) hmacBegin(key []byte) {
+	if len(key) > len(m.key) {
 		m.h.Reset()
 		m.h.Write(key)
 		key = m.h.Sum(m.out[:0])
 	}
-	var k [64]byte
-	copy(k[:], key)
+	clear(m.key[:])
+	copy(m.key[:], key)
 	for i := range m.pad {
-		m.pad[i] = k[i] ^ 0x36
+		m.pad[i] = m.key[i] ^ 0x36
 	}
 	m.h.Reset()
 	m.h.Write(m.pad[:])
-	m.h.Write(msg)
+}
+
+// hmacEnd writes the HMAC of what was written since hmacBegin to dst.
+func (m *md5State) hmacEnd(dst []byte) {
 	inner := m.h.Sum(m.out[:0])
 	for i := range m.pad {
-		m.pad[i] = k[i] ^ 0x5c
+		m.pad[i] = m.key[i] ^ 0x5c
 	}
 	m.h.Reset()
 	m.h.Write(m.pad[:])
