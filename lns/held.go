@@ -13,7 +13,8 @@ type HeldStats struct {
 	Held     int    // held now
 	Total    uint64 // calls held since the start
 	Admitted uint64 // admitted after being held
-	// Expired: refused with CDN result 4 once max_starting_wait ran out.
+	// Expired: refused with CDN result 4 once max_starting_wait ran out
+	// (tunnel.AbandonExpired).
 	Expired uint64
 	// Ended: ended otherwise before admission (cleared by the LAC, tunnel
 	// down, refused when retried: draining, session limits).
@@ -42,22 +43,43 @@ type heldBook struct {
 	busy map[*heldQueue]struct{}
 }
 
-// sync brings q to the n calls its tunnel holds now. Calls that appeared
-// are counted held from now; calls that went without being admitted
-// leave from the front (the core expires the oldest first): expired when
-// their wait had run out, ended otherwise.
+// sync counts the calls q's tunnel holds beyond those q knows of (n held
+// now), held from now. It never counts a call's end: those are counted
+// from the core's events (abandoned, admitted, refused) or at the
+// tunnel's end (drop); a count below q's only means their events are
+// still on the way.
 func (b *heldBook) sync(q *heldQueue, n int, now time.Time) {
 	for len(q.since) < n {
 		q.since = append(q.since, now)
 		b.st.Total++
 		b.st.Held++
 	}
-	for len(q.since) > n {
-		if now.Sub(b.pop(q)) >= q.wait {
-			b.st.Expired++
-		} else {
-			b.st.Ended++
-		}
+	b.mark(q)
+}
+
+// abandoned: a held call of q ended before admission with cause (the
+// core's tunnel.CallAbandoned). The core expires the oldest first; a call
+// ended otherwise is taken from the front too (only the wait times of
+// OldestWait are approximate then).
+func (b *heldBook) abandoned(q *heldQueue, cause tunnel.AbandonCause) {
+	if len(q.since) == 0 {
+		return
+	}
+	b.pop(q)
+	if cause == tunnel.AbandonExpired {
+		b.st.Expired++
+	} else {
+		b.st.Ended++
+	}
+	b.mark(q)
+}
+
+// drop ends every call q still holds (its tunnel is gone; their
+// CallAbandoned events, if the handler got them, came first).
+func (b *heldBook) drop(q *heldQueue) {
+	for len(q.since) > 0 {
+		b.pop(q)
+		b.st.Ended++
 	}
 	b.mark(q)
 }
@@ -162,6 +184,25 @@ func (l *LNS) syncHeld(t *endpoint.Tunnel, n int) {
 // max_starting_wait ran out, the tunnel went down, or it was refused when
 // retried). Without it the LNS sees such an end at the tunnel's next
 // admission attempt or at its end.
-func (l *LNS) CallAbandoned(t *endpoint.Tunnel, _ tunnel.CallAbandoned) {
-	l.syncHeld(t, t.Core().Deferred())
+func (l *LNS) CallAbandoned(t *endpoint.Tunnel, ev tunnel.CallAbandoned) {
+	st := stateOf(t)
+	if st == nil {
+		return
+	}
+	l.noteAbandoned(st, t.Core().Deferred(), ev.Cause)
+}
+
+// noteAbandoned counts a held call of st's tunnel that ended with cause,
+// the core holding n others. Runs on the tunnel's goroutine.
+func (l *LNS) noteAbandoned(st *tunnelState, n int, cause tunnel.AbandonCause) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cause != tunnel.AbandonRefused { // counted by noteCall when refused
+		// Calls held behind this one that the LNS has not seen yet are
+		// counted first (the core held n besides it).
+		l.held.sync(&st.held, n+1, now)
+		l.held.abandoned(&st.held, cause)
+	}
+	l.held.sync(&st.held, n, now)
 }

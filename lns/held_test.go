@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
 )
 
 // fakeClock is the LNS's clock in tests, moved by hand.
@@ -32,9 +33,10 @@ func newHeldLNS(t testing.TB) (*LNS, *fakeClock) {
 type step struct {
 	advance time.Duration
 	tunnel  int
-	what    string // "call" (AdmitCall), "sync" (RetryDeferred's done, CallAbandoned), "down" (TunnelDown)
-	n       int    // the core's held calls at the observation
+	what    string // "call" (AdmitCall), "sync" (RetryDeferred's done), "abandon" (CallAbandoned), "down" (TunnelDown)
+	n       int    // the core's held calls at the observation (for "abandon": besides the abandoned one)
 	outcome string // for "call": "admit", "defer", "refuse"
+	cause   tunnel.AbandonCause
 }
 
 const wait = 30 * time.Second
@@ -80,22 +82,41 @@ func TestHeldCalls(t *testing.T) {
 		steps: []step{
 			{what: "call", outcome: "defer"},
 			{advance: 10 * time.Second, what: "sync", n: 2},
-			{advance: 20 * time.Second, what: "sync", n: 1}, // the first one's 30 s are over
-			{advance: 10 * time.Second, what: "sync", n: 0},
+			{advance: 20 * time.Second, what: "abandon", n: 1, cause: tunnel.AbandonExpired}, // the first one's 30 s are over
+			{advance: 10 * time.Second, what: "abandon", n: 0, cause: tunnel.AbandonExpired},
 		},
 		want: HeldStats{Total: 2, Expired: 2},
+	}, {
+		name: "two expire in one batch, one not seen held before",
+		steps: []step{
+			{what: "call", outcome: "defer"},
+			{advance: wait, what: "abandon", n: 0, cause: tunnel.AbandonExpired},
+			{what: "abandon", n: 0, cause: tunnel.AbandonExpired},
+		},
+		want: HeldStats{Total: 2, Expired: 2},
+	}, {
+		name: "a count below the LNS's is not an end: the events say how they ended",
+		steps: []step{
+			{what: "call", outcome: "defer"},
+			{what: "sync", n: 2},
+			{advance: time.Second, what: "sync", n: 0},
+			{what: "abandon", n: 0, cause: tunnel.AbandonPeerCleared},
+			{what: "abandon", n: 0, cause: tunnel.AbandonExpired},
+		},
+		want: HeldStats{Total: 2, Expired: 1, Ended: 1},
 	}, {
 		name: "a new call after every held one expired",
 		steps: []step{
 			{what: "call", outcome: "defer"},
-			{advance: wait, what: "call", n: 0, outcome: "admit"},
+			{advance: wait, what: "abandon", n: 0, cause: tunnel.AbandonExpired},
+			{what: "call", n: 0, outcome: "admit"},
 		},
 		want: HeldStats{Total: 1, Expired: 1},
 	}, {
 		name: "cleared by the LAC before its wait ran out",
 		steps: []step{
 			{what: "call", outcome: "defer"},
-			{advance: time.Second, what: "sync", n: 0},
+			{advance: time.Second, what: "abandon", n: 0, cause: tunnel.AbandonPeerCleared},
 		},
 		want: HeldStats{Total: 1, Ended: 1},
 	}, {
@@ -103,6 +124,7 @@ func TestHeldCalls(t *testing.T) {
 		steps: []step{
 			{what: "call", outcome: "defer"},
 			{advance: time.Second, what: "call", n: 1, outcome: "refuse"},
+			{what: "abandon", n: 0, cause: tunnel.AbandonRefused}, // counted once
 		},
 		want: HeldStats{Total: 1, Ended: 1},
 	}, {
@@ -136,9 +158,11 @@ func TestHeldCalls(t *testing.T) {
 					l.mu.Lock()
 					l.held.sync(&st.held, s.n, c.now())
 					l.mu.Unlock()
+				case "abandon":
+					l.noteAbandoned(st, s.n, s.cause)
 				case "down":
 					l.mu.Lock()
-					l.held.sync(&st.held, 0, c.now())
+					l.held.drop(&st.held)
 					l.mu.Unlock()
 				default:
 					t.Fatalf("step %d: unknown %q", i, s.what)
@@ -167,9 +191,13 @@ func TestHeldCallsBalance(t *testing.T) {
 		if r.IntN(2) == 0 {
 			o := r.IntN(3)
 			l.noteCall(st, wait, n, o == 0, o == 1)
-		} else {
+		} else if r.IntN(2) == 0 {
 			l.mu.Lock()
 			l.held.sync(&st.held, n, c.now())
+			l.mu.Unlock()
+		} else {
+			l.mu.Lock()
+			l.held.abandoned(&st.held, tunnel.AbandonCause(1+r.IntN(5)))
 			l.mu.Unlock()
 		}
 		s := l.HeldCalls()
@@ -185,7 +213,7 @@ func TestHeldCallsBalance(t *testing.T) {
 		}
 	}
 	for _, st := range sts {
-		l.held.sync(&st.held, 0, c.now())
+		l.held.drop(&st.held)
 	}
 	if s := l.HeldCalls(); s.Held != 0 || s.OldestWait != 0 || len(l.held.busy) != 0 {
 		t.Fatalf("after every tunnel emptied: %+v, %d busy", s, len(l.held.busy))

@@ -185,13 +185,12 @@ func (l *LNS) TunnelDown(t *endpoint.Tunnel, ev tunnel.TunnelDown) {
 	if st == nil {
 		return
 	}
-	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tunnels--
 	l.peerCount(st.peer.Name).tunnels--
 	l.adm.remove(t)
-	l.held.sync(&st.held, 0, now) // its held calls ended with it
+	l.held.drop(&st.held) // its held calls ended with it
 }
 
 // SessionUp implements endpoint.Handler.
