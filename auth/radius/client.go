@@ -68,6 +68,7 @@ type Client struct {
 	invalid    atomic.Uint64 // replies that failed verification
 
 	accounter *accounter
+	closeOnce sync.Once
 }
 
 // stopResetter is the part of *time.Timer the client uses.
@@ -155,8 +156,13 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 
 // Close stops the accounting sender (records not yet acknowledged stay in
 // the spool for the next run), ends every request still outstanding with
-// ErrClosed and closes the sockets.
+// ErrClosed and closes the sockets. Calls after the first do nothing.
 func (c *Client) Close() error {
+	c.closeOnce.Do(c.close)
+	return nil
+}
+
+func (c *Client) close() {
 	if c.accounter != nil {
 		c.accounter.stop()
 	}
@@ -185,7 +191,6 @@ func (c *Client) Close() error {
 	for _, s := range slices.Concat(c.auth, c.acct) {
 		s.conn.Close()
 	}
-	return nil
 }
 
 // ErrClosed: the client was closed before the request was answered.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
@@ -277,5 +279,31 @@ func TestTickRetransmitsThenFailsOver(t *testing.T) {
 	}
 	if n, m := a.count(), b.count(); n != 2 || m != 2 {
 		t.Errorf("requests %d to a and %d to b, want 2 each", n, m)
+	}
+}
+
+// Close is idempotent: a second call neither logs an error (the spool
+// closed twice) nor fails.
+func TestCloseTwice(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	cfg := acctConfig(t, t.TempDir(), 9) // nothing is sent
+	c, err := New(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, e := range logs.All() {
+		t.Errorf("logged at %v: %s %v", e.Level, e.Message, e.ContextMap())
+	}
+	rec := newDoneRecorder(t)
+	c.AuthenticateAsync(papReq, rec.done(0))
+	rec.wait(t)
+	if err := rec.err(0); !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNoServer) {
+		t.Errorf("request after Close: %v, want ErrClosed or ErrNoServer", err)
 	}
 }
