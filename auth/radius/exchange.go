@@ -52,6 +52,11 @@ type call struct {
 	req      []byte  // the request as encoded for srv (never reused: a reader may still be verifying against it)
 	tries    int     // sends to srv so far
 	deadline time.Time
+	// giveUp ends the call's time on srv, counted from when it asked for
+	// an Identifier: timeout times (retries+1). It bounds a call that
+	// waited in line (waited): in line, and after it is sent.
+	giveUp   time.Time
+	waited   bool
 	hidx     int // index in Client.timers, -1: not in it
 	finished bool
 	lastErr  error   // why the last reply from srv was refused, or a send error
@@ -178,10 +183,12 @@ func (c *Client) advance(cl *call, now time.Time, out *completions) {
 	}
 	s := cl.order[cl.next]
 	cl.next++
-	cl.srv, cl.tries, cl.lastErr = s, 0, nil
+	cl.srv, cl.tries, cl.lastErr, cl.waited = s, 0, nil, false
 	if s.inUse >= c.inflight {
-		cl.queued = true
+		cl.queued, cl.waited = true, true
+		cl.giveUp = now.Add(s.timeout * time.Duration(s.retries+1))
 		s.queue = append(s.queue, cl)
+		c.schedule(cl, cl.giveUp, now)
 		return
 	}
 	c.sendFirst(cl, s, now, out)
@@ -222,7 +229,16 @@ func (c *Client) send(cl *call, now time.Time) {
 	if _, err := s.conn.Write(cl.req); err != nil {
 		cl.lastErr = fmt.Errorf("send: %w", err)
 	}
-	cl.deadline = now.Add(s.timeout)
+	at := now.Add(s.timeout)
+	if cl.waited && cl.giveUp.Before(at) {
+		at = cl.giveUp
+	}
+	c.schedule(cl, at, now)
+}
+
+// schedule sets cl's deadline to at. c.mu is held.
+func (c *Client) schedule(cl *call, at, now time.Time) {
+	cl.deadline = at
 	if cl.hidx >= 0 {
 		heap.Fix(&c.timers, cl.hidx)
 	} else {
@@ -230,6 +246,11 @@ func (c *Client) send(cl *call, now time.Time) {
 	}
 	c.rearm(now)
 }
+
+// errNoIdentifier: a request waited in line for an Identifier of a server
+// (max_in_flight requests outstanding) for as long as it would have waited
+// for that server's answer.
+var errNoIdentifier = errors.New("timed out waiting for a free Identifier")
 
 // release frees cl's Identifier on its server (or its place in line) and
 // sends the requests waiting for an Identifier of that server. c.mu is
@@ -305,7 +326,17 @@ func (c *Client) tick(now time.Time) {
 	for len(c.timers) > 0 && !c.timers[0].deadline.After(now) {
 		cl := c.timers[0]
 		s := cl.srv
-		if cl.tries <= s.retries {
+		if cl.queued {
+			// The server is busy, not dead: its own requests time out
+			// and count against it.
+			heap.Pop(&c.timers)
+			cl.errs = append(cl.errs, fmt.Errorf("server %s: %w (%d in flight) within %s", s.name, errNoIdentifier,
+				s.inUse, s.timeout*time.Duration(s.retries+1)))
+			c.release(cl, now, out)
+			c.advance(cl, now, out)
+			continue
+		}
+		if cl.tries <= s.retries && (!cl.waited || now.Before(cl.giveUp)) {
 			c.send(cl, now)
 			continue
 		}

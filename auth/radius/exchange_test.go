@@ -307,3 +307,89 @@ func TestCloseTwice(t *testing.T) {
 		t.Errorf("request after Close: %v, want ErrClosed or ErrNoServer", err)
 	}
 }
+
+// A request waiting in line for an Identifier has a deadline of its own,
+// counted from when it asked: timeout times (retries+1) after that it is
+// answered with the timeout error (ErrNoServer, errNoIdentifier) without
+// having been sent, while the request holding the Identifier goes on.
+func TestQueuedRequestTimesOut(t *testing.T) {
+	srv := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	cfg := testConfig(t, secret, srv.port())
+	cfg.MaxInFlight = 1
+	cfg.Servers[0].Timeout = time.Hour // the real timer never fires: tick is driven by hand
+	cfg.Servers[0].Retries = 1
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	rec := newDoneRecorder(t)
+	c.AuthenticateAsync(papReq, rec.done(0))
+	recvReq(t, srv)
+	c.AuthenticateAsync(papReq, rec.done(1)) // waits in line
+	t1 := c.clock()
+	c.tick(t1.Add(time.Hour + time.Second)) // retry of 0; 1 still has time
+	recvReq(t, srv)
+	select {
+	case i := <-rec.ch:
+		t.Fatalf("request %d answered early: %v", i, rec.err(i))
+	default:
+	}
+	c.tick(t1.Add(2*time.Hour + time.Second/2)) // 1's two hours are up, 0's last try is not
+	if i := rec.wait(t); i != 1 {
+		t.Fatalf("request %d answered, want 1", i)
+	}
+	if err := rec.err(1); !errors.Is(err, ErrNoServer) || !errors.Is(err, errNoIdentifier) {
+		t.Fatalf("queued request: %v, want ErrNoServer and errNoIdentifier", err)
+	}
+	c.mu.Lock()
+	inUse, queued, timers := c.auth[0].inUse, len(c.auth[0].queue), len(c.timers)
+	c.mu.Unlock()
+	if inUse != 1 || queued != 0 || timers != 1 {
+		t.Errorf("in use %d, queued %d, deadlines %d; want 1, 0, 1", inUse, queued, timers)
+	}
+	if n := srv.count(); n != 2 {
+		t.Errorf("server got %d requests, want 2 (request 0 twice)", n)
+	}
+}
+
+// A request that waited in line keeps the deadline counted from when it
+// asked: sent late, it gets only what is left of it.
+func TestDequeuedRequestKeepsItsDeadline(t *testing.T) {
+	srv := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	cfg := testConfig(t, secret, srv.port())
+	cfg.MaxInFlight = 1
+	cfg.Servers[0].Timeout = time.Hour
+	cfg.Servers[0].Retries = 0
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	var clockMu sync.Mutex
+	t0 := time.Now()
+	now := t0
+	c.mu.Lock()
+	c.clock = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	c.mu.Unlock()
+	setNow := func(d time.Duration) { clockMu.Lock(); now = t0.Add(d); clockMu.Unlock() }
+
+	rec := newDoneRecorder(t)
+	cancel0 := c.AuthenticateAsync(papReq, rec.done(0))
+	recvReq(t, srv)
+	c.AuthenticateAsync(papReq, rec.done(1)) // in line from t0
+	setNow(50 * time.Minute)
+	cancel0() // 1 goes out now, with ten minutes of its hour left
+	if i := rec.wait(t); i != 0 {
+		t.Fatalf("request %d answered, want 0", i)
+	}
+	recvReq(t, srv)
+	c.mu.Lock()
+	dl := c.auth[0].calls[c.auth[0].nextID-1].deadline
+	c.mu.Unlock()
+	if want := t0.Add(time.Hour); !dl.Equal(want) {
+		t.Errorf("deadline of the dequeued request t0+%v, want t0+1h", dl.Sub(t0))
+	}
+	c.tick(t0.Add(time.Hour))
+	rec.wait(t)
+	if err := rec.err(1); !errors.Is(err, ErrNoServer) || errors.Is(err, errNoIdentifier) {
+		t.Fatalf("dequeued request: %v, want ErrNoServer from a timeout after its send", err)
+	}
+	if n := srv.count(); n != 2 {
+		t.Errorf("server got %d requests, want 2", n)
+	}
+}
