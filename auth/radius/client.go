@@ -87,6 +87,7 @@ type server struct {
 	retries   int
 	requireMA bool
 	conn      *net.UDPConn
+	wmu       sync.Mutex // orders writes against Identifier reuse (Client.write)
 
 	// Client.mu:
 	calls     [256]*call // by Identifier

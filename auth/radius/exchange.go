@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"layeh.com/radius"
@@ -55,9 +56,12 @@ type call struct {
 	// giveUp ends the call's time on srv, counted from when it asked for
 	// an Identifier: timeout times (retries+1). It bounds a call that
 	// waited in line (waited): in line, and after it is sent.
-	giveUp   time.Time
-	waited   bool
-	hidx     int // index in Client.timers, -1: not in it
+	giveUp time.Time
+	waited bool
+	hidx   int // index in Client.timers, -1: not in it
+	// gen changes whenever the call lets go of its Identifier (written
+	// under Client.mu, read by write without it).
+	gen      atomic.Uint32
 	finished bool
 	lastErr  error   // why the last reply from srv was refused, or a send error
 	errs     []error // one per server that did not answer
@@ -80,25 +84,65 @@ type completion struct {
 	err  error
 }
 
-// completions collects answers under Client.mu for delivery after it.
-type completions []completion
+// completions collects, under Client.mu, the datagrams to write and the
+// answers to deliver after it is released.
+type completions struct {
+	writes []pendingWrite
+	done   []completion
+}
+
+// pendingWrite is a request to write once Client.mu is released: only
+// while its call still holds the Identifier it was encoded with (gen).
+type pendingWrite struct {
+	cl  *call
+	s   *server
+	req []byte
+	gen uint32
+}
 
 var completionsPool = sync.Pool{New: func() any { return new(completions) }}
 
 func getCompletions() *completions { return completionsPool.Get().(*completions) }
 
-// deliver runs the done of every answer in out (outside Client.mu) and
-// gives out back to the pool.
+// deliver writes the datagrams of out, then runs the done of every answer
+// in it (outside Client.mu), and gives out back to the pool.
 func (c *Client) deliver(out *completions) {
-	for _, d := range *out {
+	for _, w := range out.writes {
+		c.write(w)
+	}
+	for _, d := range out.done {
 		c.complete(d)
 	}
-	if cap(*out) > 64 {
-		return // a burst (Close): let it go
+	if cap(out.done) > 64 || cap(out.writes) > 64 {
+		return // a burst (Close, a long line): let it go
 	}
-	clear(*out)
-	*out = (*out)[:0]
+	clear(out.writes)
+	clear(out.done)
+	out.writes, out.done = out.writes[:0], out.done[:0]
 	completionsPool.Put(out)
+}
+
+// write sends w's datagram unless its call has let go of the Identifier
+// meanwhile (answered, given up, moved on): another request may hold it
+// now, and a stale copy written after that one would make the server
+// take it for a conflicting request. s.wmu orders the check and the write
+// against the writes of any later holder of the Identifier, which took it
+// after the generation changed. UDP writes need no other lock.
+func (c *Client) write(w pendingWrite) {
+	s := w.s
+	s.wmu.Lock()
+	var err error
+	if w.cl.gen.Load() == w.gen {
+		_, err = s.conn.Write(w.req)
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		c.mu.Lock()
+		if w.cl.gen.Load() == w.gen && !w.cl.finished {
+			w.cl.lastErr = fmt.Errorf("send: %w", err)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // complete hands one answer to whoever asked.
@@ -217,18 +261,15 @@ func (c *Client) sendFirst(cl *call, s *server, now time.Time, out *completions)
 	s.calls[id] = cl
 	s.inUse++
 	cl.queued, cl.id, cl.req = false, id, req
-	c.send(cl, now)
+	c.send(cl, now, out)
 }
 
-// send writes cl's request (again) and sets its next deadline. c.mu is
-// held: a request is never written after its call ended, whose
-// Identifier may already be another request's.
-func (c *Client) send(cl *call, now time.Time) {
+// send queues cl's request (again) in out, written once c.mu is released,
+// and sets its next deadline. c.mu is held.
+func (c *Client) send(cl *call, now time.Time, out *completions) {
 	s := cl.srv
 	cl.tries++
-	if _, err := s.conn.Write(cl.req); err != nil {
-		cl.lastErr = fmt.Errorf("send: %w", err)
-	}
+	out.writes = append(out.writes, pendingWrite{cl: cl, s: s, req: cl.req, gen: cl.gen.Load()})
 	at := now.Add(s.timeout)
 	if cl.waited && cl.giveUp.Before(at) {
 		at = cl.giveUp
@@ -275,6 +316,7 @@ func (c *Client) release(cl *call, now time.Time, out *completions) {
 		s.calls[cl.id] = nil
 		s.inUse--
 	}
+	cl.gen.Add(1) // its pending writes are stale
 	for s.inUse < c.inflight && len(s.queue) > 0 && !c.closed {
 		q := s.queue[0]
 		s.queue[0] = nil
@@ -299,7 +341,7 @@ func (c *Client) finish(cl *call, resp []byte, err error, out *completions) {
 		heap.Remove(&c.timers, cl.hidx)
 	}
 	c.release(cl, c.clock(), out)
-	*out = append(*out, completion{cl: cl, resp: resp, s: s, err: err})
+	out.done = append(out.done, completion{cl: cl, resp: resp, s: s, err: err})
 }
 
 // rearm sets the client's timer to the earliest deadline. c.mu is held.
@@ -337,7 +379,7 @@ func (c *Client) tick(now time.Time) {
 			continue
 		}
 		if cl.tries <= s.retries && (!cl.waited || now.Before(cl.giveUp)) {
-			c.send(cl, now)
+			c.send(cl, now, out)
 			continue
 		}
 		heap.Pop(&c.timers)

@@ -393,3 +393,70 @@ func TestDequeuedRequestKeepsItsDeadline(t *testing.T) {
 		t.Errorf("server got %d requests, want 2", n)
 	}
 }
+
+// Requests from many goroutines at once, more than the Identifiers
+// allowed in flight: written outside the client's lock, every one is
+// answered once, with its own reply (none fails verification or goes
+// unclaimed, as a stale write under a reused Identifier would make one).
+// Run with -race.
+func TestConcurrentSendsOutsideLock(t *testing.T) {
+	srv := newFakeServer(t, secret, func(raw []byte, p *radius.Packet) []byte {
+		return reply(t, raw, []byte(secret), radius.CodeAccessAccept, true, avp(attrReplyMessage, p.Get(attrUserName)))
+	})
+	cfg := testConfig(t, secret, srv.port())
+	cfg.MaxInFlight = 8
+	cfg.Servers[0].Timeout = time.Minute
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	const workers, each = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				user := string(rune('a'+w)) + "-" + string(rune('A'+i%26))
+				r, err := c.Authenticate(context.Background(), &auth.Request{Method: auth.MethodPAP, Username: user, Password: []byte("x")})
+				switch {
+				case err != nil:
+					errs <- err
+				case !r.Accept || r.Message != user:
+					errs <- errors.New("request " + user + " got the answer for " + r.Message)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := c.ReplyStats(); st != (ReplyStats{}) {
+		t.Errorf("replies dropped: %+v", st)
+	}
+	if n := srv.count(); n != workers*each {
+		t.Errorf("server got %d requests, want %d (no retransmission)", n, workers*each)
+	}
+}
+
+// A write queued for a request that let go of its Identifier before the
+// write ran is dropped: the Identifier may already be another request's.
+func TestStaleWriteDropped(t *testing.T) {
+	srv := newFakeServer(t, secret, func([]byte, *radius.Packet) []byte { return nil })
+	cfg := testConfig(t, secret, srv.port())
+	cfg.Servers[0].Timeout = time.Hour
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	rec := newDoneRecorder(t)
+	cancel := c.AuthenticateAsync(papReq, rec.done(0))
+	p := recvReq(t, srv)
+	c.mu.Lock()
+	cl := c.auth[0].calls[p.Identifier]
+	w := pendingWrite{cl: cl, s: c.auth[0], req: cl.req, gen: cl.gen.Load()}
+	c.mu.Unlock()
+	cancel()
+	c.write(w) // stale: nothing goes out
+	c.AuthenticateAsync(&auth.Request{Method: auth.MethodPAP, Username: "marker", Password: []byte("x")}, rec.done(1))
+	if p := recvReq(t, srv); string(p.Get(attrUserName)) != "marker" {
+		t.Fatalf("request %d for %q arrived, want the marker (the stale write went out)", p.Identifier, p.Get(attrUserName))
+	}
+}
