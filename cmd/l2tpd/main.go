@@ -101,6 +101,7 @@ func run() int {
 	}
 	log := d.log
 	defer log.Sync()
+	log.Debug("garbage collector", zap.Int("gc_percent", tuneGC(os.Getenv)))
 	if *debugListen != "" {
 		srv, err := startDebug(*debugListen, log)
 		if err != nil {
