@@ -32,6 +32,7 @@ import (
 
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 )
 
 // ErrNoServer: no server answered.
@@ -138,6 +139,13 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 				c.Close()
 				return nil, fmt.Errorf("radius: socket to server %s: %w", ap, err)
 			}
+			// A burst of answers (a LAC re-dialling thousands of calls)
+			// must wait in the socket, not be dropped and resent after
+			// the timeout: room for thousands of replies.
+			if _, err := udpbatch.SetReceiveBuffer(conn, replyBuffer); err != nil {
+				c.log.Warn("radius: cannot enlarge the receive buffer; a burst of replies may be dropped and retransmitted (raise net.core.rmem_max)",
+					zap.Stringer("server", ap), zap.Error(err))
+			}
 			srv := &server{name: ap.String(), addr: ap, secret: s.Secret, priority: s.Priority, weight: max(s.Weight, 1),
 				timeout: s.Timeout, retries: s.Retries, requireMA: s.RequireMessageAuthenticator, conn: conn}
 			*p.list = append(*p.list, srv)
@@ -193,6 +201,9 @@ func (c *Client) close() {
 		s.conn.Close()
 	}
 }
+
+// replyBuffer is the receive buffer asked for on each server socket.
+const replyBuffer = 4 << 20
 
 // ErrClosed: the client was closed before the request was answered.
 var ErrClosed = errors.New("radius client closed")

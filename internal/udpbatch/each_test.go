@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -216,5 +217,25 @@ func TestEachReportsRefused(t *testing.T) {
 	}
 	if len(errs) != 1 || !errors.Is(errs[0], unix.ECONNREFUSED) {
 		t.Fatalf("errors given to fn = %v, want one ECONNREFUSED", errs)
+	}
+}
+
+func TestSetReceiveBuffer(t *testing.T) {
+	rx, _ := pair(t, "udp4", "127.0.0.1")
+	got, err := SetReceiveBuffer(rx, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel doubles what it is given; without CAP_NET_ADMIN it is
+	// capped by net.core.rmem_max.
+	want := 8 << 20
+	if os.Geteuid() != 0 {
+		want = 0
+	}
+	if want != 0 && got != want {
+		t.Fatalf("receive buffer %d, want %d", got, want)
+	}
+	if got < 4096 {
+		t.Fatalf("receive buffer %d", got)
 	}
 }

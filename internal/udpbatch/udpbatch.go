@@ -364,3 +364,32 @@ func (c *Conn) WriteBatch(pkts [][]byte) (int, error) {
 // Batching reports whether a batch of more than one datagram was sent
 // (tests).
 func (c *Conn) Batching() bool { return c.w != nil }
+
+// SetReceiveBuffer asks for a receive buffer of n bytes on c: with
+// SO_RCVBUFFORCE when the process may (CAP_NET_ADMIN, as l2tpd has), so
+// that net.core.rmem_max does not cap it, else with SO_RCVBUF (capped).
+// A burst of replies (RADIUS answers after a LAC re-dials thousands of
+// calls) then waits in the socket instead of being dropped and resent.
+// It returns the size the kernel reports (twice what was set, for its
+// bookkeeping).
+func SetReceiveBuffer(c *net.UDPConn, n int) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("udpbatch: %w", err)
+	}
+	var got int
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); e != nil {
+			if e = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n); e != nil {
+				serr = fmt.Errorf("udpbatch: SO_RCVBUF %d: %w", n, e)
+				return
+			}
+		}
+		got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if err == nil {
+		err = serr
+	}
+	return got, err
+}
