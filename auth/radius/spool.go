@@ -58,6 +58,7 @@ type spool struct {
 	segs     []*segment // oldest first; the last is current
 	f        *os.File   // the current segment, open for append
 	buf      []byte
+	acks     []byte // ack entries not yet written (see ack)
 	unsynced bool   // records appended since the last fsync
 	ackDirty bool   // acks appended since the last fsync (made durable by the next one, or close)
 	synced   uint64 // every record up to this seq is durable
@@ -193,6 +194,9 @@ func (s *spool) rotate() error {
 		return fmt.Errorf("radius spool: writing %s: %w", p, err)
 	}
 	if s.f != nil {
+		if err := s.flushAcks(); err != nil {
+			s.log.Error("radius accounting spool: writing acknowledgements", zap.Error(err))
+		}
 		s.f.Close()
 	}
 	s.f = f
@@ -240,21 +244,47 @@ func (s *spool) put(r *record) error {
 	return s.appendRec(r)
 }
 
-// ack records that r was acknowledged.
+// ackFlushAt is how many bytes of ack entries wait in memory before they
+// are written.
+const ackFlushAt = 4096
+
+// ack records that r was acknowledged. The entry waits in memory with
+// others and is written with them (flushAcks: at ackFlushAt bytes, at the
+// accounter's next sync, before a rotation and at close), one write(2)
+// for hundreds of acks instead of one each. An ack lost in a crash only
+// makes its record be sent again at the next start, which the spool
+// already does for a record whose answer came just before a crash:
+// delivery is at least once either way.
 func (s *spool) ack(r *record) error {
 	if r.seg != nil {
 		r.seg.live--
 		r.seg = nil
 	}
-	s.buf = appendAck(s.buf[:0], r.Seq)
+	s.acks = appendAck(s.acks, r.Seq)
 	s.ackDirty = true
-	return s.write(s.buf)
+	if len(s.acks) >= ackFlushAt {
+		return s.flushAcks()
+	}
+	return nil
+}
+
+// flushAcks writes the ack entries waiting in memory.
+func (s *spool) flushAcks() error {
+	if len(s.acks) == 0 {
+		return nil
+	}
+	err := s.write(s.acks)
+	s.acks = s.acks[:0]
+	return err
 }
 
 // syncBegin starts an fsync made outside the caller's lock: when records
 // were appended since the last one it returns the file to fsync and the
 // seq it covers; then call syncEnd with the result.
 func (s *spool) syncBegin() (*os.File, uint64, bool) {
+	if err := s.flushAcks(); err != nil {
+		s.log.Error("radius accounting spool: writing acknowledgements", zap.Error(err))
+	}
 	if !s.unsynced {
 		return nil, 0, false
 	}
@@ -276,6 +306,9 @@ func (s *spool) syncEnd(upto uint64, err error) {
 // current segment, and of the directory if segments came or went), then
 // deletes the oldest segments that hold no live record.
 func (s *spool) sync() error {
+	if err := s.flushAcks(); err != nil {
+		return err
+	}
 	if s.unsynced || s.ackDirty {
 		s.fsyncs++
 		if err := s.f.Sync(); err != nil {

@@ -409,3 +409,53 @@ func TestHMACMD5(t *testing.T) {
 		}
 	}
 }
+
+// Acks wait in memory and reach the file together (one write for many):
+// at the accounter's sync, at ackFlushAt bytes, or at close; a crash
+// before that only replays records that were acknowledged (at least
+// once), never loses one that was not.
+func TestSpoolAcksWrittenTogether(t *testing.T) {
+	dir := t.TempDir()
+	sp, _ := mustOpen(t, dir, nil)
+	rs := putN(t, sp, 20)
+	size := sp.cur().size
+	for _, r := range rs[:10] {
+		if err := sp.ack(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sp.cur().size != size {
+		t.Fatalf("segment grew by %d bytes at the acks, want the acks kept in memory", sp.cur().size-size)
+	}
+	// A crash now (no close): every record is replayed, the acked ones
+	// included, and none is lost.
+	if got := spoolLive(t, dir); len(got) != 20 {
+		t.Fatalf("live on disk before the acks are written: %v, want all 20", got)
+	}
+	if _, _, ok := sp.syncBegin(); !ok {
+		t.Fatal("syncBegin found nothing to sync")
+	}
+	if sp.cur().size == size {
+		t.Fatal("syncBegin did not write the waiting acks")
+	}
+	if got := spoolLive(t, dir); len(got) != 10 || got[0] != rs[10].Seq {
+		t.Fatalf("live after the acks were written: %v, want the last 10", got)
+	}
+	// Enough acks to pass ackFlushAt are written without a sync.
+	more := putN(t, sp, 2*ackFlushAt/len(appendAck(nil, 1<<40)))
+	size = sp.cur().size
+	for _, r := range more {
+		if err := sp.ack(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sp.cur().size == size {
+		t.Fatalf("%d acks never written before a sync", len(more))
+	}
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := spoolLive(t, dir); len(got) != 10 {
+		t.Fatalf("live after close: %v, want the 10 never acked", got)
+	}
+}
