@@ -21,6 +21,8 @@ type L2TPD struct {
 	Config string // the TOML configuration
 	// LogLevel is passed as --log-level (default "debug").
 	LogLevel string
+	// Args are more command-line arguments (e.g. --debug-listen).
+	Args []string
 }
 
 // L2TPDFiles are the paths Write produced, and the shell to drive them.
@@ -33,6 +35,7 @@ type L2TPDFiles struct {
 	PIDFile string // in the VM's /run
 	State   string // the VM directory bind-mounted on /run/l2tpd
 	level   string
+	args    []string
 }
 
 // Write writes the instance's configuration into dir/Name (created).
@@ -54,6 +57,7 @@ func (d L2TPD) Write(dir string) (L2TPDFiles, error) {
 		PIDFile: "/run/l2tpd-" + d.Name + ".pid",
 		State:   "/run/l2tpd-" + d.Name,
 		level:   orDefault(d.LogLevel, "debug"),
+		args:    d.Args,
 	}
 	if err := os.WriteFile(f.Conf, []byte(d.Config), 0o600); err != nil {
 		return L2TPDFiles{}, fmt.Errorf("l2tpd instance %s: %w", d.Name, err)
@@ -71,6 +75,9 @@ func (f L2TPDFiles) Start(netns string) string {
 	}
 	inner := fmt.Sprintf("mount --bind %s /run/l2tpd && exec %s --config %s --log-level %s",
 		shq(f.State), shq(f.Bin), shq(f.Conf), shq(f.level))
+	for _, a := range f.args {
+		inner += " " + shq(a)
+	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "mkdir -p /run/l2tpd %s\necho \"==== start at ${SECONDS}s\" >> %s\n", shq(f.State), shq(f.Log))
 	fmt.Fprintf(&s, "%sunshare -m --propagation private sh -c %s >>%s 2>&1 &\necho $! > %s\n",

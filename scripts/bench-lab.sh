@@ -14,6 +14,8 @@
 #   scripts/bench-lab.sh                              # ours 200:2 and 1000:10, xl2tpd 200:2
 #   BENCH_LAB_OURS=200:2 BENCH_LAB_XL2TPD=200:2 scripts/bench-lab.sh
 #   BENCH_LAB_CAPTURE=1 scripts/bench-lab.sh         # pcap of our runs (stragglers)
+#   BENCH_LAB_PROFILE=15s scripts/bench-lab.sh       # Go CPU profile of our l2tpd in each of
+#                                  our runs (NAME.cpu.pb.gz; go tool pprof bin/l2tpd FILE)
 #   BENCH_LAB_REV=HEAD scripts/bench-lab.sh          # build l2tpd and l2tpbench from a
 #                                  commit (git archive) instead of the work tree
 set -eu
@@ -23,6 +25,7 @@ BENCH_LAB_OURS=${BENCH_LAB_OURS-"200:2,1000:10"}
 BENCH_LAB_XL2TPD=${BENCH_LAB_XL2TPD-"200:2"}
 BENCH_LAB_INFLIGHT=${BENCH_LAB_INFLIGHT:-20}
 BENCH_LAB_CAPTURE=${BENCH_LAB_CAPTURE:-0}
+BENCH_LAB_PROFILE=${BENCH_LAB_PROFILE:-0}
 [ "$(id -u)" = 0 ] || { echo "bench-lab: needs root" >&2; exit 1; }
 out="$BENCH_DIR/lab"
 mkdir -p "$out/bin"
@@ -42,7 +45,9 @@ CGO_ENABLED=0 go build -o "$out/bin/groupmeter" ./lab/benchlab/cmd/groupmeter
 go build -o "$out/bin/benchlab" ./lab/benchlab/cmd/benchlab
 capture=
 [ "$BENCH_LAB_CAPTURE" = 1 ] && capture=-capture
+profile=
+[ "$BENCH_LAB_PROFILE" != 0 ] && profile="-profile $BENCH_LAB_PROFILE"
 set -x
 "$out/bin/benchlab" -dir "$out" -l2tpd "$out/bin/l2tpd" -l2tpbench "$out/bin/l2tpbench" \
 	-groupmeter "$out/bin/groupmeter" -ours "$BENCH_LAB_OURS" -xl2tpd "$BENCH_LAB_XL2TPD" \
-	-in-flight "$BENCH_LAB_INFLIGHT" $capture
+	-in-flight "$BENCH_LAB_INFLIGHT" $capture $profile

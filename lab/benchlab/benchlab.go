@@ -99,6 +99,9 @@ const (
 	nsLAC    = "lac"
 )
 
+// profileAddr is where our l2tpd serves its profiles with Config.Profile.
+const profileAddr = "127.0.0.1:6060"
+
 // Config is one VM run.
 type Config struct {
 	// Dir is shared read-write with the VM (same path inside): configs,
@@ -112,6 +115,11 @@ type Config struct {
 	// Capture runs dumpcap on the LNS side of the veth during our runs
 	// (NAME.pcap), to look into stragglers with tshark. It costs VM CPU.
 	Capture bool
+	// Profile, when not zero, takes a Go CPU profile of our l2tpd for this
+	// long from the start of each of our loads (NAME.cpu.pb.gz, for
+	// `go tool pprof`), through --debug-listen on the LNS namespace's
+	// loopback. It costs VM CPU.
+	Profile time.Duration
 	// VMTimeout bounds the whole VM run (default: the sum of the loads'
 	// timeouts plus 2 minutes per load).
 	VMTimeout time.Duration
@@ -261,7 +269,11 @@ stop_pid() { # stop_pid PID SECONDS: TERM, then KILL after SECONDS
 
 	var ours lab.L2TPDFiles
 	if n := c.maxSessions(TargetOurs); n > 0 {
-		f, err := lab.L2TPD{Name: "l2tpd", Bin: c.L2TPD, Config: L2TPDConfig(n), LogLevel: "warn"}.Write(c.Dir)
+		d := lab.L2TPD{Name: "l2tpd", Bin: c.L2TPD, Config: L2TPDConfig(n), LogLevel: "warn"}
+		if c.Profile > 0 {
+			d.Args = []string{"--debug-listen", profileAddr}
+		}
+		f, err := d.Write(c.Dir)
 		if err != nil {
 			return "", fmt.Errorf("benchlab: %w", err)
 		}
@@ -297,6 +309,10 @@ stop_pid() { # stop_pid PID SECONDS: TERM, then KILL after SECONDS
 		}
 		fmt.Fprintf(&s, "%s -names %s -interval 250ms -out %s &\nGM=$!\n", shq(c.GroupMeter), l.Target.groupNames(), shq(base+".group.csv"))
 		cmd := c.benchCmd(l)
+		if l.Target == TargetOurs && c.Profile > 0 {
+			fmt.Fprintf(&s, "ip netns exec %s curl -s -o %s 'http://%s/debug/pprof/profile?seconds=%d' &\nPROF=$!\n",
+				nsLNS, shq(base+".cpu.pb.gz"), profileAddr, int(c.Profile.Seconds()))
+		}
 		fmt.Fprintf(&s, "echo %s > %s.cmd\n", shq("ip netns exec "+nsLAC+" "+cmd), shq(base))
 		fmt.Fprintf(&s, "ip netns exec %s %s > %s.txt 2>&1\nrc=$?\n", nsLAC, cmd, shq(base))
 		s.WriteString("kill -INT $GM; wait $GM\n")
@@ -304,6 +320,9 @@ stop_pid() { # stop_pid PID SECONDS: TERM, then KILL after SECONDS
 		if l.Target == TargetOurs {
 			if c.Capture {
 				s.WriteString(lab.StopCaptures)
+			}
+			if c.Profile > 0 {
+				s.WriteString("wait $PROF\n")
 			}
 			s.WriteString("stop_pid $PID 30\n")
 			fmt.Fprintf(&s, "wait_for 30 sh -c '[ $(ip -n %s l2tp show session | grep -c ^Session) -eq 0 ]' || echo 'BENCHLAB warning: kernel sessions left'\n", nsLNS)

@@ -35,6 +35,7 @@ func main() {
 		oursTO    = flag.Duration("ours-timeout", 3*time.Minute, "l2tpbench --timeout for our runs")
 		xlTO      = flag.Duration("xl2tpd-timeout", 4*time.Minute, "l2tpbench --timeout for xl2tpd runs")
 		capture   = flag.Bool("capture", false, "capture our runs on the LNS veth (NAME.pcap)")
+		profile   = flag.Duration("profile", 0, "take a Go CPU profile of our l2tpd for this long in each of our runs (NAME.cpu.pb.gz)")
 		vmTO      = flag.Duration("vm-timeout", 0, "bound of the whole VM run (0: from the loads)")
 		quiet     = flag.Bool("quiet", false, "do not print the VM console")
 	)
@@ -48,7 +49,7 @@ func main() {
 		return a
 	}
 	c := benchlab.Config{Dir: abs(*dir), L2TPD: abs(*l2tpd), L2TPBench: abs(*l2tpbench), GroupMeter: abs(*gm),
-		Capture: *capture, VMTimeout: *vmTO}
+		Capture: *capture, Profile: *profile, VMTimeout: *vmTO}
 	if !*quiet {
 		c.Log = func(l string) { fmt.Println(l) }
 	}
