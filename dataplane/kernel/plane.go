@@ -417,6 +417,7 @@ func (s *Session) Up(cfg NetConfig) error {
 	if cfg.IfName != "" && cfg.IfName != s.ifname {
 		name = cfg.IfName
 	}
+	up := first // the first Up brings the link up, with the name and MTU when it sets them
 	if first || name != "" || cfg.MTU != s.applied.MTU {
 		if name != "" && !first {
 			// Renaming an up link is refused; PPP interfaces keep their
@@ -424,15 +425,16 @@ func (s *Session) Up(cfg NetConfig) error {
 			name = ""
 		}
 		if name != "" || cfg.MTU > 0 {
-			if err := p.links.SetLink(s.ifindex, name, cfg.MTU); err != nil {
+			if err := p.links.SetLink(s.ifindex, name, cfg.MTU, up); err != nil {
 				return wrap(err)
 			}
+			up = false
 		}
 		if name != "" {
 			s.ifname = name
 		}
 	}
-	if first {
+	if up {
 		if err := p.links.SetUp(s.ifindex); err != nil {
 			return wrap(err)
 		}

@@ -108,8 +108,8 @@ func (l fakeLinks) NewPPPLink(name string, fd int) (int, error) {
 	l.log.add("newlink ppp %s", name)
 	return 42, nil
 }
-func (l fakeLinks) SetLink(i int, name string, mtu int) error {
-	l.log.add("setlink %d name=%q mtu=%d", i, name, mtu)
+func (l fakeLinks) SetLink(i int, name string, mtu int, up bool) error {
+	l.log.add("setlink %d name=%q mtu=%d up=%v", i, name, mtu, up)
 	return nil
 }
 func (l fakeLinks) SetUp(i int) error { l.log.add("up %d", i); return nil }
@@ -251,8 +251,7 @@ func TestPlaneSessionLifecycle(t *testing.T) {
 		"PPPIOCSMRU 1400",
 		"PPPIOCSNPMODE 0x0021 pass",
 		"PPPIOCSNPMODE 0x0057 pass",
-		`setlink 42 name="" mtu=1400`,
-		"up 42",
+		`setlink 42 name="" mtu=1400 up=true`,
 		"addaddr 42 192.0.2.1 peer 100.64.0.9/32",
 		"addaddr 42 fe80::1 peer fe80::2/128",
 		"addroute 198.51.100.0/24",

@@ -22,9 +22,11 @@ type Links interface {
 	// at birth, so it cannot collide with the "ppp<unit>" name the kernel
 	// would otherwise give it.
 	NewPPPLink(name string, pppFD int) (int, error)
-	// SetLink renames the interface (name "" keeps it) and sets its MTU
-	// (0 keeps it). Renaming needs the link down.
-	SetLink(index int, name string, mtu int) error
+	// SetLink renames the interface (name "" keeps it), sets its MTU (0
+	// keeps it) and, with up, sets IFF_UP, in one request (the kernel
+	// applies the flags after the name and the MTU). Renaming needs the
+	// link down.
+	SetLink(index int, name string, mtu int, up bool) error
 	// SetUp sets IFF_UP.
 	SetUp(index int) error
 	// AddAddr adds local with a point-to-point peer (IFA_LOCAL, IFA_ADDRESS).
@@ -35,8 +37,12 @@ type Links interface {
 	DelRoute(index int, dst netip.Prefix) error
 }
 
-// RTNL is the real Links over a NETLINK_ROUTE socket.
-type RTNL struct{ c *netlink.Conn }
+// RTNL is the real Links over a NETLINK_ROUTE socket (and an AF_INET
+// datagram socket for interface ioctls, -1 when there is none).
+type RTNL struct {
+	c       *netlink.Conn
+	ioctlFD int
+}
 
 var _ Links = (*RTNL)(nil)
 
@@ -46,13 +52,24 @@ func DialRTNL() (*RTNL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel: dial rtnetlink: %w", err)
 	}
-	return NewRTNL(c), nil
+	r := NewRTNL(c)
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		r.ioctlFD = fd
+	}
+	return r, nil
 }
 
-// NewRTNL wraps c (tests pass one from nltest.Dial).
-func NewRTNL(c *netlink.Conn) *RTNL { return &RTNL{c: c} }
+// NewRTNL wraps c (tests pass one from nltest.Dial); LinkIndex answers by
+// netlink only.
+func NewRTNL(c *netlink.Conn) *RTNL { return &RTNL{c: c, ioctlFD: -1} }
 
-func (r *RTNL) Close() error { return r.c.Close() }
+func (r *RTNL) Close() error {
+	if r.ioctlFD >= 0 {
+		unix.Close(r.ioctlFD)
+		r.ioctlFD = -1
+	}
+	return r.c.Close()
+}
 
 const (
 	sizeofIfInfomsg = 16
@@ -86,6 +103,22 @@ func (r *RTNL) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, body []by
 }
 
 func (r *RTNL) LinkIndex(name string) (int, error) {
+	// One ioctl on a datagram socket of this network namespace is much
+	// cheaper than a netlink request and its reply (every session's PPP
+	// unit is looked up once); netlink is the fallback.
+	if r.ioctlFD >= 0 {
+		if ifr, err := unix.NewIfreq(name); err == nil {
+			if err := unix.IoctlIfreq(r.ioctlFD, unix.SIOCGIFINDEX, ifr); err == nil {
+				return int(int32(ifr.Uint32())), nil
+			} else if errors.Is(err, unix.ENODEV) {
+				return 0, fmt.Errorf("SIOCGIFINDEX %s: %w", name, err)
+			}
+		}
+	}
+	return r.linkIndexNetlink(name)
+}
+
+func (r *RTNL) linkIndexNetlink(name string) (int, error) {
 	ae := netlink.NewAttributeEncoder()
 	ae.String(unix.IFLA_IFNAME, name)
 	msgs, err := r.c.Execute(netlink.Message{
@@ -111,7 +144,7 @@ func mustEncode(ae *netlink.AttributeEncoder) []byte {
 	return b
 }
 
-func (r *RTNL) SetLink(index int, name string, mtu int) error {
+func (r *RTNL) SetLink(index int, name string, mtu int, up bool) error {
 	ae := netlink.NewAttributeEncoder()
 	if name != "" {
 		ae.String(unix.IFLA_IFNAME, name)
@@ -119,8 +152,12 @@ func (r *RTNL) SetLink(index int, name string, mtu int) error {
 	if mtu > 0 {
 		ae.Uint32(unix.IFLA_MTU, uint32(mtu))
 	}
-	if _, err := r.exec(unix.RTM_NEWLINK, 0, ifinfomsg(index, 0, 0), ae); err != nil {
-		return fmt.Errorf("RTM_NEWLINK ifindex %d name %q mtu %d: %w", index, name, mtu, err)
+	var flags uint32
+	if up {
+		flags = unix.IFF_UP
+	}
+	if _, err := r.exec(unix.RTM_NEWLINK, 0, ifinfomsg(index, flags, flags), ae); err != nil {
+		return fmt.Errorf("RTM_NEWLINK ifindex %d name %q mtu %d up %v: %w", index, name, mtu, up, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -36,9 +37,13 @@ func TestRTNLGolden(t *testing.T) {
 		flags netlink.HeaderFlags
 		data  []byte
 	}{
-		{"rename+mtu", func(r *RTNL) error { return r.SetLink(7, "sub42", 1400) }, unix.RTM_NEWLINK, netlink.Request | netlink.Acknowledge, []byte{
+		{"rename+mtu", func(r *RTNL) error { return r.SetLink(7, "sub42", 1400, false) }, unix.RTM_NEWLINK, netlink.Request | netlink.Acknowledge, []byte{
 			0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ifinfomsg index 7
 			10, 0, 3, 0, 's', 'u', 'b', '4', '2', 0, 0, 0, // IFLA_IFNAME
+			8, 0, 4, 0, 0x78, 0x05, 0, 0, // IFLA_MTU 1400
+		}},
+		{"mtu+up", func(r *RTNL) error { return r.SetLink(7, "", 1400, true) }, unix.RTM_NEWLINK, netlink.Request | netlink.Acknowledge, []byte{
+			0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, // ifinfomsg index 7, flags=change=IFF_UP
 			8, 0, 4, 0, 0x78, 0x05, 0, 0, // IFLA_MTU 1400
 		}},
 		{"ppp unit with a name", func(r *RTNL) error { return r.newPPPLink("sub42", 9) }, unix.RTM_NEWLINK,
@@ -125,5 +130,33 @@ func TestNewPPPLinkRetriesEBUSY(t *testing.T) {
 		if tries != tc.wantTries || waits != tries-1 {
 			t.Errorf("busy %d: %d tries, %d waits; want %d tries, one wait between each", tc.busy, tries, waits, tc.wantTries)
 		}
+	}
+}
+
+// LinkIndex asks the kernel by ioctl when it can: the loopback device's
+// index, and a clear error for a link that does not exist.
+func TestLinkIndexIoctl(t *testing.T) {
+	r, err := DialRTNL()
+	if err != nil {
+		t.Skipf("no rtnetlink: %v", err)
+	}
+	defer r.Close()
+	if r.ioctlFD < 0 {
+		t.Skip("no AF_INET socket for ioctls")
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skipf("no lo: %v", err)
+	}
+	got, err := r.LinkIndex("lo")
+	if err != nil || got != lo.Index {
+		t.Fatalf("LinkIndex(lo) = %d, %v; want %d", got, err, lo.Index)
+	}
+	nl, err := r.linkIndexNetlink("lo")
+	if err != nil || nl != got {
+		t.Fatalf("netlink says %d, %v; ioctl %d", nl, err, got)
+	}
+	if _, err := r.LinkIndex("l2tpd-nonesuch"); !errors.Is(err, unix.ENODEV) {
+		t.Fatalf("LinkIndex of a missing link = %v, want ENODEV", err)
 	}
 }
