@@ -111,12 +111,22 @@ type Plane struct {
 	mu       sync.Mutex // guards the fields below
 	dev      device
 	readDone chan struct{}
+	devGen   uint32             // counts device opens: netState.gen names the one a session holds
 	devUsers int                // sessions that are Up
 	addrs    map[netip.Addr]int // local addresses on the device, refcounted
 	tunnels  map[uint32]*tunnel
 	closed   bool
 
+	// live is the open device for the per-packet path (nil when closed).
+	live atomic.Pointer[liveDev]
+
 	noRoute atomic.Uint64 // packets from the device with no session
+}
+
+// liveDev is an open device and its open count (Plane.devGen).
+type liveDev struct {
+	dev device
+	gen uint32
 }
 
 var _ dataplane.Plane = (*Plane)(nil)
@@ -223,6 +233,8 @@ func (p *Plane) acquireDeviceLocked() error {
 			}
 		}
 		p.dev = dev
+		p.devGen++
+		p.live.Store(&liveDev{dev: dev, gen: p.devGen})
 		p.readDone = make(chan struct{})
 		go p.readLoop(dev, p.readDone)
 	}
@@ -242,6 +254,7 @@ func (p *Plane) closeDeviceLocked() error {
 	if p.dev == nil {
 		return nil
 	}
+	p.live.Store(nil)
 	err := p.dev.Close()
 	<-p.readDone
 	p.dev, p.readDone, p.devUsers = nil, nil, 0

@@ -9,17 +9,24 @@ import (
 // subscriber's IPv4 address) and IPv6 /64s are exact-match maps; other
 // prefixes (Framed-Route, delegated IPv6 prefixes) are few and kept in
 // slices searched longest-first.
+//
+// Entries are values: every routed session has a slot in sess, and the
+// maps hold slot numbers, so they have no pointers for the garbage
+// collector to scan (tens of thousands of entries) and take 8 bytes an
+// entry for host routes.
 type routeTable struct {
 	mu    sync.RWMutex
-	host4 map[netip.Addr]*session
-	net64 map[[8]byte]*session // IPv6 /64 prefix
-	ifid  map[[8]byte]*session // fe80::/64 by interface identifier
-	other []routeEntry         // everything else, any family
+	sess  []*session // by slot; slot 0 is never used
+	free  []uint32   // slots of closed sessions, to reuse
+	host4 map[[4]byte]uint32
+	net64 map[[8]byte]uint32 // IPv6 /64 prefix
+	ifid  map[[8]byte]uint32 // fe80::/64 by interface identifier
+	other []routeEntry       // everything else, any family
 }
 
 type routeEntry struct {
-	p netip.Prefix
-	s *session
+	p    netip.Prefix
+	slot uint32
 }
 
 func prefix64(a netip.Addr) [8]byte {
@@ -29,53 +36,100 @@ func prefix64(a netip.Addr) [8]byte {
 
 var linkLocal = netip.MustParsePrefix("fe80::/64")
 
+// slotLocked returns s's slot, giving it one if it has none (caller holds
+// mu for writing).
+func (t *routeTable) slotLocked(s *session) uint32 {
+	if s.slot != 0 {
+		return s.slot
+	}
+	if n := len(t.free); n > 0 {
+		s.slot = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		if len(t.sess) == 0 {
+			t.sess = append(t.sess, nil) // slot 0: no session
+		}
+		s.slot = uint32(len(t.sess))
+		t.sess = append(t.sess, nil)
+	}
+	t.sess[s.slot] = s
+	return s.slot
+}
+
+// freeSlotLocked gives s's slot back once s has no entries left.
+func (t *routeTable) freeSlotLocked(s *session) {
+	if s.slot == 0 {
+		return
+	}
+	t.sess[s.slot] = nil
+	t.free = append(t.free, s.slot)
+	s.slot = 0
+}
+
+// at returns the session in slot i (nil for 0 or a freed slot).
+func (t *routeTable) at(i uint32) *session {
+	if int(i) < len(t.sess) {
+		return t.sess[i]
+	}
+	return nil
+}
+
 // owner returns the session p is routed to, or nil.
 func (t *routeTable) ownerLocked(p netip.Prefix) *session {
 	switch {
 	case p.Addr().Is4() && p.Bits() == 32:
-		return t.host4[p.Addr()]
+		return t.at(t.host4[p.Addr().As4()])
 	case p.Addr().Is6() && p.Bits() == 64:
-		return t.net64[prefix64(p.Addr())]
+		return t.at(t.net64[prefix64(p.Addr())])
 	}
 	for _, e := range t.other {
 		if e.p == p {
-			return e.s
+			return t.at(e.slot)
 		}
 	}
 	return nil
 }
 
+func (t *routeTable) ifidOwnerLocked(id [8]byte) *session {
+	return t.at(t.ifid[id])
+}
+
 func (t *routeTable) addLocked(p netip.Prefix, s *session) {
+	i := t.slotLocked(s)
 	switch {
 	case p.Addr().Is4() && p.Bits() == 32:
 		if t.host4 == nil {
-			t.host4 = map[netip.Addr]*session{}
+			t.host4 = map[[4]byte]uint32{}
 		}
-		t.host4[p.Addr()] = s
+		t.host4[p.Addr().As4()] = i
 	case p.Addr().Is6() && p.Bits() == 64:
 		if t.net64 == nil {
-			t.net64 = map[[8]byte]*session{}
+			t.net64 = map[[8]byte]uint32{}
 		}
-		t.net64[prefix64(p.Addr())] = s
+		t.net64[prefix64(p.Addr())] = i
 	default:
-		t.other = append(t.other, routeEntry{p, s})
+		t.other = append(t.other, routeEntry{p, i})
 	}
 }
 
 func (t *routeTable) delLocked(p netip.Prefix, s *session) {
+	i := s.slot
+	if i == 0 {
+		return // s has no entries
+	}
 	switch {
 	case p.Addr().Is4() && p.Bits() == 32:
-		if t.host4[p.Addr()] == s {
-			delete(t.host4, p.Addr())
+		if t.host4[p.Addr().As4()] == i {
+			delete(t.host4, p.Addr().As4())
 		}
 	case p.Addr().Is6() && p.Bits() == 64:
-		if t.net64[prefix64(p.Addr())] == s {
+		if t.net64[prefix64(p.Addr())] == i {
 			delete(t.net64, prefix64(p.Addr()))
 		}
 	default:
-		for i, e := range t.other {
-			if e.p == p && e.s == s {
-				t.other = append(t.other[:i], t.other[i+1:]...)
+		for j, e := range t.other {
+			if e.p == p && e.slot == i {
+				t.other = append(t.other[:j], t.other[j+1:]...)
 				break
 			}
 		}
@@ -84,34 +138,34 @@ func (t *routeTable) delLocked(p netip.Prefix, s *session) {
 
 func (t *routeTable) setIfIDLocked(id [8]byte, s *session) {
 	if t.ifid == nil {
-		t.ifid = map[[8]byte]*session{}
+		t.ifid = map[[8]byte]uint32{}
 	}
-	t.ifid[id] = s
+	t.ifid[id] = t.slotLocked(s)
 }
 
 func (t *routeTable) delIfIDLocked(id [8]byte, s *session) {
-	if t.ifid[id] == s {
+	if s.slot != 0 && t.ifid[id] == s.slot {
 		delete(t.ifid, id)
 	}
 }
 
 func (t *routeTable) longest(a netip.Addr) *session {
-	var best *session
+	var best uint32
 	bits := -1
 	for _, e := range t.other {
 		if e.p.Bits() > bits && e.p.Contains(a) {
-			best, bits = e.s, e.p.Bits()
+			best, bits = e.slot, e.p.Bits()
 		}
 	}
-	return best
+	return t.at(best)
 }
 
 // lookup4 finds the session for IPv4 destination a.
 func (t *routeTable) lookup4(a netip.Addr) *session {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if s := t.host4[a]; s != nil {
-		return s
+	if i, ok := t.host4[a.As4()]; ok {
+		return t.at(i)
 	}
 	return t.longest(a)
 }
@@ -122,10 +176,10 @@ func (t *routeTable) lookup6(a netip.Addr) *session {
 	defer t.mu.RUnlock()
 	if linkLocal.Contains(a) {
 		b := a.As16()
-		return t.ifid[[8]byte(b[8:])]
+		return t.at(t.ifid[[8]byte(b[8:])])
 	}
-	if s := t.net64[prefix64(a)]; s != nil {
-		return s
+	if i, ok := t.net64[prefix64(a)]; ok {
+		return t.at(i)
 	}
 	return t.longest(a)
 }
@@ -184,6 +238,6 @@ func (p *Plane) poolCovers(r netip.Prefix) bool {
 // needRoute reports whether a session's prefix r needs a kernel route of
 // its own: it lies outside every pool prefix, or the session's MTU is
 // below the device's (its own route carries that MTU).
-func (p *Plane) needRoute(r netip.Prefix, mtu int) bool {
-	return !p.poolCovers(r) || (mtu > 0 && mtu < p.cfg.MTU)
+func (p *Plane) needRoute(r netip.Prefix, mtu int32) bool {
+	return !p.poolCovers(r) || (mtu > 0 && int(mtu) < p.cfg.MTU)
 }

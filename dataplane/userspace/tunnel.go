@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -53,7 +54,8 @@ func (t *tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandl
 	if _, dup := t.sessions[uint16(cfg.LocalID)]; dup {
 		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d: already exists", t.cfg.LocalID, cfg.LocalID)
 	}
-	s := &session{tunnel: t, cfg: cfg, rx: rx}
+	s := &session{tunnel: t, rx: rx, localID: uint16(cfg.LocalID), peerID: uint16(cfg.PeerID),
+		lnsMode: cfg.LNSMode, sendSeqCfg: cfg.SendSeq, recvSeq: cfg.RecvSeq}
 	t.sessions[uint16(cfg.LocalID)] = s
 	return s, nil
 }
@@ -108,25 +110,66 @@ func (t *tunnel) Close() error {
 }
 
 // netState is what Up installed; replaced atomically, read per packet.
+// It is one small object (48 bytes) with no pointers in the common case:
+// the peer's IPv4 address is 4 bytes (Up takes no other), the host route
+// to it (the one route nearly every session has) is a flag, our IPv4
+// address is 4 bytes, and the device is the plane's (gen says which).
 type netState struct {
-	peer     netip.Addr
-	peerIfID [8]byte
-	hasIfID  bool
-	routes   []netip.Prefix // every prefix routed to the session (peer/32 first)
-	mtu      int            // NetConfig.MTU: with routes, says which are in the kernel (Plane.needRoute)
-	local    netip.Addr
-	dev      device
+	extra     *netExtra // prefixes routed besides peer/32, our non-IPv4 address (nil if neither)
+	peerIfID  [8]byte
+	peer      [4]byte
+	local4    [4]byte // our address (NetConfig.Local) if IPv4
+	mtu       int32   // NetConfig.MTU (clamped): with routes, says which are in the kernel (Plane.needRoute)
+	gen       uint32  // Plane.devGen of the device the session holds
+	hasPeer   bool
+	peerHost  bool // peer/32 is routed to the session (in the table; see Plane.needRoute)
+	hasIfID   bool
+	hasLocal4 bool
+}
+
+// netExtra is the rarer part of a netState.
+type netExtra struct {
+	routes []netip.Prefix // every prefix routed to the session besides peer/32
+	local  netip.Addr     // our address if not IPv4
+}
+
+// localAddr is our address on the link (the zero Addr if none).
+func (n *netState) localAddr() netip.Addr {
+	switch {
+	case n.hasLocal4:
+		return netip.AddrFrom4(n.local4)
+	case n.extra != nil:
+		return n.extra.local
+	}
+	return netip.Addr{}
+}
+
+func (n *netState) extraRoutes() []netip.Prefix {
+	if n.extra == nil {
+		return nil
+	}
+	return n.extra.routes
+}
+
+// routeList appends every prefix routed to the session (peer/32 first) to
+// dst.
+func (n *netState) routeList(dst []netip.Prefix) []netip.Prefix {
+	if n.peerHost {
+		dst = append(dst, netip.PrefixFrom(netip.AddrFrom4(n.peer), 32))
+	}
+	return append(dst, n.extraRoutes()...)
 }
 
 func (n *netState) sourceOK(src netip.Addr) bool {
-	if src == n.peer {
+	if n.hasPeer && src.Is4() && src.As4() == n.peer {
 		return true
 	}
 	if n.hasIfID && linkLocal.Contains(src) {
 		b := src.As16()
 		return [8]byte(b[8:]) == n.peerIfID
 	}
-	for _, p := range n.routes {
+	// peer/32 (n.peerHost) matched above if it could.
+	for _, p := range n.extraRoutes() {
 		if p.Contains(src) {
 			return true
 		}
@@ -134,44 +177,66 @@ func (n *netState) sourceOK(src netip.Addr) bool {
 	return false
 }
 
+// clampMTU keeps an MTU in an int32 without changing how it compares with
+// the device's (a positive int32).
+func clampMTU(mtu int) int32 {
+	return int32(max(min(mtu, math.MaxInt32), math.MinInt32))
+}
+
+// session is kept small (96 bytes): a server holds tens of thousands.
 type session struct {
 	tunnel *tunnel
-	cfg    dataplane.SessionConfig
 	rx     dataplane.FrameHandler
-
-	net     atomic.Pointer[netState] // nil until Up
-	closed  atomic.Bool
-	peerSeq atomic.Bool   // the peer sends Ns (LAC: we must too, RFC 2661 5.4)
-	ns      atomic.Uint32 // next Ns we send
-
-	seqMu   sync.Mutex
-	seqSeen bool
-	nextNs  uint16 // next Ns expected from the peer
+	net    atomic.Pointer[netState] // nil until Up
 
 	txPackets, txBytes, txErrors atomic.Uint64
 	rxPackets, rxBytes, rxErrors atomic.Uint64
+
+	ns    atomic.Uint32 // next Ns we send
+	seq   atomic.Uint32 // seqSeen | next Ns expected from the peer
+	state atomic.Uint32 // stateClosed, statePeerSeq
+
+	localID, peerID uint16
+	slot            uint32 // index in the plane's route table (0: none); under Plane.mu and routeTable.mu
+
+	lnsMode, sendSeqCfg, recvSeq bool
 }
 
+// session.state bits.
+const (
+	stateClosed  = 1 << iota
+	statePeerSeq // the peer sends Ns (LAC: we must too, RFC 2661 5.4)
+)
+
+const seqSeen = 1 << 16 // session.seq: a sequenced packet was accepted
+
+func (s *session) isClosed() bool { return s.state.Load()&stateClosed != 0 }
+
+// markClosed sets stateClosed and reports whether it was already set.
+func (s *session) markClosed() bool { return s.state.Or(stateClosed)&stateClosed != 0 }
+
 func (s *session) String() string {
-	return fmt.Sprintf("tunnel %d session %d", s.tunnel.cfg.LocalID, s.cfg.LocalID)
+	return fmt.Sprintf("tunnel %d session %d", s.tunnel.cfg.LocalID, s.localID)
 }
 
 // acceptSeq applies RFC 2661 5.4 ordering: with no reorder buffer, a packet
 // older than the last one accepted (serial-number comparison modulo 2^16)
 // is dropped.
 func (s *session) acceptSeq(ns uint16) bool {
-	s.seqMu.Lock()
-	defer s.seqMu.Unlock()
-	if s.seqSeen && int16(ns-s.nextNs) < 0 {
-		return false
+	for {
+		old := s.seq.Load()
+		if old&seqSeen != 0 && int16(ns-uint16(old)) < 0 {
+			return false
+		}
+		if s.seq.CompareAndSwap(old, seqSeen|uint32(ns+1)) {
+			return true
+		}
 	}
-	s.seqSeen = true
-	s.nextNs = ns + 1
-	return true
 }
 
 func (s *session) receive(h *l2tp.Header, payload []byte) {
-	if s.closed.Load() {
+	st := s.state.Load()
+	if st&stateClosed != 0 {
 		s.rxErrors.Add(1)
 		return
 	}
@@ -180,10 +245,10 @@ func (s *session) receive(h *l2tp.Header, payload []byte) {
 			s.rxErrors.Add(1)
 			return
 		}
-		if !s.cfg.LNSMode {
-			s.peerSeq.Store(true)
+		if !s.lnsMode && st&statePeerSeq == 0 {
+			s.state.Or(statePeerSeq)
 		}
-	} else if s.cfg.RecvSeq {
+	} else if s.recvSeq {
 		s.rxErrors.Add(1)
 		return
 	}
@@ -246,13 +311,18 @@ func (s *session) toDevice(proto uint16, pkt []byte) {
 		s.rxErrors.Add(1) // spoofed source
 		return
 	}
-	if _, err := st.dev.Write(pkt); err != nil {
+	d := s.tunnel.plane.live.Load()
+	if d == nil || d.gen != st.gen {
+		s.rxErrors.Add(1) // the device was closed
+		return
+	}
+	if _, err := d.dev.Write(pkt); err != nil {
 		s.rxErrors.Add(1)
 	}
 }
 
 func (s *session) sendSeq() bool {
-	return s.cfg.SendSeq || s.peerSeq.Load()
+	return s.sendSeqCfg || s.state.Load()&statePeerSeq != 0
 }
 
 // maxFrame is the longest PPP frame (protocol field included) that fits
@@ -264,7 +334,7 @@ const maxFrame = 0xffff - 12
 // takes the next Ns if the session sends them. buf must have at least 12
 // bytes (header with Ns/Nr, FF 03) before off; n must be <= maxFrame.
 func (s *session) encode(buf []byte, off, n int) int {
-	h := l2tp.Header{Version: l2tp.Version2, TunnelID: s.tunnel.cfg.PeerID, SessionID: s.cfg.PeerID}
+	h := l2tp.Header{Version: l2tp.Version2, TunnelID: s.tunnel.cfg.PeerID, SessionID: uint32(s.peerID)}
 	if s.sendSeq() {
 		h.HasSeq = true
 		h.Ns = uint16(s.ns.Add(1) - 1)
@@ -303,7 +373,7 @@ func (s *session) sendIP(buf []byte, off, n int, proto uint16) {
 // tunnel's batch and leaves at the tunnel's next Flush (or at once when
 // the batch is full); a send error shows in the session's TxErrors.
 func (s *session) SendFrame(frame []byte) error {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return fmt.Errorf("userspace dataplane: %s: send on closed session", s)
 	}
 	if len(frame) < 2 {
@@ -321,7 +391,7 @@ func (s *session) SendFrame(frame []byte) error {
 // starts forwarding IP. Called again, it installs the new configuration
 // (routes no longer wanted are removed).
 func (s *session) Up(cfg dataplane.NetConfig) error {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return fmt.Errorf("userspace dataplane: %s: up on closed session", s)
 	}
 	var want []netip.Prefix
@@ -354,25 +424,35 @@ func (s *session) Up(cfg dataplane.NetConfig) error {
 		}
 	}
 	if hasIfID {
-		if o := p.table.ifid[cfg.PeerIfID]; o != nil && o != s {
+		if o := p.table.ifidOwnerLocked(cfg.PeerIfID); o != nil && o != s {
 			p.table.mu.RUnlock()
 			return fmt.Errorf("userspace dataplane: %s: interface id %x is already used by %s", s, cfg.PeerIfID, o)
 		}
 	}
 	p.table.mu.RUnlock()
 
-	old := s.net.Load()
-	if old == nil {
+	var old netState // what was installed (nothing at the first Up)
+	if st := s.net.Load(); st == nil {
+		// From here on the session holds the device: Close releases it
+		// once a netState is stored (below, or at an error).
 		if err := p.acquireDeviceLocked(); err != nil {
 			return fmt.Errorf("userspace dataplane: %s: open %s: %w", s, p.cfg.IfName, err)
 		}
-		old = &netState{dev: p.dev}
-		s.net.Store(old) // from here on Close releases the device
+		old.gen = p.devGen
+	} else if st.gen != p.devGen || p.dev == nil {
+		return fmt.Errorf("userspace dataplane: %s: %s was closed", s, p.cfg.IfName)
+	} else {
+		old = *st
 	}
-	dev := old.dev
-	local := old.local
+	var oldBuf [4]netip.Prefix
+	oldRoutes := old.routeList(oldBuf[:0])
+	dev := p.dev
+	local := old.localAddr()
 	if cfg.Local.IsValid() && cfg.Local != local {
 		if err := p.addAddrLocked(dev, cfg.Local); err != nil {
+			if s.net.Load() == nil {
+				s.net.Store(&netState{gen: old.gen}) // Close releases the device
+			}
 			return fmt.Errorf("userspace dataplane: %s: %w", s, err)
 		}
 		if local.IsValid() {
@@ -380,13 +460,16 @@ func (s *session) Up(cfg dataplane.NetConfig) error {
 		}
 		local = cfg.Local
 	}
-	// keep: the prefixes routed to the session from now on (in the table;
-	// in the kernel too when p.needRoute, else a pool prefix covers them).
-	var keep []netip.Prefix
+	mtu := clampMTU(cfg.MTU)
+	// The prefixes routed to the session from now on (in the table; in
+	// the kernel too when p.needRoute, else a pool prefix covers them):
+	// peer/32 as the flag peerHost, the others in routes.
+	var peerHost bool
+	var routes []netip.Prefix
 	var errs []error
-	for _, r := range want {
-		hadOwn := slices.Contains(old.routes, r) && p.needRoute(r, old.mtu)
-		if p.needRoute(r, cfg.MTU) {
+	for i, r := range want {
+		hadOwn := slices.Contains(oldRoutes, r) && p.needRoute(r, old.mtu)
+		if p.needRoute(r, mtu) {
 			if err := dev.AddRoute(r, cfg.MTU); err != nil {
 				errs = append(errs, fmt.Errorf("route %v: %w", r, err))
 				if !hadOwn {
@@ -400,9 +483,16 @@ func (s *session) Up(cfg dataplane.NetConfig) error {
 				errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
 			}
 		}
-		keep = append(keep, r)
+		if i == 0 && cfg.Peer.IsValid() { // want[0] is peer/32
+			peerHost = true
+			continue
+		}
+		if routes == nil {
+			routes = make([]netip.Prefix, 0, len(want)-i)
+		}
+		routes = append(routes, r)
 	}
-	for _, r := range old.routes {
+	for _, r := range oldRoutes {
 		if slices.Contains(want, r) || !p.needRoute(r, old.mtu) {
 			continue
 		}
@@ -410,21 +500,35 @@ func (s *session) Up(cfg dataplane.NetConfig) error {
 			errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
 		}
 	}
+	next := &netState{gen: old.gen, peerHost: peerHost, hasIfID: hasIfID, mtu: mtu, peerIfID: cfg.PeerIfID}
+	if cfg.Peer.IsValid() {
+		next.peer, next.hasPeer = cfg.Peer.As4(), true
+	}
+	if local.Is4() {
+		next.local4, next.hasLocal4 = local.As4(), true
+	}
+	if routes != nil || (local.IsValid() && !local.Is4()) {
+		next.extra = &netExtra{routes: routes}
+		if !local.Is4() {
+			next.extra.local = local
+		}
+	}
+	var newBuf [4]netip.Prefix
 	p.table.mu.Lock()
-	for _, r := range old.routes {
+	for _, r := range oldRoutes {
 		p.table.delLocked(r, s)
 	}
 	if old.hasIfID {
 		p.table.delIfIDLocked(old.peerIfID, s)
 	}
-	for _, r := range keep {
+	for _, r := range next.routeList(newBuf[:0]) {
 		p.table.addLocked(r, s)
 	}
 	if hasIfID {
 		p.table.setIfIDLocked(cfg.PeerIfID, s)
 	}
 	p.table.mu.Unlock()
-	s.net.Store(&netState{peer: cfg.Peer, peerIfID: cfg.PeerIfID, hasIfID: hasIfID, routes: keep, mtu: cfg.MTU, local: local, dev: dev})
+	s.net.Store(next)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("userspace dataplane: %s: up: %w", s, err)
 	}
@@ -460,13 +564,13 @@ func (s *session) Stats() (dataplane.Stats, error) {
 // Close implements dataplane.Session: it removes the session's routes and,
 // if it was the last session Up, the device.
 func (s *session) Close() error {
-	if s.closed.Swap(true) {
+	if s.markClosed() {
 		return nil
 	}
 	t := s.tunnel
 	t.mu.Lock()
-	if t.sessions[uint16(s.cfg.LocalID)] == s {
-		delete(t.sessions, uint16(s.cfg.LocalID))
+	if t.sessions[s.localID] == s {
+		delete(t.sessions, s.localID)
 	}
 	t.mu.Unlock()
 
@@ -477,29 +581,32 @@ func (s *session) Close() error {
 	if st == nil {
 		return nil
 	}
+	var buf [4]netip.Prefix
+	routes := st.routeList(buf[:0])
 	p.table.mu.Lock()
-	for _, r := range st.routes {
+	for _, r := range routes {
 		p.table.delLocked(r, s)
 	}
 	if st.hasIfID {
 		p.table.delIfIDLocked(st.peerIfID, s)
 	}
+	p.table.freeSlotLocked(s)
 	p.table.mu.Unlock()
-	if st.dev != p.dev {
+	if p.dev == nil || st.gen != p.devGen {
 		return nil // the device was closed under us (Plane.Close)
 	}
 	var errs []error
 	if p.devUsers > 1 {
-		for _, r := range st.routes {
+		for _, r := range routes {
 			if !p.needRoute(r, st.mtu) {
 				continue // a pool prefix's route, not the session's
 			}
-			if err := st.dev.DelRoute(r); err != nil {
+			if err := p.dev.DelRoute(r); err != nil {
 				errs = append(errs, fmt.Errorf("remove route %v: %w", r, err))
 			}
 		}
-		if st.local.IsValid() {
-			p.delAddrLocked(st.dev, st.local)
+		if local := st.localAddr(); local.IsValid() {
+			p.delAddrLocked(p.dev, local)
 		}
 	}
 	errs = append(errs, p.releaseDeviceLocked())
