@@ -198,3 +198,68 @@ func TestSlotReuseAndNonIPv4Local(t *testing.T) {
 		t.Errorf("10.0.0.1 routed to %v, want %v", s, keep)
 	}
 }
+
+// BenchmarkSessionLifecycle: one session's AddSession, Up (an address in
+// a pool given as a range, as l2tpd configures it) and Close, with 1,000
+// other sessions Up.
+func BenchmarkSessionLifecycle(b *testing.B) {
+	pools := RangePrefixes(netip.MustParseAddr("10.1.0.10"), netip.MustParseAddr("10.1.250.200"))
+	p := newPlane(Config{PoolPrefixes: pools}, openNull)
+	p.writer = discard
+	defer p.Close()
+	dt, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 1, PeerID: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	local := netip.MustParseAddr("10.255.255.254")
+	rx := func([]byte) {}
+	up := func(id int) dataplane.Session {
+		ds, err := dt.AddSession(dataplane.SessionConfig{LocalID: uint32(id), PeerID: uint32(id), LNSMode: true}, rx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ds.Up(dataplane.NetConfig{Local: local, Peer: netip.AddrFrom4([4]byte{10, 1, byte(id >> 8), byte(id)}), MTU: 1400}); err != nil {
+			b.Fatal(err)
+		}
+		return ds
+	}
+	for i := 1; i <= 1000; i++ {
+		up(1000 + i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := up(100).Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// poolCovers' IPv4 arithmetic agrees with netip.Prefix.Contains.
+func TestPoolCoversIPv4MatchesPrefixContains(t *testing.T) {
+	pools := append(RangePrefixes(netip.MustParseAddr("10.1.0.10"), netip.MustParseAddr("10.1.3.200")),
+		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("192.0.2.128/25"), netip.MustParsePrefix("198.51.100.7/32"))
+	for _, set := range [][]netip.Prefix{pools[:len(pools)-3], pools[len(pools)-3:], pools[len(pools)-2:]} {
+		p := newPlane(Config{PoolPrefixes: set}, openNull)
+		p.writer = discard
+		for _, q := range p.cfg.PoolPrefixes {
+			p.pools4 = append(p.pools4, newPool4(q))
+		}
+		for _, r := range []netip.Prefix{
+			netip.MustParsePrefix("10.1.0.9/32"), netip.MustParsePrefix("10.1.0.10/32"), netip.MustParsePrefix("10.1.3.200/32"),
+			netip.MustParsePrefix("10.1.3.201/32"), netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("10.1.0.0/22"),
+			netip.MustParsePrefix("192.0.2.200/32"), netip.MustParsePrefix("192.0.2.127/32"), netip.MustParsePrefix("192.0.2.128/25"),
+			netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("198.51.100.6/31"),
+			netip.MustParsePrefix("203.0.113.1/32"),
+		} {
+			want := false
+			for _, q := range set {
+				if q.Bits() <= r.Bits() && q.Contains(r.Addr()) {
+					want = true
+				}
+			}
+			if got := p.poolCovers(r); got != want {
+				t.Errorf("pools %v: poolCovers(%v) = %v, want %v", set, r, got, want)
+			}
+		}
+	}
+}

@@ -106,7 +106,8 @@ type Plane struct {
 	// writer returns where a tunnel's data messages go (tests replace it).
 	writer func(dataplane.TunnelConfig) (sender, error)
 
-	table routeTable
+	table  routeTable
+	pools4 []pool4 // the IPv4 prefixes of cfg.PoolPrefixes (set when the device opens)
 
 	mu       sync.Mutex // guards the fields below
 	dev      device
@@ -192,7 +193,7 @@ func (p *Plane) AddTunnel(cfg dataplane.TunnelConfig) (dataplane.Tunnel, error) 
 	if _, dup := p.tunnels[cfg.LocalID]; dup {
 		return nil, fmt.Errorf("userspace dataplane: tunnel %d: already exists", cfg.LocalID)
 	}
-	t := &tunnel{plane: p, cfg: cfg, w: w, sessions: map[uint16]*session{}}
+	t := &tunnel{plane: p, cfg: cfg, w: w, sessions: map[uint32]*session{}}
 	p.tunnels[cfg.LocalID] = t
 	return t, nil
 }
@@ -230,6 +231,12 @@ func (p *Plane) acquireDeviceLocked() error {
 			if err := dev.AddRoute(q, 0); err != nil {
 				dev.Close()
 				return fmt.Errorf("route pool prefix %v to %s: %w", q, p.cfg.IfName, err)
+			}
+		}
+		p.pools4 = p.pools4[:0]
+		for _, q := range p.cfg.PoolPrefixes {
+			if q.Addr().Is4() {
+				p.pools4 = append(p.pools4, newPool4(q))
 			}
 		}
 		p.dev = dev

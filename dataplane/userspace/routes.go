@@ -1,6 +1,7 @@
 package userspace
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 )
@@ -16,9 +17,9 @@ import (
 // entry for host routes.
 type routeTable struct {
 	mu    sync.RWMutex
-	sess  []*session // by slot; slot 0 is never used
-	free  []uint32   // slots of closed sessions, to reuse
-	host4 map[[4]byte]uint32
+	sess  []*session         // by slot; slot 0 is never used
+	free  []uint32           // slots of closed sessions, to reuse
+	host4 map[uint32]uint32  // by address (ip4key): the map's fast path
 	net64 map[[8]byte]uint32 // IPv6 /64 prefix
 	ifid  map[[8]byte]uint32 // fe80::/64 by interface identifier
 	other []routeEntry       // everything else, any family
@@ -27,6 +28,12 @@ type routeTable struct {
 type routeEntry struct {
 	p    netip.Prefix
 	slot uint32
+}
+
+// ip4key is IPv4 address a as a number.
+func ip4key(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
 }
 
 func prefix64(a netip.Addr) [8]byte {
@@ -78,7 +85,7 @@ func (t *routeTable) at(i uint32) *session {
 func (t *routeTable) ownerLocked(p netip.Prefix) *session {
 	switch {
 	case p.Addr().Is4() && p.Bits() == 32:
-		return t.at(t.host4[p.Addr().As4()])
+		return t.at(t.host4[ip4key(p.Addr())])
 	case p.Addr().Is6() && p.Bits() == 64:
 		return t.at(t.net64[prefix64(p.Addr())])
 	}
@@ -99,9 +106,9 @@ func (t *routeTable) addLocked(p netip.Prefix, s *session) {
 	switch {
 	case p.Addr().Is4() && p.Bits() == 32:
 		if t.host4 == nil {
-			t.host4 = map[[4]byte]uint32{}
+			t.host4 = map[uint32]uint32{}
 		}
-		t.host4[p.Addr().As4()] = i
+		t.host4[ip4key(p.Addr())] = i
 	case p.Addr().Is6() && p.Bits() == 64:
 		if t.net64 == nil {
 			t.net64 = map[[8]byte]uint32{}
@@ -119,8 +126,8 @@ func (t *routeTable) delLocked(p netip.Prefix, s *session) {
 	}
 	switch {
 	case p.Addr().Is4() && p.Bits() == 32:
-		if t.host4[p.Addr().As4()] == i {
-			delete(t.host4, p.Addr().As4())
+		if t.host4[ip4key(p.Addr())] == i {
+			delete(t.host4, ip4key(p.Addr()))
 		}
 	case p.Addr().Is6() && p.Bits() == 64:
 		if t.net64[prefix64(p.Addr())] == i {
@@ -164,7 +171,7 @@ func (t *routeTable) longest(a netip.Addr) *session {
 func (t *routeTable) lookup4(a netip.Addr) *session {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if i, ok := t.host4[a.As4()]; ok {
+	if i, ok := t.host4[ip4key(a)]; ok {
 		return t.at(i)
 	}
 	return t.longest(a)
@@ -224,9 +231,32 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
+// pool4 is an IPv4 pool prefix as numbers, for poolCovers.
+type pool4 struct {
+	base, mask uint32
+	bits       int
+}
+
+func newPool4(q netip.Prefix) pool4 {
+	mask := uint32(0)
+	if q.Bits() > 0 {
+		mask = ^uint32(0) << (32 - q.Bits())
+	}
+	return pool4{base: ip4key(q.Addr()) & mask, mask: mask, bits: q.Bits()}
+}
+
 // poolCovers reports whether r lies inside one of the pool prefixes
 // routed to the device (then r needs no route of its own).
 func (p *Plane) poolCovers(r netip.Prefix) bool {
+	if r.Addr().Is4() {
+		a, bits := ip4key(r.Addr()), r.Bits()
+		for _, q := range p.pools4 {
+			if q.bits <= bits && a&q.mask == q.base {
+				return true
+			}
+		}
+		return false
+	}
 	for _, q := range p.cfg.PoolPrefixes {
 		if q.Bits() <= r.Bits() && q.Contains(r.Addr()) {
 			return true

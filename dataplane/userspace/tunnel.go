@@ -20,7 +20,7 @@ type tunnel struct {
 	w     sender
 
 	mu       sync.RWMutex
-	sessions map[uint16]*session
+	sessions map[uint32]*session // by local session ID (a uint32 key: the map's fast path)
 	closed   bool
 
 	// txMu guards the frames SendFrame holds until Flush. SendFrame and
@@ -51,12 +51,12 @@ func (t *tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandl
 	if t.closed {
 		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d: tunnel closed", t.cfg.LocalID, cfg.LocalID)
 	}
-	if _, dup := t.sessions[uint16(cfg.LocalID)]; dup {
+	if _, dup := t.sessions[cfg.LocalID]; dup {
 		return nil, fmt.Errorf("userspace dataplane: tunnel %d session %d: already exists", t.cfg.LocalID, cfg.LocalID)
 	}
 	s := &session{tunnel: t, rx: rx, localID: uint16(cfg.LocalID), peerID: uint16(cfg.PeerID),
 		lnsMode: cfg.LNSMode, sendSeqCfg: cfg.SendSeq, recvSeq: cfg.RecvSeq}
-	t.sessions[uint16(cfg.LocalID)] = s
+	t.sessions[cfg.LocalID] = s
 	return s, nil
 }
 
@@ -70,7 +70,7 @@ func (t *tunnel) HandleData(pkt []byte) {
 		return
 	}
 	t.mu.RLock()
-	s := t.sessions[uint16(h.SessionID)]
+	s := t.sessions[h.SessionID]
 	t.mu.RUnlock()
 	if s == nil {
 		t.rxErrors.Add(1)
@@ -569,8 +569,8 @@ func (s *session) Close() error {
 	}
 	t := s.tunnel
 	t.mu.Lock()
-	if t.sessions[s.localID] == s {
-		delete(t.sessions, s.localID)
+	if t.sessions[uint32(s.localID)] == s {
+		delete(t.sessions, uint32(s.localID))
 	}
 	t.mu.Unlock()
 
@@ -609,7 +609,9 @@ func (s *session) Close() error {
 			p.delAddrLocked(p.dev, local)
 		}
 	}
-	errs = append(errs, p.releaseDeviceLocked())
+	if err := p.releaseDeviceLocked(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("userspace dataplane: %s: close: %w", s, err)
 	}
