@@ -248,6 +248,11 @@ type Writer struct {
 	rc   syscall.RawConn
 	hs   []unix.Mmsghdr
 	iovs []unix.Iovec
+	// The state of one sendmmsg loop (send), kept here so that the
+	// function given to rc.Write, made once, allocates nothing per call.
+	sendFn           func(fd uintptr) bool
+	k, done, skipped int
+	errno            syscall.Errno
 }
 
 // NewWriter returns a writer on c, which must be connected (the datagrams
@@ -289,26 +294,12 @@ func (w *Writer) Write(pkts [][]byte) (int, error) {
 			hs[i].Hdr.Iov = &iovs[i]
 			hs[i].Hdr.SetIovlen(1)
 		}
-		done, skipped := 0, 0
-		var errno syscall.Errno
-		err := w.rc.Write(func(fd uintptr) bool {
-			for done < k {
-				m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[done])), uintptr(k-done), unix.MSG_DONTWAIT, 0, 0)
-				switch e {
-				case 0:
-					done += int(m)
-				case unix.EINTR:
-				case unix.EAGAIN:
-					return false
-				default:
-					// The datagram at done failed: skip it.
-					errno = e
-					done++
-					skipped++
-				}
-			}
-			return true
-		})
+		w.k, w.done, w.skipped, w.errno = k, 0, 0, 0
+		if w.sendFn == nil {
+			w.sendFn = w.send
+		}
+		err := w.rc.Write(w.sendFn)
+		done, skipped, errno := w.done, w.skipped, w.errno
 		if err != nil {
 			if first == nil {
 				first = err
@@ -325,6 +316,26 @@ func (w *Writer) Write(pkts [][]byte) (int, error) {
 		pkts = pkts[k:]
 	}
 	return sent, first
+}
+
+// send is the sendmmsg loop of Write over w.hs[:w.k], from w.done on.
+func (w *Writer) send(fd uintptr) bool {
+	for w.done < w.k {
+		m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hs[w.done])), uintptr(w.k-w.done), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			w.done += int(m)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			// The datagram at done failed: skip it.
+			w.errno = e
+			w.done++
+			w.skipped++
+		}
+	}
+	return true
 }
 
 // Conn sends on a connected UDP socket: Write sends one datagram with
