@@ -324,7 +324,9 @@ func (l *Link) AuthDone(now time.Time, res *auth.Result, err error) {
 		a.successMsg = res.MSCHAPv2AuthResponse + " M=" + orDefault(msg, "Access granted")
 		l.sendCHAPSuccess(a.successMsg)
 	}
-	l.result = res
+	if !l.addrSet {
+		l.result = res // for NeedAddress; dropped by SetAddresses
+	}
 	if res.SessionTimeout > 0 {
 		l.sessionEnd = now.Add(res.SessionTimeout)
 	}

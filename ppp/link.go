@@ -622,6 +622,7 @@ func (l *Link) SetAddresses(now time.Time, local, peer netip.Addr, dns, nbns [2]
 	l.ipcp.reqAddr = local.Is4()
 	l.ipcp.dns, l.ipcp.nbns = dns, nbns
 	l.addrSet = true
+	l.result = nil // NeedAddress is not emitted again
 	if l.phase == PhaseNetwork && l.cfg.IPv4 != PolicyDisable {
 		l.startNCP(now, &l.ipcp.f, &l.ipcp.early)
 	}

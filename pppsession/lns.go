@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/config"
@@ -43,9 +44,13 @@ type LNS struct {
 	call Call
 	dp   dataplane.Session
 	link *ppp.Link
+	// log is the tunnel's (or the Env's) logger, shared: the fields that
+	// name the session are added only to lines actually written (logAt).
 	log  *zap.Logger
 	prof *config.PPP
-	acts []ppp.Action
+	// processing: process is running (an action's handler may lead back
+	// to it: the outer loop then carries out the new actions in order).
+	processing bool
 
 	owner    uint64
 	maxMTU   int
@@ -55,7 +60,11 @@ type LNS struct {
 	cancel   context.CancelFunc
 	username string
 	method   auth.Method
-	result   *auth.Result
+	// result is the authenticator's answer until the network is up; what
+	// a later NCP change needs of it stays in routes and resMTU.
+	result *auth.Result
+	routes []netip.Prefix
+	resMTU int
 
 	// address
 	addr      netip.Addr
@@ -95,9 +104,6 @@ func (e *Env) NewLNS(now time.Time, call Call, dp dataplane.Session, p LNSParams
 	if log == nil {
 		log = e.cfg.Log
 	}
-	// Lazy: a clone of the encoder per session (with -log_level warn never
-	// used) showed in profiles at high setup rates.
-	log = log.WithLazy(zap.Uint32("session", p.Info.SessionID), zap.String("acct_session_id", id))
 	prof := p.Profile
 	poolName := p.Pool
 	if poolName == "" {
@@ -207,7 +213,9 @@ func (d *LNS) counters(now time.Time) auth.AcctCounters {
 	if st, err := d.dp.Stats(); err == nil {
 		c = auth.AcctCounters{InOctets: st.RxBytes, OutOctets: st.TxBytes, InPackets: st.RxPackets, OutPackets: st.TxPackets}
 	} else {
-		d.log.Warn("reading session counters for accounting", zap.Error(err))
+		if ce := d.logAt(zap.WarnLevel, "reading session counters for accounting"); ce != nil {
+			d.write(ce, zap.Error(err))
+		}
 	}
 	c.SessionTime = now.Sub(d.acct.Start)
 	return c
@@ -218,7 +226,9 @@ func (d *LNS) terminate(now time.Time, t Termination) {
 	if d.released {
 		return
 	}
-	d.log.Info("terminating the session", zap.String("user", d.username), zap.Stringer("why", t.Kind), zap.String("reason", t.Message), zap.Bool("hard", t.Hard))
+	if ce := d.logAt(zap.InfoLevel, "terminating the session"); ce != nil {
+		d.write(ce, zap.String("user", d.username), zap.Stringer("why", t.Kind), zap.String("reason", t.Message), zap.Bool("hard", t.Hard))
+	}
 	if !t.Hard {
 		d.stop(now, t.Kind, t.Message)
 		d.process(now)
@@ -264,7 +274,9 @@ func (d *LNS) change(now time.Time, c Change) {
 		}
 		f = append(f, zap.Duration("interim_interval", d.interval))
 	}
-	d.log.Info("session limits changed", f...)
+	if ce := d.logAt(zap.InfoLevel, "session limits changed"); ce != nil {
+		d.write(ce, f...)
+	}
 }
 
 func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
@@ -276,7 +288,9 @@ func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 func (d *LNS) checkIdle(now time.Time) {
 	st, err := d.dp.Stats()
 	if err != nil {
-		d.log.Debug("reading session counters for the idle timeout", zap.Error(err))
+		if ce := d.logAt(zap.DebugLevel, "reading session counters for the idle timeout"); ce != nil {
+			d.write(ce, zap.Error(err))
+		}
 		d.idleCheck = now.Add(d.idle)
 		return
 	}
@@ -299,35 +313,66 @@ func (d *LNS) stop(now time.Time, k EndKind, msg string) {
 	d.link.Close(now, msg)
 }
 
-// process carries out the Link's actions until there are none.
+// process carries out the Link's actions until there are none. A handler
+// that leads back here (an inline authentication answer, a data plane
+// that delivers a reply synchronously) does not re-enter: the actions it
+// caused are left with the Link and carried out by this loop, in order,
+// after the batch in hand.
 func (d *LNS) process(now time.Time) {
+	if d.processing {
+		return
+	}
+	d.processing = true
+	defer func() { d.processing = false }()
+	var buf [8]ppp.Action
 	for {
-		d.acts = d.link.Actions(d.acts[:0])
-		if len(d.acts) == 0 {
+		acts := d.link.Actions(buf[:0])
+		if len(acts) == 0 {
 			return
 		}
-		for _, a := range d.acts {
-			switch a := a.(type) {
-			case ppp.SendFrame:
-				if d.released {
-					continue
-				}
-				d.ctrlOut++
-				if err := d.dp.SendFrame(a.Frame); err != nil {
-					d.log.Debug("sending PPP frame", zap.Error(err))
-				}
-			case ppp.NeedAuth:
-				d.authenticate(now, a.Req)
-			case ppp.NeedAddress:
-				d.assign(now, a.Result)
-			case ppp.NetworkUp:
-				d.networkUp(now, a)
-			case ppp.LinkDown:
-				d.linkDown(now, a.Reason)
+		for _, a := range acts {
+			d.do(now, a)
+		}
+		clear(acts)
+	}
+}
+
+// do carries out one action of the Link.
+func (d *LNS) do(now time.Time, a ppp.Action) {
+	switch a := a.(type) {
+	case ppp.SendFrame:
+		if d.released {
+			return
+		}
+		d.ctrlOut++
+		if err := d.dp.SendFrame(a.Frame); err != nil {
+			if ce := d.logAt(zap.DebugLevel, "sending PPP frame"); ce != nil {
+				d.write(ce, zap.Error(err))
 			}
 		}
-		clear(d.acts)
+	case ppp.NeedAuth:
+		d.authenticate(now, a.Req)
+	case ppp.NeedAddress:
+		d.assign(now, a.Result)
+	case ppp.NetworkUp:
+		d.networkUp(now, a)
+	case ppp.LinkDown:
+		d.linkDown(now, a.Reason)
 	}
+}
+
+// logAt checks whether a line at lvl is written (nil: it is not, and no
+// field need be built).
+func (d *LNS) logAt(lvl zapcore.Level, msg string) *zapcore.CheckedEntry {
+	return d.log.Check(lvl, msg)
+}
+
+// write writes a checked line with the fields that name the session
+// first, then fields.
+func (d *LNS) write(ce *zapcore.CheckedEntry, fields ...zap.Field) {
+	fs := make([]zap.Field, 0, 2+len(fields))
+	fs = append(fs, zap.Uint32("session", d.rec.Info.SessionID), zap.String("acct_session_id", d.rec.ID))
+	ce.Write(append(fs, fields...)...)
 }
 
 func (d *LNS) authenticate(now time.Time, req *auth.Request) {
@@ -447,7 +492,9 @@ func (d *LNS) authAnswer(now time.Time, res *auth.Result, err error, why string,
 				why = "refused"
 			}
 		}
-		d.log.Warn("subscriber authentication failed", zap.String("user", d.username), zap.Stringer("method", d.method), zap.String("reason", why))
+		if ce := d.logAt(zap.WarnLevel, "subscriber authentication failed"); ce != nil {
+			d.write(ce, zap.String("user", d.username), zap.Stringer("method", d.method), zap.String("reason", why))
+		}
 		if d.end == EndUnknown {
 			d.end, d.endMsg = EndAuthFailed, "PPP authentication failed: "+why
 		}
@@ -455,7 +502,9 @@ func (d *LNS) authAnswer(now time.Time, res *auth.Result, err error, why string,
 		d.process(now)
 		return
 	}
-	d.log.Debug("subscriber authenticated", zap.String("user", d.username), zap.Stringer("method", d.method))
+	if ce := d.logAt(zap.DebugLevel, "subscriber authenticated"); ce != nil {
+		d.write(ce, zap.String("user", d.username), zap.Stringer("method", d.method))
+	}
 	r := res
 	if !owned {
 		r = new(auth.Result)
@@ -471,7 +520,7 @@ func (d *LNS) authAnswer(now time.Time, res *auth.Result, err error, why string,
 		d.idle = r.IdleTimeout
 	}
 	r.SessionTimeout, r.IdleTimeout = 0, 0
-	d.result = r
+	d.result, d.routes, d.resMTU = r, r.FramedRoutes, r.MTU
 	d.interval = r.InterimInterval
 	if d.interval <= 0 {
 		d.interval = d.env.cfg.InterimInterval
@@ -573,7 +622,9 @@ func (d *LNS) addressFailed(now time.Time, k EndKind, err error) {
 	if k == EndPoolExhausted {
 		msg = "address pool exhausted"
 	}
-	d.log.Error(msg+": refusing the session", zap.String("user", d.username), zap.String("pool", d.poolName), zap.Error(err))
+	if ce := d.logAt(zap.ErrorLevel, msg+": refusing the session"); ce != nil {
+		d.write(ce, zap.String("user", d.username), zap.String("pool", d.poolName), zap.Error(err))
+	}
 	d.stop(now, k, msg)
 }
 
@@ -595,11 +646,9 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 	if !up.IPv4 {
 		nc.Local, nc.Peer = netip.Addr{}, netip.Addr{}
 	}
-	if d.result != nil {
-		nc.Routes = d.result.FramedRoutes
-		if d.result.MTU > 0 {
-			nc.MTU = min(nc.MTU, d.result.MTU)
-		}
+	nc.Routes = d.routes
+	if d.resMTU > 0 {
+		nc.MTU = min(nc.MTU, d.resMTU)
 	}
 	first := d.acct == nil
 	if first {
@@ -608,12 +657,16 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 		nc.IfName = d.acct.IfName
 	}
 	if err := d.dp.Up(nc); err != nil {
-		d.log.Error("data path refused the subscriber's network: closing the session", zap.String("user", d.username), zap.Error(err))
+		if ce := d.logAt(zap.ErrorLevel, "data path refused the subscriber's network: closing the session"); ce != nil {
+			d.write(ce, zap.String("user", d.username), zap.Error(err))
+		}
 		d.stop(now, EndDataPlane, "data path error")
 		return
 	}
 	if !first {
-		d.log.Debug("subscriber network changed", zap.Bool("ipv4", up.IPv4), zap.Bool("ipv6", up.IPv6))
+		if ce := d.logAt(zap.DebugLevel, "subscriber network changed"); ce != nil {
+			d.write(ce, zap.Bool("ipv4", up.IPv4), zap.Bool("ipv6", up.IPv6))
+		}
 		return
 	}
 	d.acct = &d.rec
@@ -623,6 +676,9 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 		d.acct.Class = d.result.Class
 		d.acct.FramedIPv6 = d.result.FramedIPv6
 		d.acct.Delegated = d.result.DelegatedIPv6
+		// The rest of the answer is not needed any more (routes and MTU
+		// are kept for an NCP change).
+		d.result = nil
 	}
 	if d.idle > 0 {
 		d.idleCheck = now.Add(d.idle)
@@ -638,9 +694,11 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 	if ev := d.env.cfg.Events; ev != nil {
 		ev.SessionUp()
 	}
-	d.log.Info("subscriber up", zap.String("user", d.username), zap.Stringer("method", d.method),
-		zap.Stringer("address", nc.Peer), zap.Stringer("gateway", nc.Local), zap.String("interface", nc.IfName),
-		zap.Bool("ipv6", up.IPv6), zap.Int("mtu", nc.MTU))
+	if ce := d.logAt(zap.InfoLevel, "subscriber up"); ce != nil {
+		d.write(ce, zap.String("user", d.username), zap.Stringer("method", d.method),
+			zap.Stringer("address", nc.Peer), zap.Stringer("gateway", nc.Local), zap.String("interface", nc.IfName),
+			zap.Bool("ipv6", up.IPv6), zap.Int("mtu", nc.MTU))
+	}
 }
 
 func (d *LNS) linkDown(now time.Time, reason string) {
@@ -654,9 +712,11 @@ func (d *LNS) linkDown(now time.Time, reason string) {
 		msg = reason
 	}
 	if d.acct != nil {
-		d.log.Info("subscriber down", zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", k), zap.String("reason", reason))
-	} else {
-		d.log.Info("PPP ended before the network came up", zap.String("user", d.username), zap.Stringer("why", k), zap.String("reason", reason))
+		if ce := d.logAt(zap.InfoLevel, "subscriber down"); ce != nil {
+			d.write(ce, zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", k), zap.String("reason", reason))
+		}
+	} else if ce := d.logAt(zap.InfoLevel, "PPP ended before the network came up"); ce != nil {
+		d.write(ce, zap.String("user", d.username), zap.Stringer("why", k), zap.String("reason", reason))
 	}
 	d.release(now, k)
 	if !d.hungUp {
@@ -686,7 +746,9 @@ func (d *LNS) Close(now time.Time, reason string) {
 		}
 	}
 	if d.acct != nil {
-		d.log.Info("subscriber down", zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", d.end), zap.String("reason", reason))
+		if ce := d.logAt(zap.InfoLevel, "subscriber down"); ce != nil {
+			d.write(ce, zap.String("user", d.username), zap.Stringer("address", d.addr), zap.Stringer("why", d.end), zap.String("reason", reason))
+		}
 	}
 	d.release(now, d.end)
 }
@@ -715,7 +777,9 @@ func (d *LNS) release(now time.Time, k EndKind) {
 		d.env.releaseFixed(d.addr, d.owner)
 	case d.addrPool != nil:
 		if err := d.addrPool.Release(d.addr); err != nil {
-			d.log.Error("returning the subscriber's address to the pool", zap.Error(err))
+			if ce := d.logAt(zap.ErrorLevel, "returning the subscriber's address to the pool"); ce != nil {
+				d.write(ce, zap.Error(err))
+			}
 		}
 	}
 	d.addrPool, d.addrFixed = nil, false
