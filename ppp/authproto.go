@@ -32,8 +32,8 @@ type authState struct {
 	step     authStep
 	id       uint8
 	retries  int
-	timer    time.Time // retransmission of our Challenge / PAP request
-	deadline time.Time // whole phase
+	timer    tstamp // retransmission of our Challenge / PAP request
+	deadline tstamp // whole phase
 	// Authenticator: our challenge. Peer (MS-CHAPv2): the authenticator's.
 	challenge [challengeLen]byte
 	// Peer role, MS-CHAPv2: our peer challenge and NT-Response.
@@ -56,7 +56,7 @@ func protocolOf(m auth.Method) Protocol {
 	return 0
 }
 
-func (a *authState) stopTimers() { a.timer, a.deadline = time.Time{}, time.Time{} }
+func (a *authState) stopTimers() { a.timer, a.deadline = 0, 0 }
 
 func (l *Link) startAuth(now time.Time) {
 	a := &l.au
@@ -72,7 +72,7 @@ func (l *Link) startAuth(now time.Time) {
 	}
 	l.phase = PhaseAuthenticate
 	a.step = authWaiting
-	a.deadline = now.Add(l.cfg.AuthTimeout)
+	a.deadline = l.after(now, l.cfg.AuthTimeout)
 	a.retries = l.cfg.MaxConfigure
 	switch {
 	case l.cfg.Role == RoleAuthenticator && a.method != auth.MethodPAP:
@@ -90,16 +90,16 @@ func (l *Link) startAuth(now time.Time) {
 
 func (l *Link) authTick(now time.Time) {
 	a := &l.au
-	if due(a.deadline, now) {
+	if l.due(a.deadline, now) {
 		a.stopTimers()
 		a.step = authFailed
 		l.fail(now, fmt.Sprintf("%s authentication timed out", a.method))
 		return
 	}
-	if !due(a.timer, now) {
+	if !l.due(a.timer, now) {
 		return
 	}
-	a.timer = time.Time{}
+	a.timer = 0
 	if a.retries <= 0 {
 		a.stopTimers()
 		a.step = authFailed
@@ -113,7 +113,7 @@ func (l *Link) authTick(now time.Time) {
 		// RFC 1994 4.2: a lost Success is recovered by the authenticator
 		// answering a repeated Response.
 		a.retries--
-		a.timer = now.Add(l.cfg.RestartTimer)
+		a.timer = l.after(now, l.cfg.RestartTimer)
 		l.actions = append(l.actions, SendFrame{Frame: append([]byte(nil), a.lastResp...)})
 	default:
 		l.sendPAPRequest(now)
@@ -124,7 +124,7 @@ func (l *Link) sendChallenge(now time.Time) {
 	a := &l.au
 	a.id++
 	a.retries--
-	a.timer = now.Add(l.cfg.RestartTimer)
+	a.timer = l.after(now, l.cfg.RestartTimer)
 	d := make([]byte, 0, 1+challengeLen+len(l.cfg.Hostname))
 	d = append(d, challengeLen)
 	d = append(d, a.challenge[:]...)
@@ -136,7 +136,7 @@ func (l *Link) sendPAPRequest(now time.Time) {
 	a := &l.au
 	a.id++
 	a.retries--
-	a.timer = now.Add(l.cfg.RestartTimer)
+	a.timer = l.after(now, l.cfg.RestartTimer)
 	u, p := truncate255(l.cfg.Username), truncate255(l.cfg.Password)
 	d := make([]byte, 0, 2+len(u)+len(p))
 	d = append(d, byte(len(u)))
@@ -242,9 +242,11 @@ func (l *Link) authenticatorInput(now time.Time, proto Protocol, p Packet) {
 		return
 	}
 	a.step = authPending
-	a.timer = time.Time{}
+	a.timer = 0
 	a.username = req.Username
-	req.Session = l.cfg.Session
+	if l.session != nil {
+		req.Session = *l.session
+	}
 	l.actions = append(l.actions, NeedAuth{Req: req})
 }
 
@@ -328,7 +330,7 @@ func (l *Link) AuthDone(now time.Time, res *auth.Result, err error) {
 		l.result = res // for NeedAddress; dropped by SetAddresses
 	}
 	if res.SessionTimeout > 0 {
-		l.sessionEnd = now.Add(res.SessionTimeout)
+		l.sessionEnd = l.after(now, res.SessionTimeout)
 	}
 	l.idle = res.IdleTimeout
 	l.enterNetwork(now)
@@ -387,7 +389,7 @@ func (l *Link) peerAuthInput(now time.Time, proto Protocol, p Packet) {
 		l.actions = append(l.actions, SendFrame{Frame: append([]byte(nil), a.lastResp...)})
 		if a.step != authDone {
 			a.retries = l.cfg.MaxConfigure
-			a.timer = now.Add(l.cfg.RestartTimer)
+			a.timer = l.after(now, l.cfg.RestartTimer)
 		}
 	case proto == ProtoCHAP && p.Code == chapSuccess:
 		if p.ID != a.id || a.step == authDone {

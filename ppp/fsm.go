@@ -239,11 +239,11 @@ type fsm struct {
 	failures int // consecutive Naks sent
 	nextID   uint8
 	reqID    uint8 // identifier of our last Configure-Request
-	timer    time.Time
+	timer    tstamp // restart timer, 0: stopped
 	lastReq  []byte // options of our last Configure-Request (for Ack checks)
 }
 
-func (f *fsm) cfg() *Config { return &f.link.cfg }
+func (f *fsm) cfg() *settings { return &f.link.cfg }
 
 // event runs one event. rx is the received packet (for replies), reply the
 // prepared Configure-Ack/Nak/Reject data or Code-Reject data.
@@ -255,7 +255,7 @@ func (f *fsm) event(now time.Time, e Event, rx Packet, replyCode Code, reply []b
 	f.state = next
 	switch next {
 	case StateInitial, StateStarting, StateClosed, StateStopped, StateOpened:
-		f.timer = time.Time{}
+		f.timer = 0
 	}
 	c := f.cfg()
 	for i := 0; i < numActions; i++ {
@@ -281,7 +281,7 @@ func (f *fsm) event(now time.Time, e Event, rx Packet, replyCode Code, reply []b
 			}
 		case ActZRC:
 			f.restarts = 0
-			f.timer = now.Add(c.RestartTimer)
+			f.timer = f.link.after(now, c.RestartTimer)
 		case ActSCR:
 			f.sendConfReq(now)
 		case ActSCA:
@@ -296,7 +296,7 @@ func (f *fsm) event(now time.Time, e Event, rx Packet, replyCode Code, reply []b
 			f.nextID++
 			f.send(CodeTermReq, f.nextID, nil)
 			f.restarts--
-			f.timer = now.Add(c.RestartTimer)
+			f.timer = f.link.after(now, c.RestartTimer)
 		case ActSTA:
 			f.send(CodeTermAck, rx.ID, nil)
 		case ActSCJ:
@@ -316,7 +316,7 @@ func (f *fsm) sendConfReq(now time.Time) {
 	f.lastReq = f.l.appendRequest(f.lastReq[:0])
 	f.send(CodeConfReq, f.reqID, f.lastReq)
 	f.restarts--
-	f.timer = now.Add(f.cfg().RestartTimer)
+	f.timer = f.link.after(now, f.cfg().RestartTimer)
 }
 
 func (f *fsm) send(code Code, id uint8, data []byte) {
@@ -325,10 +325,10 @@ func (f *fsm) send(code Code, id uint8, data []byte) {
 
 // tick delivers the restart timer if it is due.
 func (f *fsm) tick(now time.Time) {
-	if f.timer.IsZero() || now.Before(f.timer) {
+	if !f.link.due(f.timer, now) {
 		return
 	}
-	f.timer = time.Time{}
+	f.timer = 0
 	if f.restarts > 0 {
 		f.event(now, EvTOPlus, Packet{}, 0, nil)
 	} else {

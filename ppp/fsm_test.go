@@ -111,7 +111,7 @@ func TestFSMExecutor(t *testing.T) {
 
 	f.event(now, EvOpen, Packet{}, 0, nil)
 	f.event(now, EvUp, Packet{}, 0, nil)
-	if f.state != StateReqSent || f.restarts != 9 || !f.timer.Equal(now.Add(3*second)) {
+	if f.state != StateReqSent || f.restarts != 9 || !l.time(f.timer).Equal(now.Add(3*second)) {
 		t.Fatalf("after Open+Up: %v restarts %d timer %v", f.state, f.restarts, f.timer)
 	}
 	if got := sentCodes(l); len(got) != 1 || got[0] != CodeConfReq {
@@ -147,7 +147,7 @@ func TestFSMExecutor(t *testing.T) {
 		t.Fatalf("after RCA: %v", f.state)
 	}
 	f.input(now, Packet{Code: CodeConfReq, ID: 8}, nil, nil)
-	if f.state != StateOpened || f.timer != (timeT{}) || strings.Join(r.log, ",") != "tls,tlu" {
+	if f.state != StateOpened || f.timer != 0 || strings.Join(r.log, ",") != "tls,tlu" {
 		t.Fatalf("after RCR+: %v timer %v log %v", f.state, f.timer, r.log)
 	}
 	// Restart timer exhaustion while closing: Max-Terminate requests.

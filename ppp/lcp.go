@@ -241,7 +241,7 @@ func (c *lcpLayer) gotRej(opts []Option) bool {
 func (c *lcpLayer) up(now time.Time) {
 	l := c.link
 	if l.cfg.EchoInterval > 0 {
-		l.echoTimer = echoAt(now, l.cfg.EchoInterval)
+		l.echoTimer = l.stamp(echoAt(now, l.cfg.EchoInterval))
 	}
 	l.echoPending = 0
 	if l.cfg.Role == RoleAuthenticator && len(l.cfg.AuthMethods) > 0 && c.ourAuth() == 0 {
@@ -253,7 +253,7 @@ func (c *lcpLayer) up(now time.Time) {
 
 func (c *lcpLayer) down(now time.Time) {
 	l := c.link
-	l.echoTimer = time.Time{}
+	l.echoTimer = 0
 	l.au.stopTimers()
 	l.ipcp.f.event(now, EvDown, Packet{}, 0, nil)
 	l.ipv6cp.f.event(now, EvDown, Packet{}, 0, nil)

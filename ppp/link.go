@@ -189,9 +189,26 @@ func (NeedAddress) isAction() {}
 func (NetworkUp) isAction()   {}
 func (LinkDown) isAction()    {}
 
+// settings is a Link's copy of its Config, without Session (kept apart,
+// and only when one is given: a caller that fills auth.Request.Session
+// itself saves its ~170 bytes per link).
+type settings struct {
+	Role                                    Role
+	IPv4, IPv6                              Policy
+	AcceptPeerAddress, RequestDNS           bool
+	MRU                                     int
+	AuthMethods                             []auth.Method
+	Username, Password, Hostname            string
+	EchoInterval, RestartTimer, AuthTimeout time.Duration
+	EchoFailures                            int
+	MaxConfigure, MaxFailure, MaxTerminate  int
+	Rand                                    io.Reader
+}
+
 // Link is one PPP link: LCP, authentication, IPCP and IPv6CP.
 type Link struct {
-	cfg     Config
+	cfg     settings
+	session *auth.SessionInfo // Config.Session, nil when zero
 	actions []Action
 	phase   Phase
 	// peerNCPSeen: the peer sent an NCP packet, so it is in the network
@@ -203,14 +220,17 @@ type Link struct {
 	ipv6cp ipv6cpLayer
 	au     authState
 
-	echoTimer   time.Time
+	// Timers are nanoseconds after base (tstamp): 8 bytes and no pointer
+	// each instead of a time.Time's 24 bytes with one.
+	base        time.Time
+	echoTimer   tstamp
 	echoPending int
 	echoID      uint8
 
 	result     *auth.Result
-	sessionEnd time.Time
+	sessionEnd tstamp
 	idle       time.Duration
-	lastData   time.Time
+	lastData   tstamp
 
 	addrSet    bool
 	netMask    uint8 // NCPs reported in the last NetworkUp
@@ -226,8 +246,19 @@ type Link struct {
 // NewLink returns a link in the Dead phase; Open starts it.
 func NewLink(cfg Config, now time.Time) *Link {
 	cfg.setDefaults()
-	cfg.AuthMethods = slices.Clone(cfg.AuthMethods)
-	l := &Link{cfg: cfg}
+	l := &Link{cfg: settings{
+		Role: cfg.Role, IPv4: cfg.IPv4, IPv6: cfg.IPv6,
+		AcceptPeerAddress: cfg.AcceptPeerAddress, RequestDNS: cfg.RequestDNS,
+		MRU: cfg.MRU, AuthMethods: slices.Clone(cfg.AuthMethods),
+		Username: cfg.Username, Password: cfg.Password, Hostname: cfg.Hostname,
+		EchoInterval: cfg.EchoInterval, RestartTimer: cfg.RestartTimer, AuthTimeout: cfg.AuthTimeout,
+		EchoFailures: cfg.EchoFailures, MaxConfigure: cfg.MaxConfigure, MaxFailure: cfg.MaxFailure,
+		MaxTerminate: cfg.MaxTerminate, Rand: cfg.Rand,
+	}, base: now.Add(-time.Hour)}
+	if cfg.Session != (auth.SessionInfo{}) {
+		s := cfg.Session
+		l.session = &s
+	}
 	l.lcp.init(l)
 	l.ipcp.init(l)
 	l.ipv6cp.init(l)
@@ -267,7 +298,7 @@ func (l *Link) Down(now time.Time, reason string) {
 
 // DataSeen tells the link that subscriber traffic passed (the caller
 // compares the data path's counters); it restarts the idle timer.
-func (l *Link) DataSeen(now time.Time) { l.lastData = now }
+func (l *Link) DataSeen(now time.Time) { l.lastData = l.stamp(now) }
 
 // Actions appends the pending actions to dst and clears them.
 func (l *Link) Actions(dst []Action) []Action {
@@ -279,20 +310,52 @@ func (l *Link) Actions(dst []Action) []Action {
 
 // Deadline is when Tick must next be called (zero: no timer).
 func (l *Link) Deadline() time.Time {
-	var d time.Time
-	for _, t := range [...]time.Time{l.lcp.f.timer, l.ipcp.f.timer, l.ipv6cp.f.timer, l.au.timer, l.au.deadline, l.echoTimer, l.sessionEnd, l.idleDeadline()} {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+	var d tstamp
+	for _, t := range [...]tstamp{l.lcp.f.timer, l.ipcp.f.timer, l.ipv6cp.f.timer, l.au.timer, l.au.deadline, l.echoTimer, l.sessionEnd, l.idleDeadline()} {
+		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
+	}
+	if d == 0 {
+		return time.Time{}
+	}
+	return l.base.Add(time.Duration(d))
+}
+
+// tstamp is a point in time as nanoseconds after Link.base; 0 is "not
+// set". The base lies an hour before the link was made, so that no timer
+// of the link falls on it.
+type tstamp int64
+
+// stamp converts t (monotonic readings are used when t and base both
+// have them, as time.Time.Sub does).
+func (l *Link) stamp(t time.Time) tstamp {
+	d := tstamp(t.Sub(l.base))
+	if d == 0 {
+		d = 1
 	}
 	return d
 }
 
-func (l *Link) idleDeadline() time.Time {
-	if l.idle <= 0 || l.phase != PhaseNetwork {
+// after is now+d.
+func (l *Link) after(now time.Time, d time.Duration) tstamp { return l.stamp(now.Add(d)) }
+
+// due reports whether the timer t is set and not after now.
+func (l *Link) due(t tstamp, now time.Time) bool { return t != 0 && l.stamp(now) >= t }
+
+// time converts back (zero for 0).
+func (l *Link) time(t tstamp) time.Time {
+	if t == 0 {
 		return time.Time{}
 	}
-	return l.lastData.Add(l.idle)
+	return l.base.Add(time.Duration(t))
+}
+
+func (l *Link) idleDeadline() tstamp {
+	if l.idle <= 0 || l.phase != PhaseNetwork {
+		return 0
+	}
+	return l.lastData + tstamp(l.idle)
 }
 
 // echoAt is when the next LCP Echo-Request falls due: interval after now,
@@ -317,8 +380,6 @@ func echoAt(now time.Time, interval time.Duration) time.Time {
 	return t
 }
 
-func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
-
 // Tick runs the timers that are due.
 func (l *Link) Tick(now time.Time) {
 	if l.successResendDue(now) {
@@ -330,23 +391,23 @@ func (l *Link) Tick(now time.Time) {
 	l.ipcp.f.tick(now)
 	l.ipv6cp.f.tick(now)
 	l.authTick(now)
-	if due(l.echoTimer, now) {
-		l.echoTimer = time.Time{}
+	if l.due(l.echoTimer, now) {
+		l.echoTimer = 0
 		if l.lcp.f.state == StateOpened {
 			if l.echoPending >= l.cfg.EchoFailures {
 				l.fail(now, fmt.Sprintf("peer not responding: %d LCP Echo-Requests unanswered", l.echoPending))
 			} else {
 				l.sendEchoRequest()
 				l.echoPending++
-				l.echoTimer = echoAt(now, l.cfg.EchoInterval)
+				l.echoTimer = l.stamp(echoAt(now, l.cfg.EchoInterval))
 			}
 		}
 	}
-	if due(l.sessionEnd, now) {
-		l.sessionEnd = time.Time{}
+	if l.due(l.sessionEnd, now) {
+		l.sessionEnd = 0
 		l.fail(now, "session timeout")
 	}
-	if due(l.idleDeadline(), now) {
+	if l.due(l.idleDeadline(), now) {
 		l.idle = 0
 		l.fail(now, "idle timeout")
 	}
@@ -414,7 +475,7 @@ func (l *Link) Input(now time.Time, frame []byte) {
 func (l *Link) successResendDue(now time.Time) bool {
 	return l.cfg.Role == RoleAuthenticator && l.au.step == authDone && !l.peerNCPSeen &&
 		protocolOf(l.au.method) == ProtoCHAP &&
-		(due(l.ipcp.f.timer, now) || due(l.ipv6cp.f.timer, now))
+		(l.due(l.ipcp.f.timer, now) || l.due(l.ipv6cp.f.timer, now))
 }
 
 func (l *Link) ncpInput(now time.Time, f *fsm, pol Policy, early *[]byte, frame, payload []byte) {
@@ -551,7 +612,7 @@ func (l *Link) emitDown() {
 		l.reason = "LCP negotiation failed"
 	}
 	l.phase = PhaseDead
-	l.echoTimer, l.sessionEnd, l.idle = time.Time{}, time.Time{}, 0
+	l.echoTimer, l.sessionEnd, l.idle = 0, 0, 0
 	l.au.stopTimers()
 	l.actions = append(l.actions, LinkDown{Reason: l.reason})
 }
@@ -584,7 +645,7 @@ func printable(b []byte) string {
 // enterNetwork starts the NCPs once authentication is done.
 func (l *Link) enterNetwork(now time.Time) {
 	l.phase = PhaseNetwork
-	l.lastData = now
+	l.lastData = l.stamp(now)
 	if l.cfg.IPv4 == PolicyDisable && l.cfg.IPv6 == PolicyDisable {
 		l.fail(now, "no network protocol enabled")
 		return

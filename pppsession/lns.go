@@ -113,7 +113,9 @@ func (e *Env) NewLNS(now time.Time, call Call, dp dataplane.Session, p LNSParams
 	d.rec.ID, d.rec.Info = id, p.Info
 	e.active.Add(1)
 	d.reg = e.reg.add(d, now)
-	d.link = ppp.NewLink(linkConfig(ppp.RoleAuthenticator, prof, p.MaxMTU, e.cfg.Rand, p.Info), now)
+	// No Session in the Link's configuration: authenticate fills it in
+	// from d.rec.Info (one copy per session, not two).
+	d.link = ppp.NewLink(linkConfig(ppp.RoleAuthenticator, prof, p.MaxMTU, e.cfg.Rand, auth.SessionInfo{}), now)
 	d.link.Open(now)
 	d.process(now)
 	return d
@@ -376,6 +378,7 @@ func (d *LNS) write(ce *zapcore.CheckedEntry, fields ...zap.Field) {
 }
 
 func (d *LNS) authenticate(now time.Time, req *auth.Request) {
+	req.Session = d.rec.Info
 	d.username, d.method = req.Username, req.Method
 	a, err := d.env.authenticator(d.prof)
 	if err != nil {
