@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +140,52 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+func TestParseSchedstatRun(t *testing.T) {
+	got, err := ParseSchedstatRun([]byte("123456789 4242 17\n"))
+	if err != nil || got != 123456789 {
+		t.Fatalf("got %d, %v; want 123456789", got, err)
+	}
+	for _, bad := range []string{"", "1 2", "1 2 3 4", "-5 1 1", "x 1 1"} {
+		if v, err := ParseSchedstatRun([]byte(bad)); !errors.Is(err, ErrProcFormat) {
+			t.Errorf("%q: got %d, %v; want ErrProcFormat", bad, v, err)
+		}
+	}
+}
+
+// PIDSample of this process counts the CPU it burns, to better than a
+// clock tick: 30 ms of work shows as 30 ms, not 20 or 40.
+func TestPIDSampleNanoseconds(t *testing.T) {
+	if _, _, err := schedstatSum(os.Getpid()); err != nil {
+		t.Skipf("no schedstat: %v", err)
+	}
+	tck := ClockTicks()
+	a, err := PIDSample(os.Getpid(), tck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var self0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &self0)
+	x := 0
+	for {
+		for i := range 100000 {
+			x += i
+		}
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_THREAD, &ru)
+		if time.Duration(ru.Utime.Nano()+ru.Stime.Nano()-self0.Utime.Nano()-self0.Stime.Nano()) >= 30*time.Millisecond {
+			break
+		}
+	}
+	b, err := PIDSample(os.Getpid(), tck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := b.CPU - a.CPU
+	if d < 30*time.Millisecond || d > 200*time.Millisecond || d%(time.Second/time.Duration(tck)) == 0 {
+		t.Fatalf("PIDSample saw %v of CPU for 30 ms of work (x=%d)", d, x)
+	}
+}
+
 func TestParseStatusRSS(t *testing.T) {
 	status := []byte("Name:\tl2tpd\nVmPeak:\t  999 kB\nVmRSS:\t   18832 kB\nThreads:\t7\n")
 	got, err := ParseStatusRSS(status)
@@ -232,6 +280,9 @@ func FuzzParseProc(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stat, status []byte) {
 		if v, err := ParseStatCPUTicks(stat); err == nil && v < 0 {
 			t.Fatalf("negative ticks %d", v)
+		}
+		if v, err := ParseSchedstatRun(stat); err == nil && v < 0 {
+			t.Fatalf("negative run time %d", v)
 		}
 		if v, err := ParseStatusRSS(status); err == nil && v < 0 {
 			t.Fatalf("negative RSS %d", v)

@@ -33,9 +33,73 @@ func SelfSample() (ProcSample, error) {
 	return ProcSample{CPU: cpu, RSS: rss}, nil
 }
 
-// PIDSample reads process pid's CPU time (/proc/PID/stat, in clock ticks
-// of clkTck per second) and RSS (/proc/PID/status).
+// PIDSample reads process pid's CPU time and RSS (/proc/PID/status). The
+// CPU time is the sum over its threads of the nanoseconds each ran
+// (/proc/PID/task/*/schedstat, schedstats built in), or else utime +
+// stime (/proc/PID/stat, in clock ticks of clkTck per second: 10 ms, too
+// coarse for a run of a second). A thread that exited between two
+// samples takes its time with it from the sum; the servers measured here
+// keep their threads (the Go runtime, l2tpns), and stat's ticks do count
+// them, so a sum below stat's by more than a tick per thread falls back to
+// stat.
 func PIDSample(pid int, clkTck int64) (ProcSample, error) {
+	ps, err := pidSampleTicks(pid, clkTck)
+	if err != nil {
+		return ps, err
+	}
+	if ns, threads, err := schedstatSum(pid); err == nil && threads > 0 {
+		sum := time.Duration(ns)
+		tick := time.Second / time.Duration(clkTck)
+		if sum+time.Duration(threads+1)*tick >= ps.CPU {
+			ps.CPU = sum
+		}
+	}
+	return ps, nil
+}
+
+// schedstatSum is the sum of the first field of /proc/PID/task/*/schedstat
+// (time on the CPU, ns) and the number of threads read.
+func schedstatSum(pid int) (int64, int, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	var sum int64
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // the thread exited meanwhile
+			}
+			return 0, 0, err
+		}
+		ns, err := ParseSchedstatRun(b)
+		if err != nil {
+			return 0, 0, err
+		}
+		sum += ns
+		n++
+	}
+	return sum, n, nil
+}
+
+// ParseSchedstatRun returns the first field of a /proc/PID/schedstat line:
+// nanoseconds spent on the CPU.
+func ParseSchedstatRun(b []byte) (int64, error) {
+	f := bytes.Fields(b)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("schedstat: %d fields: %w", len(f), ErrProcFormat)
+	}
+	ns, err := strconv.ParseInt(string(f[0]), 10, 64)
+	if err != nil || ns < 0 {
+		return 0, fmt.Errorf("schedstat: run time %q: %w", f[0], ErrProcFormat)
+	}
+	return ns, nil
+}
+
+func pidSampleTicks(pid int, clkTck int64) (ProcSample, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
