@@ -238,7 +238,7 @@ type fsm struct {
 	restarts int // restart counter
 	failures int // consecutive Naks sent
 	nextID   uint8
-	reqID    uint8 // identifier of our last Configure-Request
+	reqID    uint8  // identifier of our last Configure-Request
 	timer    tstamp // restart timer, 0: stopped
 	lastReq  []byte // options of our last Configure-Request (for Ack checks)
 }
