@@ -142,7 +142,9 @@ func Async(a Authenticator, req *Request, done func(*Result, error)) (cancel fun
 	deliver := func(r *Result, err error) { once.Do(func() { done(r, err) }) }
 	go func() { deliver(a.Authenticate(ctx, req)) }()
 	return func() {
-		stop()
+		// Canceled first: once the context is done, the goroutine's late
+		// answer could otherwise win the race to deliver.
 		deliver(nil, fmt.Errorf("authentication of %q given up: %w", req.Username, context.Canceled))
+		stop()
 	}
 }
