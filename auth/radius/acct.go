@@ -290,6 +290,9 @@ func (a *accounter) finish(r *record, err error) {
 	if err := a.sp.ack(r); err != nil {
 		a.c.log.Error("radius accounting spool: writing an acknowledgement failed (the record may be sent again after a restart)", zap.Error(err))
 	}
+	if ce := a.c.log.Check(zap.DebugLevel, "radius accounting acknowledged"); ce != nil {
+		ce.Write(zap.String("status", r.Status.String()), zap.String("acct_session_id", r.ID))
+	}
 	r.acked = true
 	a.acked++
 	a.live--

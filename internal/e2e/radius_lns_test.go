@@ -347,6 +347,12 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 
 	lac1, id1 := dialOnce(t, lns, lacNS, "lac1", "alice", "alice-pw", "pap", "10.77.0.1")
 	waitDetail(t, 10*time.Second, "Start of "+id1+" on the primary", func(r []acctRecord) bool { return len(records(r, id1, "Start")) == 1 }, fr1)
+	// The primary wrote the Start; its answer must also have reached the
+	// LNS before the primary dies, or the LNS rightly sends the Start to
+	// the secondary too (at least once) and it is counted twice below.
+	if _, err := lns.WaitFor(ctxTimeout(t, 10*time.Second), `radius accounting acknowledged.*"status": "Start", "acct_session_id": "`+id1+`"`); err != nil {
+		t.Fatalf("Start of %s never acknowledged by the primary: %v", id1, err)
+	}
 
 	fr1.stop() // the primary dies
 	if err := lac1.Stop(10 * time.Second); err != nil {
