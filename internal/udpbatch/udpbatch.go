@@ -111,31 +111,11 @@ func (r *Reader) Release() {
 // error from the socket (ECONNREFUSED after an ICMP port unreachable, or
 // net.ErrClosed once the socket is closed) is returned with no datagram.
 func (r *Reader) Read() (int, error) {
-	r.Release()
-	for i := range r.hs {
-		r.hs[i].Hdr.Namelen = uint32(unsafe.Sizeof(r.names[i]))
-		r.hs[i].Hdr.Flags = 0
-		r.hs[i].Len = 0
-	}
 	var n int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		r.take()
-		for {
-			m, e := recvmmsg(fd, r.hs)
-			if e == unix.EINTR {
-				continue
-			}
-			if e == unix.EAGAIN {
-				r.Release() // parked: hold no buffer
-				return false
-			}
-			n, errno = m, e
-			return true
-		}
-	})
-	if err == nil && errno != 0 {
-		err = fmt.Errorf("udpbatch: recvmmsg: %w", errno)
+	var rerr error
+	err := r.loop(func(k int, e error) bool { n, rerr = k, e; return false })
+	if err == nil {
+		err = rerr
 	}
 	if err != nil {
 		r.Release()
@@ -165,6 +145,11 @@ func (r *Reader) Read() (int, error) {
 // for Each's system call section to end.
 func (r *Reader) Each(fn func(n int, err error) bool) error {
 	defer r.Release()
+	return r.loop(fn)
+}
+
+// loop is Each without the final Release (Read keeps its batch for Msg).
+func (r *Reader) loop(fn func(n int, err error) bool) error {
 	stopped := false
 	err := r.rc.Read(func(fd uintptr) bool {
 		for {
