@@ -11,8 +11,10 @@
 // Concurrency: a driver lives on its tunnel's goroutine (Frame, Tick,
 // Deadline and Close are called there) and owns no goroutine, except while
 // an authentication request to an asynchronous authenticator is
-// outstanding: its answer comes back through Call.Post. The local
-// authenticator (auth/local) is pure and answered inline.
+// outstanding, or while a data plane whose Up blocks (dataplane.BlockingUp:
+// the kernel's) brings the subscriber's interface up on a worker: the
+// answer or outcome comes back through Call.Post. The local authenticator
+// (auth/local) is pure and answered inline.
 //
 // Resources held by an LNS session (the pool address, the accounting
 // record) are released exactly once: when PPP goes down (then the driver
@@ -34,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +93,12 @@ type Config struct {
 	Now func() time.Time
 	// AuthTimeout bounds one asynchronous authentication (default 30s).
 	AuthTimeout time.Duration
+	// UpWorkers bounds how many data path Ups (dataplane.BlockingUp: the
+	// kernel plane) run at once across the process (0: GOMAXPROCS, at
+	// least 2). They mostly wait for the kernel's RTNL lock, which
+	// serialises them anyway; the bound keeps a burst of setups from
+	// tying up an OS thread each.
+	UpWorkers int
 	// Events, if set, is told when an LNS session's network comes up and
 	// when it ends (for metrics). It is called on the tunnel goroutine
 	// and must not block.
@@ -115,6 +124,8 @@ type Env struct {
 	active   atomic.Int64 // LNS sessions holding resources
 	stopping atomic.Bool  // the daemon is shutting down
 	reg      *Registry
+	upSlots  chan struct{} // one per data path Up running (Config.UpWorkers)
+	onUpWait func()        // tests: a release is about to wait for an Up
 
 	mu    sync.Mutex
 	fixed map[netip.Addr]uint64 // fixed addresses in use outside every pool -> owner
@@ -151,7 +162,10 @@ func NewEnv(cfg Config) *Env {
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 30 * time.Second
 	}
-	return &Env{cfg: cfg, fixed: make(map[netip.Addr]uint64), reg: newRegistry()}
+	if cfg.UpWorkers <= 0 {
+		cfg.UpWorkers = max(2, runtime.GOMAXPROCS(0))
+	}
+	return &Env{cfg: cfg, fixed: make(map[netip.Addr]uint64), reg: newRegistry(), upSlots: make(chan struct{}, cfg.UpWorkers)}
 }
 
 // Sessions is the registry of the Env's live LNS sessions.

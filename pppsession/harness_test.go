@@ -43,7 +43,43 @@ func (c *fakeCall) Post(f func(now time.Time)) bool {
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
 	c.h.posts = append(c.h.posts, f)
+	select {
+	case c.h.posted <- struct{}{}:
+	default:
+	}
 	return true
+}
+
+// takePost removes the oldest posted function (nil if none).
+func (h *harness) takePost() func(time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.posts) == 0 {
+		return nil
+	}
+	p := h.posts[0]
+	h.posts = h.posts[1:]
+	return p
+}
+
+// waitPost waits until a posted function is queued (one posted from
+// another goroutine: a worker's Up outcome).
+func (h *harness) waitPost() {
+	h.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		h.mu.Lock()
+		n := len(h.posts)
+		h.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		select {
+		case <-h.posted:
+		case <-timeout:
+			h.t.Fatal("nothing posted within 10s")
+		}
+	}
 }
 
 // asyncAuth wraps the local authenticator without its Decide method, so
@@ -114,6 +150,7 @@ type harness struct {
 
 	mu       sync.Mutex
 	posts    []func(time.Time)
+	posted   chan struct{} // a signal per Post (buffer 1)
 	tryPosts int
 	q        []frameQ
 	// drop: frames to the LNS are lost (the LAC stops answering).
@@ -153,7 +190,8 @@ func newHarness(t *testing.T, poolRange string, subs ...local.Subscriber) *harne
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	h := &harness{t: t, now: time.Unix(1_700_000_000, 0), plane: fake.New(), pools: pools,
-		acct: &recAcct{}, authn: &asyncAuth{a: la}, logs: logs, prof: defaultProfile()}
+		acct: &recAcct{}, authn: &asyncAuth{a: la}, logs: logs, prof: defaultProfile(),
+		posted: make(chan struct{}, 1)}
 	h.env = NewEnv(Config{
 		Auth: h.authn, Acct: h.acct, Pools: pools, Log: zap.New(core),
 		IDs: NewIDs(h.now), Rand: newSeeded(1), Async: func(f func()) { f() },
@@ -218,9 +256,7 @@ func (h *harness) run(limit time.Duration, sides ...*sideT) {
 			}
 			continue
 		}
-		if len(h.posts) > 0 {
-			p := h.posts[0]
-			h.posts = h.posts[1:]
+		if p := h.takePost(); p != nil {
 			p(h.now)
 			continue
 		}

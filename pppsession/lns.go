@@ -88,6 +88,13 @@ type LNS struct {
 
 	reg *regEntry
 
+	// up is the data path's Up running on a worker (dataplane.BlockingUp),
+	// nil if none; upNext is an NCP change that came meanwhile (upQueued),
+	// applied after it.
+	up       *upJob
+	upNext   ppp.NetworkUp
+	upQueued bool
+
 	// ending
 	end      EndKind
 	endMsg   string
@@ -635,6 +642,12 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 	if d.released {
 		return
 	}
+	if d.up != nil {
+		// An NCP changed while the data path is still applying the last
+		// change: apply this one after it, the latest only.
+		d.upNext, d.upQueued = up, true
+		return
+	}
 	nc := dataplane.NetConfig{
 		MTU:       min(up.MTU, capMTU(d.prof.MTU, d.maxMTU)),
 		MRU:       up.MRU,
@@ -659,7 +672,91 @@ func (d *LNS) networkUp(now time.Time, up ppp.NetworkUp) {
 	} else {
 		nc.IfName = d.acct.IfName
 	}
-	if err := d.dp.Up(nc); err != nil {
+	if bu, ok := d.dp.(dataplane.BlockingUp); ok && bu.UpBlocks() {
+		d.startUp(&upJob{nc: nc, ev: up, first: first})
+		return
+	}
+	d.upDone(now, nc, up, first, d.dp.Up(nc))
+}
+
+// upJob is one data path Up run on a worker (dataplane.BlockingUp).
+type upJob struct {
+	nc    dataplane.NetConfig
+	ev    ppp.NetworkUp
+	first bool
+	// stop is closed by release: the worker does not start Up if it has
+	// not yet. done is closed by the worker once Up returned (err set)
+	// or was skipped, before it posts the outcome.
+	stop chan struct{}
+	done chan struct{}
+	err  error
+}
+
+var errUpStopped = errors.New("the session ended before its data path came up")
+
+// startUp runs the data path's Up on a worker, at most Config.UpWorkers
+// at a time across the process, and posts the outcome back (upFinished):
+// the tunnel's other calls go on meanwhile.
+func (d *LNS) startUp(job *upJob) {
+	job.stop, job.done = make(chan struct{}), make(chan struct{})
+	d.up = job
+	dp, call, slots := d.dp, d.call, d.env.upSlots
+	go func() {
+		select {
+		case slots <- struct{}{}:
+			select {
+			case <-job.stop:
+				job.err = errUpStopped
+			default:
+				job.err = dp.Up(job.nc)
+			}
+			<-slots
+		case <-job.stop:
+			job.err = errUpStopped
+		}
+		close(job.done)
+		call.Post(func(now time.Time) { d.upFinished(now, job) })
+	}()
+}
+
+// upFinished is a worker's Up outcome, on the tunnel goroutine.
+func (d *LNS) upFinished(now time.Time, job *upJob) {
+	if d.up != job {
+		return // release waited for it and moved on
+	}
+	d.up = nil
+	d.upDone(now, job.nc, job.ev, job.first, job.err)
+	if d.upQueued && !d.released {
+		d.upQueued = false
+		d.networkUp(now, d.upNext)
+	}
+	d.process(now)
+}
+
+// waitUp is release's: an Up on a worker either does not start or is
+// waited for, so that nothing the session held (its address) is handed
+// out again while the data path may still be configuring it.
+func (d *LNS) waitUp() {
+	job := d.up
+	if job == nil {
+		return
+	}
+	d.up, d.upQueued = nil, false
+	close(job.stop)
+	if h := d.env.onUpWait; h != nil {
+		h()
+	}
+	<-job.done
+}
+
+// upDone carries on once the data path applied nc (err == nil): the first
+// time, accounting starts and the session counts as up.
+func (d *LNS) upDone(now time.Time, nc dataplane.NetConfig, up ppp.NetworkUp, first bool, err error) {
+	if d.released {
+		return
+	}
+	if err != nil {
+		d.upQueued = false
 		if ce := d.logAt(zap.ErrorLevel, "data path refused the subscriber's network: closing the session"); ce != nil {
 			d.write(ce, zap.String("user", d.username), zap.Error(err))
 		}
@@ -763,6 +860,7 @@ func (d *LNS) release(now time.Time, k EndKind) {
 		return
 	}
 	d.released = true
+	d.waitUp()
 	d.env.active.Add(-1)
 	d.env.reg.remove(d.reg)
 	if ev := d.env.cfg.Events; ev != nil {

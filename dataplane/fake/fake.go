@@ -59,6 +59,10 @@ type Plane struct {
 	sink    Sink
 	tunnels []*Tunnel
 	closed  bool
+	// upGate, when set, makes every Session a dataplane.BlockingUp whose
+	// Up calls it first (outside the plane's lock): a test holds an Up
+	// there to see what the control plane does meanwhile, or fails it.
+	upGate func(s *Session, cfg dataplane.NetConfig) error
 }
 
 var _ dataplane.Plane = (*Plane)(nil)
@@ -68,6 +72,15 @@ func New() *Plane { return &Plane{} }
 
 // Name implements dataplane.Plane.
 func (p *Plane) Name() string { return "fake" }
+
+// SetUpGate makes the plane's sessions report UpBlocks (the control plane
+// then runs Up on a worker) and has their Up call gate first; Up returns
+// gate's error if it gives one. nil restores a plain Up.
+func (p *Plane) SetUpGate(gate func(s *Session, cfg dataplane.NetConfig) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.upGate = gate
+}
 
 // SetError makes every later op fail with err (wrapped); nil clears it.
 func (p *Plane) SetError(op Op, err error) {
@@ -268,9 +281,13 @@ type Session struct {
 	ups    []dataplane.NetConfig
 	stats  dataplane.Stats
 	closed bool
+	// upping: an Up is in progress; overlaps counts Up or Close calls
+	// made while one was (dataplane.BlockingUp forbids both).
+	upping   bool
+	overlaps int
 }
 
-var _ dataplane.Session = (*Session)(nil)
+var _ dataplane.BlockingUp = (*Session)(nil)
 
 // Config returns the configuration the session was added with.
 func (s *Session) Config() dataplane.SessionConfig { return s.cfg }
@@ -356,14 +373,47 @@ func (s *Session) Sent() [][]byte {
 	return cloneFrames(s.sent)
 }
 
-// Up implements dataplane.Session: it records cfg.
+// UpBlocks implements dataplane.BlockingUp: true while the plane has an
+// Up gate (SetUpGate).
+func (s *Session) UpBlocks() bool {
+	p := s.tunnel.plane
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.upGate != nil
+}
+
+// Overlaps is the number of Up and Close calls made while an Up of the
+// session was in progress (0 unless the caller broke BlockingUp's rule).
+func (s *Session) Overlaps() int {
+	s.tunnel.plane.mu.Lock()
+	defer s.tunnel.plane.mu.Unlock()
+	return s.overlaps
+}
+
+// Up implements dataplane.Session: it records cfg (after the plane's Up
+// gate, if any, returns).
 func (s *Session) Up(cfg dataplane.NetConfig) error {
 	if err := s.tunnel.plane.failure(OpUp, s.String()); err != nil {
 		return err
 	}
 	p := s.tunnel.plane
 	p.mu.Lock()
+	gate := p.upGate
+	if s.upping {
+		s.overlaps++
+	}
+	s.upping = true
+	p.mu.Unlock()
+	var gerr error
+	if gate != nil {
+		gerr = gate(s, cfg)
+	}
+	p.mu.Lock()
 	defer p.mu.Unlock()
+	s.upping = false
+	if gerr != nil {
+		return gerr
+	}
 	if s.closed {
 		return fmt.Errorf("fake dataplane: up %s: session closed", s)
 	}
@@ -402,6 +452,9 @@ func (s *Session) Close() error {
 	}
 	s.tunnel.plane.mu.Lock()
 	defer s.tunnel.plane.mu.Unlock()
+	if s.upping {
+		s.overlaps++
+	}
 	s.closed = true
 	return nil
 }

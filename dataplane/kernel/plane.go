@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/l2tpd/l2tpd/dataplane"
@@ -223,6 +224,7 @@ func (t *Tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandl
 		return nil, fmt.Errorf("kernel: tunnel %d session %d: PPP session without a frame handler", tid, cfg.LocalID)
 	}
 	s := &Session{tunnel: t, id: cfg.LocalID, peerID: cfg.PeerID, sock: -1, chanFD: -1, unitFD: -1}
+	s.sendFD.Store(-1)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -284,9 +286,12 @@ type Session struct {
 	id, peerID uint32
 	rx         dataplane.FrameHandler
 
-	mu      sync.Mutex
-	sock    int // PPPoL2TP socket
-	chanFD  int // /dev/ppp attached to the channel
+	mu     sync.Mutex
+	sock   int // PPPoL2TP socket
+	chanFD int // /dev/ppp attached to the channel
+	// sendFD is chanFD for SendFrame, which must not wait for an Up in
+	// progress (dataplane.BlockingUp): -1 once the session is closing.
+	sendFD  atomic.Int32
 	unitFD  int // /dev/ppp unit, after Up
 	unit    int
 	ifindex int
@@ -346,6 +351,7 @@ func (s *Session) open(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) e
 	if err := p.poller.Register(s.chanFD, s.deliver); err != nil {
 		return fmt.Errorf("kernel: %s: %w", s.label(), err)
 	}
+	s.sendFD.Store(int32(s.chanFD))
 	return nil
 }
 
@@ -356,10 +362,8 @@ func (s *Session) deliver(frame []byte) { s.rx(frame) }
 // first, no address/control: the kernel's PPPoL2TP transmit adds FF 03) to
 // the channel fd.
 func (s *Session) SendFrame(frame []byte) error {
-	s.mu.Lock()
-	fd, closed := s.chanFD, s.closed
-	s.mu.Unlock()
-	if closed || fd < 0 {
+	fd := int(s.sendFD.Load())
+	if fd < 0 {
 		return fmt.Errorf("kernel: %s: send frame: session closed or not PPP", s.label())
 	}
 	if err := s.tunnel.plane.ppp.Write(fd, frame); err != nil {
@@ -367,6 +371,11 @@ func (s *Session) SendFrame(frame []byte) error {
 	}
 	return nil
 }
+
+// UpBlocks implements dataplane.BlockingUp: Up makes the PPP unit, its
+// interface, addresses and routes, a dozen system calls that take the
+// kernel's RTNL lock, so the control plane runs it on a worker.
+func (s *Session) UpBlocks() bool { return true }
 
 // Up implements dataplane.Session. The first call creates the PPP unit
 // and its interface (named cfg.IfName at birth through rtnetlink, or
@@ -577,6 +586,7 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.sendFD.Store(-1)
 	s.mu.Unlock()
 	err := s.teardown()
 	t := s.tunnel
@@ -604,6 +614,7 @@ func (s *Session) teardown() error {
 			*fd = -1
 		}
 	}
+	s.sendFD.Store(-1)
 	closeFD(&s.unitFD)
 	closeFD(&s.chanFD)
 	closeFD(&s.sock)
