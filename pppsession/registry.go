@@ -104,6 +104,10 @@ type Registry struct {
 type regEntry struct {
 	snap Snapshot // guarded by Registry.mu
 	d    *LNS     // only d.call is used off the tunnel goroutine
+	// userAt, callingAt: the entry's index in its byUser and byCalling
+	// lists (guarded by Registry.mu), so that removal is O(1) however
+	// many sessions share a user name or calling number.
+	userAt, callingAt int
 }
 
 func newRegistry() *Registry {
@@ -115,11 +119,27 @@ func newRegistry() *Registry {
 	}
 }
 
-func removeEntry(m map[string][]*regEntry, k string, e *regEntry) {
+// addEntry appends e to m[k] and records its index in *at.
+func addEntry(m map[string][]*regEntry, k string, e *regEntry, at func(*regEntry) *int) {
 	l := m[k]
-	if i := slices.Index(l, e); i >= 0 {
-		l = slices.Delete(l, i, i+1)
+	*at(e) = len(l)
+	m[k] = append(l, e)
+}
+
+// removeEntry takes e out of m[k] by moving the list's last entry into
+// its place (the lists have no order).
+func removeEntry(m map[string][]*regEntry, k string, e *regEntry, at func(*regEntry) *int) {
+	l := m[k]
+	i := *at(e)
+	if i < 0 || i >= len(l) || l[i] != e {
+		return
 	}
+	last := len(l) - 1
+	l[i] = l[last]
+	*at(l[i]) = i
+	l[last] = nil
+	l = l[:last]
+	*at(e) = -1
 	if len(l) == 0 {
 		delete(m, k)
 	} else {
@@ -127,9 +147,12 @@ func removeEntry(m map[string][]*regEntry, k string, e *regEntry) {
 	}
 }
 
+func userAt(e *regEntry) *int    { return &e.userAt }
+func callingAt(e *regEntry) *int { return &e.callingAt }
+
 func (r *Registry) add(d *LNS, now time.Time) *regEntry {
 	info := &d.rec.Info
-	e := &regEntry{d: d, snap: Snapshot{
+	e := &regEntry{d: d, userAt: -1, callingAt: -1, snap: Snapshot{
 		AcctSessionID: d.rec.ID, TunnelID: info.TunnelID, SessionID: info.SessionID,
 		PeerAddr: info.LACAddr, LACHostName: info.LACHostName,
 		CallingNumber: info.CallingNumber, CalledNumber: info.CalledNumber, Created: now,
@@ -138,7 +161,7 @@ func (r *Registry) add(d *LNS, now time.Time) *regEntry {
 	defer r.mu.Unlock()
 	r.byID[e.snap.AcctSessionID] = e
 	if e.snap.CallingNumber != "" {
-		r.byCalling[e.snap.CallingNumber] = append(r.byCalling[e.snap.CallingNumber], e)
+		addEntry(r.byCalling, e.snap.CallingNumber, e, callingAt)
 	}
 	return e
 }
@@ -151,11 +174,11 @@ func (r *Registry) authenticated(e *regEntry, user string, m auth.Method) {
 		return
 	}
 	if e.snap.User != "" {
-		removeEntry(r.byUser, e.snap.User, e)
+		removeEntry(r.byUser, e.snap.User, e, userAt)
 	}
 	e.snap.User, e.snap.Method = user, m
 	if user != "" {
-		r.byUser[user] = append(r.byUser[user], e)
+		addEntry(r.byUser, user, e, userAt)
 	}
 }
 
@@ -192,10 +215,10 @@ func (r *Registry) remove(e *regEntry) {
 	}
 	delete(r.byID, e.snap.AcctSessionID)
 	if e.snap.User != "" {
-		removeEntry(r.byUser, e.snap.User, e)
+		removeEntry(r.byUser, e.snap.User, e, userAt)
 	}
 	if e.snap.CallingNumber != "" {
-		removeEntry(r.byCalling, e.snap.CallingNumber, e)
+		removeEntry(r.byCalling, e.snap.CallingNumber, e, callingAt)
 	}
 	if e.snap.Address.IsValid() && r.byAddr[e.snap.Address] == e {
 		delete(r.byAddr, e.snap.Address)

@@ -2,7 +2,10 @@ package pppsession
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -381,5 +384,51 @@ func TestTerminateDuringAuth(t *testing.T) {
 	h.run(time.Second, ns, cs)
 	if len(h.acct.starts)+len(h.acct.stops) != 0 || d.Address().IsValid() {
 		t.Fatalf("accounting %v/%v or address %v after a terminated authentication", h.acct.starts, h.acct.stops, d.Address())
+	}
+}
+
+// Entries sharing a user name and calling number leave their lists in
+// any order, and the lists stay exact (each entry at the index it
+// records, none lost or kept).
+func TestRegistrySharedKeysRemoval(t *testing.T) {
+	r := newRegistry()
+	now := time.Unix(1_700_000_000, 0)
+	var es []*regEntry
+	for i := range 50 {
+		d := &LNS{}
+		d.rec.ID = fmt.Sprintf("%016X", i+1)
+		d.rec.Info.CallingNumber = "shared-calling"
+		e := r.add(d, now)
+		r.authenticated(e, "shared-user", auth.MethodCHAPMD5)
+		es = append(es, e)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	rnd.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+	for n, e := range es {
+		r.remove(e)
+		left := es[n+1:]
+		for _, l := range [][]*regEntry{r.byUser["shared-user"], r.byCalling["shared-calling"]} {
+			if len(l) != len(left) {
+				t.Fatalf("after %d removals: list of %d, want %d", n+1, len(l), len(left))
+			}
+			for _, want := range left {
+				if !slices.Contains(l, want) {
+					t.Fatalf("after %d removals: entry %s lost", n+1, want.snap.AcctSessionID)
+				}
+			}
+		}
+		for i, x := range r.byUser["shared-user"] {
+			if x.userAt != i {
+				t.Fatalf("entry %s at %d records %d", x.snap.AcctSessionID, i, x.userAt)
+			}
+		}
+		for i, x := range r.byCalling["shared-calling"] {
+			if x.callingAt != i {
+				t.Fatalf("entry %s at %d records calling index %d", x.snap.AcctSessionID, i, x.callingAt)
+			}
+		}
+	}
+	if len(r.byUser) != 0 || len(r.byCalling) != 0 || len(r.byID) != 0 {
+		t.Fatalf("left: %d users, %d calling numbers, %d ids", len(r.byUser), len(r.byCalling), len(r.byID))
 	}
 }
