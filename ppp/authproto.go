@@ -160,15 +160,19 @@ type PAPRequest struct {
 
 // ParsePAPRequest parses the data of a PAP Authenticate-Request.
 func ParsePAPRequest(d []byte) (PAPRequest, error) {
+	// The length bytes are widened to int before any sum: 1+d[0] in byte
+	// arithmetic is 0 for a length of 255.
 	if len(d) < 1 || int(d[0])+1 > len(d) {
 		return PAPRequest{}, fmt.Errorf("%w: PAP peer-id", ErrBadLength)
 	}
-	id := d[1 : 1+d[0]]
-	d = d[1+d[0]:]
+	n := int(d[0])
+	id := d[1 : 1+n]
+	d = d[1+n:]
 	if len(d) < 1 || int(d[0])+1 > len(d) {
 		return PAPRequest{}, fmt.Errorf("%w: PAP password", ErrBadLength)
 	}
-	return PAPRequest{PeerID: id, Password: d[1 : 1+d[0]]}, nil
+	n = int(d[0])
+	return PAPRequest{PeerID: id, Password: d[1 : 1+n]}, nil
 }
 
 // CHAPValue is a parsed CHAP Challenge or Response (RFC 1994 4.1).
@@ -181,7 +185,8 @@ func ParseCHAPValue(d []byte) (CHAPValue, error) {
 	if len(d) < 1 || d[0] == 0 || int(d[0])+1 > len(d) {
 		return CHAPValue{}, fmt.Errorf("%w: CHAP value size", ErrBadLength)
 	}
-	return CHAPValue{Value: d[1 : 1+d[0]], Name: d[1+d[0]:]}, nil
+	n := int(d[0])
+	return CHAPValue{Value: d[1 : 1+n], Name: d[1+n:]}, nil
 }
 
 func (l *Link) authInput(now time.Time, proto Protocol, p Packet) {
@@ -414,7 +419,7 @@ func (l *Link) peerAuthInput(now time.Time, proto Protocol, p Packet) {
 
 func papMessage(d []byte) string {
 	if len(d) >= 1 && int(d[0])+1 <= len(d) {
-		return printable(d[1 : 1+d[0]])
+		return printable(d[1 : 1+int(d[0])])
 	}
 	return ""
 }
