@@ -163,12 +163,13 @@ type Session interface {
 
 // BlockingUp is implemented by a Session whose Up makes system calls slow
 // enough (the kernel plane: a PPP unit, its interface, addresses and
-// routes, each a netlink or ioctl round trip) that the control plane runs
-// it on a worker, off the tunnel's goroutine, and carries on with the
-// tunnel's other calls meanwhile. UpBlocks reports whether this Session is
-// such a one. For it, SendFrame and Stats must not wait for an Up in
-// progress, and Close waits for it. The control plane never runs two Ups
-// of one Session at once.
+// routes, each a netlink or ioctl round trip) that the LNS driver
+// (pppsession) runs it on a worker, off the tunnel's goroutine, and
+// carries on with the tunnel's other calls meanwhile; the LAC driver still
+// calls it inline. UpBlocks reports whether this Session is such a one.
+// For it, SendFrame and Stats must not wait for an Up in progress, and
+// Close waits for it. The control plane never runs two Ups of one Session
+// at once.
 type BlockingUp interface {
 	Session
 	UpBlocks() bool

@@ -686,13 +686,12 @@ type upJob struct {
 	first bool
 	// stop is closed by release: the worker does not start Up if it has
 	// not yet. done is closed by the worker once Up returned (err set)
-	// or was skipped, before it posts the outcome.
+	// or was skipped, before it posts the outcome (which upFinished
+	// ignores unless the job is still d.up).
 	stop chan struct{}
 	done chan struct{}
 	err  error
 }
-
-var errUpStopped = errors.New("the session ended before its data path came up")
 
 // startUp runs the data path's Up on a worker, at most Config.UpWorkers
 // at a time across the process, and posts the outcome back (upFinished):
@@ -702,17 +701,17 @@ func (d *LNS) startUp(job *upJob) {
 	d.up = job
 	dp, call, slots := d.dp, d.call, d.env.upSlots
 	go func() {
+		// A stopped job is not run: release has already let it go
+		// (d.up is no longer job), so its outcome is never looked at.
 		select {
 		case slots <- struct{}{}:
 			select {
 			case <-job.stop:
-				job.err = errUpStopped
 			default:
 				job.err = dp.Up(job.nc)
 			}
 			<-slots
 		case <-job.stop:
-			job.err = errUpStopped
 		}
 		close(job.done)
 		call.Post(func(now time.Time) { d.upFinished(now, job) })

@@ -19,7 +19,11 @@ type upGate struct {
 	release chan struct{}
 }
 
-func gateLNSUps(h *harness) *upGate {
+func gateLNSUps(h *harness) *upGate { return gateLNSUpsWith(h, nil) }
+
+// gateLNSUpsWith is gateLNSUps whose held Ups fail with err once
+// released.
+func gateLNSUpsWith(h *harness, err error) *upGate {
 	g := &upGate{entered: make(chan dataplane.NetConfig, 4), release: make(chan struct{})}
 	h.plane.SetUpGate(func(s *fake.Session, cfg dataplane.NetConfig) error {
 		if !s.Config().LNSMode {
@@ -27,7 +31,7 @@ func gateLNSUps(h *harness) *upGate {
 		}
 		g.entered <- cfg
 		<-g.release
-		return nil
+		return err
 	})
 	return g
 }
@@ -165,14 +169,14 @@ func TestNetworkChangeQueuedBehindUp(t *testing.T) {
 // a CDN, and no accounting.
 func TestBlockingUpFails(t *testing.T) {
 	h := newHarness(t, "10.0.0.0/29")
-	h.plane.SetUpGate(func(s *fake.Session, cfg dataplane.NetConfig) error {
-		if s.Config().LNSMode {
-			return errors.New("no PPP unit")
-		}
-		return nil
-	})
+	g := gateLNSUpsWith(h, errors.New("no PPP unit"))
 	ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
 	h.run(5*time.Second, ns, cs)
+	g.waitEntered(t)
+	// Released only now: the outcome cannot be posted while run is
+	// still going (it would be handled there, and waitPost would wait
+	// for a post that has already been taken).
+	g.release <- struct{}{}
 	h.waitPost()
 	h.run(30*time.Second, ns, cs)
 	if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 {
