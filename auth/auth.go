@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -140,7 +141,15 @@ func Async(a Authenticator, req *Request, done func(*Result, error)) (cancel fun
 	ctx, stop := context.WithCancel(context.Background())
 	var once sync.Once
 	deliver := func(r *Result, err error) { once.Do(func() { done(r, err) }) }
-	go func() { deliver(a.Authenticate(ctx, req)) }()
+	go func() {
+		defer func() {
+			// A bug in the authenticator fails this request only.
+			if r := recover(); r != nil {
+				deliver(nil, fmt.Errorf("authentication of %q: internal error in the authenticator (please report it): %v\n%s", req.Username, r, debug.Stack()))
+			}
+		}()
+		deliver(a.Authenticate(ctx, req))
+	}()
 	return func() {
 		// Canceled first: once the context is done, the goroutine's late
 		// answer could otherwise win the race to deliver.

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +59,21 @@ func TestAsyncFallback(t *testing.T) {
 	cancel()
 	if calls != 1 {
 		t.Fatalf("done called %d times, want 1", calls)
+	}
+}
+
+type panicking struct{}
+
+func (panicking) Authenticate(context.Context, *Request) (*Result, error) {
+	panic("test: a bug in the authenticator")
+}
+
+// A panic in a plain Authenticator run by Async fails that request with
+// an error; the process goes on.
+func TestAsyncAuthenticatorPanics(t *testing.T) {
+	got := make(chan error, 1)
+	Async(panicking{}, &Request{Username: "a"}, func(r *Result, err error) { got <- err })
+	if err := <-got; err == nil || !strings.Contains(err.Error(), "internal error in the authenticator") {
+		t.Fatalf("answer: %v, want an internal error", err)
 	}
 }

@@ -53,6 +53,9 @@ type Snapshot struct {
 	Pools           []PoolUsage
 	AcctSpoolDepth  int
 	Draining        bool
+	// InternalErrors: recovered panics since the start (a session or
+	// tunnel ended by a bug in this daemon; see the error log's stack).
+	InternalErrors uint64
 	// Held: incoming calls held for a max_starting slot. The number held
 	// now is SessionsByState["held"].
 	Held HeldCalls
@@ -184,6 +187,7 @@ var (
 	descPoolUsed = prometheus.NewDesc(Namespace+"_pool_addresses_used", "Addresses of the pool in use.", []string{"pool"}, nil)
 	descSpool    = prometheus.NewDesc(Namespace+"_accounting_spool_depth", "Accounting records waiting to be sent to RADIUS.", nil, nil)
 	descDraining = prometheus.NewDesc(Namespace+"_draining", "1 while new tunnels and sessions are refused (l2tpctl drain).", nil, nil)
+	descInternal = prometheus.NewDesc(Namespace+"_internal_errors_total", "Internal errors (recovered panics) since the start: each ended a session or a tunnel, or dropped a datagram, and was logged at error level with its stack. Should stay 0; report any.", nil, nil)
 
 	descHeld        = prometheus.NewDesc(Namespace+"_calls_held_total", "Incoming calls held for a max_starting slot (the number held now is l2tpd_sessions{state=\"held\"}).", nil, nil)
 	descHeldOutcome = prometheus.NewDesc(Namespace+"_calls_held_outcomes_total", "Held calls by how their hold ended: admitted, expired (max_starting_wait ran out, CDN result 4), ended (cleared by the LAC, tunnel down, refused when retried).", []string{"outcome"}, nil)
@@ -196,7 +200,7 @@ var (
 type snapshotCollector struct{ r *Registry }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTunnels, descSessions, descPoolSize, descPoolUsed, descSpool, descDraining,
+	for _, d := range []*prometheus.Desc{descTunnels, descSessions, descPoolSize, descPoolUsed, descSpool, descDraining, descInternal,
 		descHeld, descHeldOutcome, descHeldMax, descHeldOldest} {
 		ch <- d
 	}
@@ -226,6 +230,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		d = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descDraining, prometheus.GaugeValue, d)
+	ch <- prometheus.MustNewConstMetric(descInternal, prometheus.CounterValue, float64(s.InternalErrors))
 	h := &s.Held
 	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, float64(h.Total))
 	ch <- prometheus.MustNewConstMetric(descHeldOutcome, prometheus.CounterValue, float64(h.Admitted), "admitted")

@@ -33,6 +33,7 @@ func TestEventsAndSnapshot(t *testing.T) {
 			Pools:           []PoolUsage{{Name: "default", Size: 253, Used: 40}},
 			AcctSpoolDepth:  5,
 			Draining:        true,
+			InternalErrors:  2,
 			Held:            HeldCalls{Total: 20, Admitted: 15, Expired: 1, Ended: 1, MaxWait: 2500 * time.Millisecond, OldestWait: 750 * time.Millisecond},
 		}
 	})
@@ -66,6 +67,7 @@ func TestEventsAndSnapshot(t *testing.T) {
 		`l2tpd_pool_addresses_used{pool="default"} 40`,
 		"l2tpd_accounting_spool_depth 5",
 		"l2tpd_draining 1",
+		"l2tpd_internal_errors_total 2",
 		`l2tpd_sessions{state="held"} 3`,
 		"l2tpd_calls_held_total 20",
 		`l2tpd_calls_held_outcomes_total{outcome="admitted"} 15`,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -708,7 +709,7 @@ func (d *LNS) startUp(job *upJob) {
 			select {
 			case <-job.stop:
 			default:
-				job.err = dp.Up(job.nc)
+				job.err = upGuarded(dp, job.nc)
 			}
 			<-slots
 		case <-job.stop:
@@ -716,6 +717,17 @@ func (d *LNS) startUp(job *upJob) {
 		close(job.done)
 		call.Post(func(now time.Time) { d.upFinished(now, job) })
 	}()
+}
+
+// upGuarded is the worker's dp.Up: a panic in it (a bug in the data path)
+// is that session's error, not the daemon's end.
+func upGuarded(dp dataplane.Session, nc dataplane.NetConfig) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error in the data path (please report it): %v\n%s", r, debug.Stack())
+		}
+	}()
+	return dp.Up(nc)
 }
 
 // upFinished is a worker's Up outcome, on the tunnel goroutine.

@@ -295,6 +295,7 @@ func TestEndKindTable(t *testing.T) {
 		{EndCallCleared, l2tp.ResultCDNAdmin, auth.CauseLostCarrier},
 		{EndShutdown, l2tp.ResultCDNAdmin, auth.CauseAdminReboot},
 		{EndAdminReset, l2tp.ResultCDNAdmin, auth.CauseAdminReset},
+		{EndInternalError, l2tp.ResultCDNAdmin, auth.CauseNASError},
 	}
 	for _, tc := range cases {
 		if rc := tc.k.CDN("m"); rc.Result != tc.result || rc.Error != 0 || rc.Message != "m" {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 )
 
 // EndKind classifies why a PPP session ended; it picks the CDN result and
@@ -28,6 +29,7 @@ const (
 	EndShutdown               // the daemon stopped
 	EndPeerAuthFailed         // LAC: the LNS refused our credentials
 	EndAdminReset             // an operator or a RADIUS Disconnect-Request ended it
+	EndInternalError          // a bug in this daemon (a recovered panic) ended it
 )
 
 var endKindNames = [...]string{
@@ -45,6 +47,7 @@ var endKindNames = [...]string{
 	EndShutdown:       "shutdown",
 	EndPeerAuthFailed: "refused-by-lns",
 	EndAdminReset:     "admin-reset",
+	EndInternalError:  "internal-error",
 }
 
 func (k EndKind) String() string {
@@ -97,7 +100,7 @@ func (k EndKind) Cause() auth.TerminateCause {
 		return auth.CauseAdminReboot
 	case EndAdminReset:
 		return auth.CauseAdminReset
-	case EndDataPlane, EndPoolExhausted, EndAddressError:
+	case EndDataPlane, EndPoolExhausted, EndAddressError, EndInternalError:
 		return auth.CauseNASError
 	case EndAuthFailed, EndPeerAuthFailed:
 		return auth.CauseUserError
@@ -124,8 +127,11 @@ func classifyLinkDown(reason string) EndKind {
 
 // classifyClose reads the reason the runner gives Driver.Close.
 func classifyClose(reason string) EndKind {
-	if reason == "daemon stopped" {
+	switch reason {
+	case "daemon stopped":
 		return EndShutdown
+	case endpoint.ReasonInternalError:
+		return EndInternalError
 	}
 	return EndCallCleared
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/l2tpd/l2tpd/config"
 	"github.com/l2tpd/l2tpd/dataplane"
 	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 )
 
 type regPair struct {
@@ -284,6 +285,23 @@ func TestShutdownCause(t *testing.T) {
 	defer cancel()
 	if err := h.env.Sessions().WaitEmpty(ctx); err != nil {
 		t.Fatalf("WaitEmpty: %v", err)
+	}
+}
+
+// A session the endpoint ended because of an internal error (a recovered
+// panic) is released like any other, its Stop record saying NAS-Error.
+func TestInternalErrorCause(t *testing.T) {
+	h, ps := threeUp(t)
+	addr := ps[1].d.Address()
+	ps[1].d.Close(h.now, endpoint.ReasonInternalError)
+	if len(h.acct.stops) != 1 || h.acct.stops[0] != auth.CauseNASError {
+		t.Fatalf("stops %v, want one NAS-Error", h.acct.stops)
+	}
+	if ps[1].d.Ended() != EndInternalError {
+		t.Fatalf("ended %v, want %v", ps[1].d.Ended(), EndInternalError)
+	}
+	if !addr.IsValid() || ps[1].d.Address().IsValid() {
+		t.Fatalf("address %v before Close, %v after; want it released", addr, ps[1].d.Address())
 	}
 }
 

@@ -2,6 +2,8 @@ package pppsession
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +186,33 @@ func TestBlockingUpFails(t *testing.T) {
 	}
 	if len(h.logged("data path refused the subscriber's network: closing the session")) != 1 {
 		t.Fatal("the failure was not logged")
+	}
+}
+
+// A panic in the data path's Up on a worker (a bug there) fails that
+// session like a refused Up; the daemon goes on.
+func TestBlockingUpPanics(t *testing.T) {
+	h := newHarness(t, "10.0.0.0/29")
+	g := &upGate{entered: make(chan dataplane.NetConfig, 4), release: make(chan struct{})}
+	h.plane.SetUpGate(func(s *fake.Session, cfg dataplane.NetConfig) error {
+		if !s.Config().LNSMode {
+			return nil
+		}
+		g.entered <- cfg
+		<-g.release
+		panic("test: a bug in the data path's Up")
+	})
+	ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
+	h.run(5*time.Second, ns, cs)
+	g.waitEntered(t)
+	g.release <- struct{}{}
+	h.waitPost()
+	h.run(30*time.Second, ns, cs)
+	if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 {
+		t.Fatalf("ended %v, hangups %v, starts %d", lnsD.Ended(), ns.call.reason, len(h.acct.starts))
+	}
+	logs := h.logged("data path refused the subscriber's network: closing the session")
+	if len(logs) != 1 || !strings.Contains(fmt.Sprint(logs[0].ContextMap()["error"]), "internal error in the data path") {
+		t.Fatalf("logged %v, want the recovered panic as the error", logs)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
 	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
@@ -409,8 +411,22 @@ func (c *Client) read(s *server) {
 			}
 			continue // ICMP errors (ECONNREFUSED): the request times out
 		}
-		c.reply(s, buf[:n])
+		c.replyGuarded(s, buf[:n])
 	}
+}
+
+// replyGuarded is reply; a panic in it (a bug reading a reply, or in a
+// caller's done) drops that datagram instead of stopping the daemon: the
+// request it answered times out and is retried.
+func (c *Client) replyGuarded(s *server, b []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.invalid.Add(1)
+			c.log.Error("radius: internal error handling a reply: dropped it; the request it answered is retried. Please report this with the stack",
+				zap.String("server", s.name), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	c.reply(s, b)
 }
 
 // reply handles one datagram from s: verified against the request waiting

@@ -460,3 +460,33 @@ func TestStaleWriteDropped(t *testing.T) {
 		t.Fatalf("request %d for %q arrived, want the marker (the stale write went out)", p.Identifier, p.Get(attrUserName))
 	}
 }
+
+// A panic while a reply is handled (here in the caller's done) drops that
+// datagram, is logged with its stack and counted as invalid; the reader
+// goes on and answers the next request.
+func TestReplyPanicKeepsReader(t *testing.T) {
+	srv := newFakeServer(t, secret, func(raw []byte, p *radius.Packet) []byte {
+		return reply(t, raw, []byte(secret), radius.CodeAccessAccept, true)
+	})
+	core, logs := observer.New(zap.ErrorLevel)
+	c, err := New(testConfig(t, secret, srv.port()), zap.New(core))
+	c = mustClient(t, c, err)
+	panicked := make(chan struct{})
+	c.AuthenticateAsync(papReq, func(*auth.Result, error) {
+		close(panicked)
+		panic("test: a bug in the caller's done")
+	})
+	select {
+	case <-panicked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request was never answered")
+	}
+	rec := newDoneRecorder(t)
+	c.AuthenticateAsync(papReq, rec.done(1))
+	if i := rec.wait(t); i != 1 || rec.err(1) != nil {
+		t.Fatalf("second request: %d, %v", i, rec.err(1))
+	}
+	if n := logs.FilterMessageSnippet("internal error handling a reply").Len(); n != 1 {
+		t.Fatalf("%d error lines for the panic, want 1", n)
+	}
+}

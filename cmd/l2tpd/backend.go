@@ -548,7 +548,7 @@ func (d *daemon) snapshot() metrics.Snapshot {
 	d.obs.retransmits(tis)
 	h := d.role.HeldCalls()
 	s := metrics.Snapshot{TunnelsByState: countStates(tis), SessionsByState: d.sessionStates(), Draining: d.role.Draining(),
-		Held: heldCounts(h)}
+		Held: heldCounts(h), InternalErrors: d.ep.InternalErrors()}
 	s.SessionsByState["held"] = h.Held
 	for _, name := range d.pools.Names() {
 		if p, err := d.pools.Get(name); err == nil {

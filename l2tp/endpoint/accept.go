@@ -51,13 +51,22 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	peerTID := tunnel.PeerTunnelID(m)
 	key := peerKey{from, peerTID}
 	e.mu.Lock()
+	// AcceptTunnel and the core's parse of the SCCRQ run under e.mu: a
+	// panic in them (recovered by listenerGuarded) must not leave it held.
+	locked := true
+	unlock := func() { locked = false; e.mu.Unlock() }
+	defer func() {
+		if locked {
+			e.mu.Unlock()
+		}
+	}()
 	if t := e.byPeer[key]; t != nil {
-		e.mu.Unlock()
+		unlock()
 		t.deliver(from, hdr, pkt) // retransmitted SCCRQ: the channel acknowledges it
 		return
 	}
 	if e.closed {
-		e.mu.Unlock()
+		unlock()
 		return
 	}
 	// Both sides opened a tunnel to each other: the tie breaker decides.
@@ -67,7 +76,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 			// atomic mirror of its state is read here.
 			if t.waitingReply.Load() && t.Peer().Addr() == from.Addr() {
 				if tunnel.TieBreakerWins(t.core.OurTieBreaker(), theirs) {
-					e.mu.Unlock()
+					unlock()
 					return // ours wins: the peer drops its SCCRQ
 				}
 				// theirs wins (or a tie): abandon ours and answer theirs
@@ -82,13 +91,13 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		// counts it).
 		e.refuseStateless(lc, from, hdr, m, TunnelSettings{}, l2tp.ResultCode{Result: l2tp.ResultStopGeneralError,
 			Error: l2tp.ErrCodeNoResources, Message: "too many tunnels in setup from this address"}, errSetupFlood)
-		e.mu.Unlock()
+		unlock()
 		return
 	}
 	settings, refusal := e.cfg.Handler.AcceptTunnel(from, host)
 	if refusal != nil && (e.refused >= e.cfg.MaxRefused || (pl != nil && pl.refused >= e.cfg.MaxRefusedPerPeer)) {
 		e.refuseStateless(lc, from, hdr, m, settings, *refusal, errRefusedFlood)
-		e.mu.Unlock()
+		unlock()
 		return
 	}
 	if refusal == nil && !bytes.Equal(settings.Tunnel.Secret, secret) {
@@ -97,7 +106,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	}
 	id, err := e.allocTunnelID()
 	if err != nil {
-		e.mu.Unlock()
+		unlock()
 		e.log.Error("cannot accept tunnel", zap.Stringer("peer", from), zap.Error(err))
 		return
 	}
@@ -131,7 +140,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 		}
 	}
 	if err != nil {
-		e.mu.Unlock()
+		unlock()
 		e.log.Error("cannot set up tunnel", zap.Stringer("peer", from), zap.Error(err))
 		e.reinject(lc, local, strays)
 		if refusal == nil { // the role counted it: give it back
@@ -144,7 +153,7 @@ func (e *Endpoint) handleSCCRQ(lc *net.UDPConn, local, from netip.AddrPort, hdr 
 	e.tunnels[id] = t
 	e.byPeer[key] = t
 	e.countLoad(t)
-	e.mu.Unlock()
+	unlock()
 	if refusal != nil {
 		t.log.Warn("refused tunnel", zap.String("peer_host", host), zap.Uint16("result", refusal.Result), zap.String("reason", refusal.Message))
 	} else {

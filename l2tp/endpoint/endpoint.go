@@ -129,6 +129,8 @@ type Endpoint struct {
 	logOnce sync.Map // logKey -> struct{}
 	logKeys atomic.Int64
 	logFull atomic.Bool
+	// internalErrors counts recovered panics (contain.go).
+	internalErrors atomic.Uint64
 
 	// rxBufs: receive buffers of every tunnel socket's reader, held only
 	// while a reader has datagrams to hand out.
@@ -367,7 +369,7 @@ func (e *Endpoint) readListener(c *net.UDPConn) {
 			local = netip.AddrPortFrom(d, laddr.Port())
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		e.handleListenerPacket(c, local, from, buf[:n])
+		e.listenerGuarded(func() { e.handleListenerPacket(c, local, from, buf[:n]) })
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,9 @@ type Tunnel struct {
 	writer  *udpbatch.Writer // on conn, once connected
 	// stopAcked is closed once our StopCCN is acknowledged (shutdown).
 	stopAcked chan struct{}
+	// crashing: a panic ended the tunnel (contain.go); finished: finish
+	// has begun (it may be re-entered after a panic in it).
+	crashing, finished bool
 }
 
 // Session is an established session as the roles see it.
@@ -95,6 +99,9 @@ type Session struct {
 	// tunnel's timer heap plus one (0: not in it); tunnel goroutine only.
 	due  time.Time
 	hidx int
+	// failed: a call into the driver panicked; it gets no calls but
+	// Close from then on (contain.go). Tunnel goroutine only.
+	failed bool
 	// Opaque is for the role's own use.
 	Opaque any
 }
@@ -223,15 +230,15 @@ func (t *Tunnel) handleData(hdr l2tp.Header, pkt []byte, wait bool) {
 // session's driver; anything else is dropped (no network is up yet).
 func (t *Tunnel) handleEarly(now time.Time, it inbound) {
 	s := t.sessions[it.sid]
-	if s == nil || s.driver == nil {
+	if !t.live(s) || s.driver == nil {
 		return
 	}
 	frame, ok := pppControlFrame(it.pkt)
 	if !ok {
 		return // handleData queues only control frames
 	}
-	s.driver.Frame(now, frame)
-	if t.sessions[it.sid] == s {
+	t.inSession(now, s, func() { s.driver.Frame(now, frame) })
+	if t.live(s) {
 		t.schedule(s)
 	}
 }
@@ -363,10 +370,12 @@ func (t *Tunnel) readOwn() {
 			return true
 		}
 		t.in.hold()
-		for i := range n {
-			pkt, from := r.Msg(i)
-			t.readOne(&rs, pkt, from, r.Truncated(i))
-		}
+		t.readGuarded(func() {
+			for i := range n {
+				pkt, from := r.Msg(i)
+				t.readOne(&rs, pkt, from, r.Truncated(i))
+			}
+		})
 		t.in.release()
 		return true
 	})
@@ -547,6 +556,11 @@ func (t *Tunnel) run() {
 	defer t.e.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer func() {
+		if r := recover(); r != nil {
+			t.crashed(r, debug.Stack())
+		}
+	}()
 	now := t.e.cfg.Now()
 	t.flush(now)
 	for {
@@ -625,9 +639,9 @@ func (t *Tunnel) handleItems(now time.Time, items []inbound) {
 		case it.early:
 			t.handleEarly(now, *it)
 		case it.frame:
-			if s := t.sessions[it.sid]; s != nil && s.driver != nil {
-				s.driver.Frame(now, it.pkt)
-				if t.sessions[it.sid] == s {
+			if s := t.sessions[it.sid]; t.live(s) && s.driver != nil {
+				t.inSession(now, s, func() { s.driver.Frame(now, it.pkt) })
+				if t.live(s) {
 					t.schedule(s)
 				}
 			}
@@ -731,15 +745,7 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 			ev.WasUp = false
 			t.handler().SessionDown(&Session{T: t, ID: ev.ID, PeerID: ev.PeerID}, ev)
 		} else {
-			if s.driver != nil {
-				s.driver.Close(now, ev.Reason)
-			}
-			if s.DP != nil {
-				if err := s.DP.Close(); err != nil {
-					t.log.Warn("removing session from the data plane", zap.Uint32("session", ev.ID), zap.Error(err))
-				}
-			}
-			h.SessionDown(s, ev)
+			t.endSession(now, s, ev)
 		}
 	case tunnel.CallAbandoned:
 		// A call held for a max_starting slot that never got one (the
@@ -788,8 +794,8 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 	}
 	t.sessions[ev.ID] = s
 	t.log.Info("session established", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
-	s.driver = t.handler().SessionUp(s)
-	if t.sessions[ev.ID] == s {
+	t.inSession(now, s, func() { s.driver = t.handler().SessionUp(s) })
+	if t.live(s) {
 		t.schedule(s)
 	}
 }
@@ -816,18 +822,15 @@ func (t *Tunnel) closeDataPlane() {
 }
 
 // finish releases everything once the core is dead or the endpoint stops.
+// After a panic (crashed) it may run a second time: each step is done
+// once, and each may fail without keeping the next from running.
 func (t *Tunnel) finish(now time.Time, reason string) {
+	t.finished = true
 	if reason != "" {
 		for id, s := range t.sessions {
-			if s.driver != nil {
-				s.driver.Close(now, reason)
-			}
-			t.forgetDP(id)
-			if s.DP != nil {
-				_ = s.DP.Close()
-			}
-			t.handler().SessionDown(s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
 			delete(t.sessions, id)
+			t.unschedule(s)
+			t.endSession(now, s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
 		}
 	}
 	if !t.refused && !t.downReported {
@@ -835,9 +838,9 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 		if reason == "" {
 			reason = "tunnel gone"
 		}
-		t.handler().TunnelDown(t, tunnel.TunnelDown{Reason: reason})
+		t.guarded("reporting the tunnel down", func() { t.handler().TunnelDown(t, tunnel.TunnelDown{Reason: reason}) })
 	}
-	t.closeDataPlane()
+	t.guarded("removing the tunnel from the data plane", t.closeDataPlane)
 	e := t.e
 	e.mu.Lock()
 	e.releaseLoad(t)
@@ -854,10 +857,33 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 		close(t.stopAcked)
 		t.stopAcked = nil
 	}
-	close(t.done)
+	select {
+	case <-t.done:
+	default:
+		close(t.done)
+	}
 	if t.conn != nil {
 		t.conn.Close()
 	}
+}
+
+// endSession releases an established session that is gone (taken out of
+// t.sessions already): its driver's Close, its data plane session, the
+// role's SessionDown. A panic in one step ends neither the others nor the
+// tunnel (contain.go).
+func (t *Tunnel) endSession(now time.Time, s *Session, ev tunnel.SessionDown) {
+	t.forgetDP(s.ID)
+	if s.driver != nil {
+		t.inSession(now, s, func() { s.driver.Close(now, ev.Reason) })
+	}
+	if s.DP != nil {
+		t.inSession(now, s, func() {
+			if err := s.DP.Close(); err != nil {
+				t.log.Warn("removing session from the data plane", zap.Uint32("session", s.ID), zap.Error(err))
+			}
+		})
+	}
+	t.inSession(now, s, func() { t.handler().SessionDown(s, ev) })
 }
 
 func (t *Tunnel) handler() Handler {
@@ -899,9 +925,9 @@ type CallAbandonedHandler interface {
 func (s *Session) posted(f func(now time.Time)) func(now time.Time) {
 	t := s.T
 	return func(now time.Time) {
-		if cur := t.sessions[s.ID]; cur == s {
-			f(now)
-			if t.sessions[s.ID] == s {
+		if t.live(s) {
+			t.inSession(now, s, func() { f(now) })
+			if t.live(s) {
 				t.schedule(s)
 			}
 		}

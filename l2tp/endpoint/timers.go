@@ -40,7 +40,7 @@ func (h *sessionHeap) Pop() any {
 // it out when it has none).
 func (t *Tunnel) schedule(s *Session) {
 	var d time.Time
-	if s.driver != nil {
+	if s.driver != nil && !s.failed {
 		d = s.driver.Deadline()
 	}
 	switch {
@@ -71,11 +71,11 @@ func (t *Tunnel) tickDrivers(now time.Time) {
 		due = append(due, heap.Pop(&t.timers).(*Session))
 	}
 	for _, s := range due {
-		if t.sessions[s.ID] != s || s.driver == nil {
-			continue // gone while an earlier one ticked
+		if !t.live(s) || s.driver == nil {
+			continue // gone (or failed) while an earlier one ticked
 		}
-		s.driver.Tick(now)
-		if t.sessions[s.ID] == s {
+		t.inSession(now, s, func() { s.driver.Tick(now) })
+		if t.live(s) {
 			t.schedule(s)
 		}
 	}

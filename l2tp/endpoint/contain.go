@@ -1,0 +1,156 @@
+package endpoint
+
+import (
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/l2tp"
+	"github.com/l2tpd/l2tpd/l2tp/tunnel"
+)
+
+// A bug (a panic) in code a tunnel's goroutines run must not stop the
+// daemon: one subscriber or one LAC would otherwise take every other
+// subscriber down with it. The blast radius is kept as small as the state
+// it may have left inconsistent:
+//
+//   - a panic in a call into one session's driver (a PPP frame, a timer, a
+//     posted result such as an authentication answer, SessionUp) or in the
+//     role's SessionDown ends that session only: CDN, then the driver's
+//     Close (which releases its address and writes its Stop record) runs
+//     as for any other end. Its driver gets no further calls but Close;
+//   - a panic anywhere else on the tunnel goroutine (the control protocol,
+//     the role's tunnel callbacks) ends that tunnel: StopCCN sent once,
+//     best effort, then every session is released as at shutdown;
+//   - a panic on the tunnel's reader (the data plane's receive path) drops
+//     that batch and closes the tunnel through its goroutine;
+//   - a panic handling a datagram on a listener drops that datagram.
+//
+// Each is logged at error level with its stack and counted
+// (Endpoint.InternalErrors, the metric l2tpd_internal_errors_total).
+// Shared state (the endpoint's maps, the role's registry, pools, the
+// accounting spool) is only changed under locks that are never held
+// across a call that can panic, so it is consistent whenever one is
+// recovered.
+
+// ReasonInternalError is the reason Driver.Close and the role's
+// SessionDown and TunnelDown carry when a session or tunnel was ended
+// because of an internal error (a recovered panic).
+const ReasonInternalError = "internal error"
+
+// internalErrorRC is the Result Code of the CDN or StopCCN sent then
+// (RFC 2661 4.4.2: general error, Error Code 6, vendor specific).
+var internalErrorRC = l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeVendor, Message: ReasonInternalError}
+
+// InternalErrors is the number of panics recovered on tunnel goroutines,
+// tunnel readers and listeners since the start.
+func (e *Endpoint) InternalErrors() uint64 { return e.internalErrors.Load() }
+
+// inSession runs f, a call into s's driver (or the role about s), on the
+// tunnel goroutine. A panic in it ends s only.
+func (t *Tunnel) inSession(now time.Time, s *Session, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.sessionPanicked(now, s, r, debug.Stack())
+		}
+	}()
+	f()
+}
+
+// live reports whether s is still the tunnel's session with its ID and its
+// driver may be called.
+func (t *Tunnel) live(s *Session) bool {
+	return s != nil && !s.failed && t.sessions[s.ID] == s
+}
+
+func (t *Tunnel) sessionPanicked(now time.Time, s *Session, r any, stack []byte) {
+	t.e.internalErrors.Add(1)
+	t.log.Error("internal error in a session: hanging it up; its tunnel and the other sessions go on. Please report this with the stack",
+		zap.Uint32("session", s.ID), zap.Uint32("peer_session", s.PeerID), zap.Any("panic", r), zap.ByteString("stack", stack))
+	if s.failed {
+		return
+	}
+	s.failed = true
+	t.unschedule(s)
+	if t.sessions[s.ID] == s && !t.crashing {
+		// The CDN's SessionDown event closes the driver, as for any end.
+		_ = t.core.Hangup(now, s.ID, internalErrorRC, ReasonInternalError)
+	}
+}
+
+// guarded runs f, a step of a tunnel's teardown after a panic; a panic in
+// it is logged and the teardown goes on.
+func (t *Tunnel) guarded(step string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.e.internalErrors.Add(1)
+			t.log.Error("internal error while "+step+" after an earlier one; going on with the teardown. Please report this with the stack",
+				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	f()
+}
+
+// crashed ends the tunnel after a panic on its goroutine (run's deferred
+// recover): StopCCN sent once (the peer then clears its side at once
+// instead of after its retransmissions), then everything released as when
+// the daemon stops.
+func (t *Tunnel) crashed(r any, stack []byte) {
+	t.e.internalErrors.Add(1)
+	t.log.Error("internal error on this tunnel: closing it and its sessions; the daemon and other tunnels go on. Please report this with the stack",
+		zap.Any("panic", r), zap.ByteString("stack", stack))
+	t.crashing = true
+	now := t.e.cfg.Now()
+	if !t.finished {
+		t.guarded("sending StopCCN", func() {
+			if t.core.State() == tunnel.StateDead {
+				return
+			}
+			rc := internalErrorRC
+			rc.Result = l2tp.ResultStopGeneralError
+			t.core.Close(now, rc, ReasonInternalError)
+			t.outBuf = t.core.Output(now, t.outBuf[:0])
+			t.mu.Lock()
+			peer, connected := t.peer, t.connected
+			t.mu.Unlock()
+			for _, b := range t.outBuf {
+				t.writeOne(b, peer, connected)
+			}
+			clear(t.outBuf)
+		})
+	}
+	t.finish(now, ReasonInternalError)
+}
+
+// readGuarded runs one batch of the tunnel's reader. A panic in it (the
+// data plane's receive path) drops the rest of the batch and closes the
+// tunnel through its goroutine.
+func (t *Tunnel) readGuarded(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.e.internalErrors.Add(1)
+			t.log.Error("internal error reading the tunnel's socket: closing the tunnel; the daemon and other tunnels go on. Please report this with the stack",
+				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			rc := internalErrorRC
+			rc.Result = l2tp.ResultStopGeneralError
+			// Not here: the reader holds t.in, which the tunnel
+			// goroutine may be waiting for before it takes commands.
+			go t.Close(rc, ReasonInternalError)
+		}
+	}()
+	f()
+}
+
+// listenerGuarded handles one datagram read on a listener; a panic drops
+// it.
+func (e *Endpoint) listenerGuarded(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.internalErrors.Add(1)
+			e.log.Error("internal error handling a datagram on the listener: dropped it; the daemon goes on. Please report this with the stack",
+				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	f()
+}
