@@ -118,6 +118,24 @@ func (t *Tunnel) crashed(r any, stack []byte) {
 				t.writeOne(b, peer, connected)
 			}
 			clear(t.outBuf)
+			// Calls not yet established end with the tunnel: the role
+			// hears of them as at any tunnel end, to release what it
+			// reserved for them (finish releases the established ones).
+			for _, ev := range t.core.Events(nil) {
+				switch ev := ev.(type) {
+				case tunnel.SessionDown:
+					if t.sessions[ev.ID] == nil {
+						ev.WasUp, ev.Reason = false, ReasonInternalError
+						t.guarded("reporting a call down", func() {
+							t.handler().SessionDown(&Session{T: t, ID: ev.ID, PeerID: ev.PeerID}, ev)
+						})
+					}
+				case tunnel.CallAbandoned:
+					if a, ok := t.handler().(CallAbandonedHandler); ok {
+						t.guarded("reporting a held call abandoned", func() { a.CallAbandoned(t, ev) })
+					}
+				}
+			}
 		})
 	}
 	t.finish(now, ReasonInternalError)

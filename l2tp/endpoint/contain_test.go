@@ -304,3 +304,53 @@ func TestListenerPanicDropsTheDatagram(t *testing.T) {
 		t.Fatalf("%d tunnels, want 1 (an SCCRQ that panicked must leave none)", len(got))
 	}
 }
+
+// A call admitted but not yet established (ICRP sent, no ICCN) when its
+// tunnel's goroutine panics is reported to the role as ended (SessionDown,
+// not up), so the role gives back the setup slot it reserved for it.
+func TestTunnelPanicReportsStartingCalls(t *testing.T) {
+	p := newContainPair(t, nil)
+	lac := udpFrom(t, "127.0.0.1:0")
+	lnsAddr := p.lns.ListenAddrs()[0]
+	read := func(want l2tp.MessageType) (*l2tp.Message, netip.AddrPort) {
+		t.Helper()
+		buf := make([]byte, 4096)
+		for {
+			lac.SetReadDeadline(time.Now().Add(20 * time.Second))
+			n, from, err := lac.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("waiting for %v: %v", want, err)
+			}
+			hdr, payload, err := l2tp.ParseHeader(buf[:n])
+			if err != nil || !hdr.Control || len(payload) == 0 {
+				continue // a ZLB
+			}
+			m, err := l2tp.ParseMessage(payload, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Type == want {
+				return m, from
+			}
+		}
+	}
+	sendAll(t, lac, lnsAddr, [][]byte{sccrq(41)})
+	sccrp, tunAddr := read(l2tp.MsgSCCRP)
+	lnsTID, _, _ := sccrp.Uint16(l2tp.AVPAssignedTunnelID)
+	sendAll(t, lac, tunAddr, [][]byte{
+		ctlPacket(uint32(lnsTID), 0, 1, 1, msgTypeAVP(l2tp.MsgSCCCN)),
+		ctlPacket(uint32(lnsTID), 0, 2, 1, msgTypeAVP(l2tp.MsgICRQ),
+			rawAVP(0x8000, -1, uint16(l2tp.AVPAssignedSessionID), []byte{0, 9}),
+			rawAVP(0x8000, -1, uint16(l2tp.AVPCallSerialNumber), []byte{0, 0, 0, 1})),
+	})
+	read(l2tp.MsgICRP)
+	lnsTun := waitFor(t, p.h.tunnelsUp, "LNS tunnel up")
+
+	lnsTun.do(func(time.Time) { panic("test: a bug on the tunnel goroutine") })
+	ev := waitFor(t, p.h.sessDown, "SessionDown of the call in setup")
+	if ev.WasUp || ev.PeerID != 9 || ev.Reason != ReasonInternalError {
+		t.Fatalf("SessionDown %+v, want the call from session 9, not up, reason %q", ev, ReasonInternalError)
+	}
+	waitFor(t, p.h.tunnelsDown, "LNS TunnelDown")
+	read(l2tp.MsgStopCCN)
+}
