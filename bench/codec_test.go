@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,6 +159,10 @@ func TestPIDSampleNanoseconds(t *testing.T) {
 	if _, _, err := schedstatSum(os.Getpid()); err != nil {
 		t.Skipf("no schedstat: %v", err)
 	}
+	// The work is measured on this thread (RUSAGE_THREAD): the goroutine
+	// must not move to another thread, whose CPU so far would count.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tck := ClockTicks()
 	a, err := PIDSample(os.Getpid(), tck)
 	if err != nil {
