@@ -21,11 +21,11 @@ type upGate struct {
 	release chan struct{}
 }
 
-func gateLNSUps(h *harness) *upGate { return gateLNSUpsWith(h, nil) }
+func gateLNSUps(h *harness) *upGate { return gateLNSUpsThen(h, func() error { return nil }) }
 
-// gateLNSUpsWith is gateLNSUps whose held Ups fail with err once
+// gateLNSUpsThen is gateLNSUps whose held Ups end with then() once
 // released.
-func gateLNSUpsWith(h *harness, err error) *upGate {
+func gateLNSUpsThen(h *harness, then func() error) *upGate {
 	g := &upGate{entered: make(chan dataplane.NetConfig, 4), release: make(chan struct{})}
 	h.plane.SetUpGate(func(s *fake.Session, cfg dataplane.NetConfig) error {
 		if !s.Config().LNSMode {
@@ -33,7 +33,7 @@ func gateLNSUpsWith(h *harness, err error) *upGate {
 		}
 		g.entered <- cfg
 		<-g.release
-		return err
+		return then()
 	})
 	return g
 }
@@ -168,51 +168,36 @@ func TestNetworkChangeQueuedBehindUp(t *testing.T) {
 }
 
 // A worker's Up that fails ends the session as a data path error, with
-// a CDN, and no accounting.
+// a CDN, and no accounting. So does one that panics (a bug in the data
+// path): the panic is that session's error, not the daemon's end.
 func TestBlockingUpFails(t *testing.T) {
-	h := newHarness(t, "10.0.0.0/29")
-	g := gateLNSUpsWith(h, errors.New("no PPP unit"))
-	ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
-	h.run(5*time.Second, ns, cs)
-	g.waitEntered(t)
-	// Released only now: the outcome cannot be posted while run is
-	// still going (it would be handled there, and waitPost would wait
-	// for a post that has already been taken).
-	g.release <- struct{}{}
-	h.waitPost()
-	h.run(30*time.Second, ns, cs)
-	if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 {
-		t.Fatalf("ended %v, hangups %v, starts %d", lnsD.Ended(), ns.call.reason, len(h.acct.starts))
-	}
-	if len(h.logged("data path refused the subscriber's network: closing the session")) != 1 {
-		t.Fatal("the failure was not logged")
-	}
-}
-
-// A panic in the data path's Up on a worker (a bug there) fails that
-// session like a refused Up; the daemon goes on.
-func TestBlockingUpPanics(t *testing.T) {
-	h := newHarness(t, "10.0.0.0/29")
-	g := &upGate{entered: make(chan dataplane.NetConfig, 4), release: make(chan struct{})}
-	h.plane.SetUpGate(func(s *fake.Session, cfg dataplane.NetConfig) error {
-		if !s.Config().LNSMode {
-			return nil
-		}
-		g.entered <- cfg
-		<-g.release
-		panic("test: a bug in the data path's Up")
-	})
-	ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
-	h.run(5*time.Second, ns, cs)
-	g.waitEntered(t)
-	g.release <- struct{}{}
-	h.waitPost()
-	h.run(30*time.Second, ns, cs)
-	if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 {
-		t.Fatalf("ended %v, hangups %v, starts %d", lnsD.Ended(), ns.call.reason, len(h.acct.starts))
-	}
-	logs := h.logged("data path refused the subscriber's network: closing the session")
-	if len(logs) != 1 || !strings.Contains(fmt.Sprint(logs[0].ContextMap()["error"]), "internal error in the data path") {
-		t.Fatalf("logged %v, want the recovered panic as the error", logs)
+	for _, tc := range []struct {
+		name    string
+		then    func() error
+		wantErr string
+	}{
+		{"error", func() error { return errors.New("no PPP unit") }, "no PPP unit"},
+		{"panic", func() error { panic("test: a bug in the data path's Up") }, "internal error in the data path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "10.0.0.0/29")
+			g := gateLNSUpsThen(h, tc.then)
+			ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
+			h.run(5*time.Second, ns, cs)
+			g.waitEntered(t)
+			// Released only now: the outcome cannot be posted while run
+			// is still going (it would be handled there, and waitPost
+			// would wait for a post that has already been taken).
+			g.release <- struct{}{}
+			h.waitPost()
+			h.run(30*time.Second, ns, cs)
+			if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 {
+				t.Fatalf("ended %v, hangups %v, starts %d", lnsD.Ended(), ns.call.reason, len(h.acct.starts))
+			}
+			logs := h.logged("data path refused the subscriber's network: closing the session")
+			if len(logs) != 1 || !strings.Contains(fmt.Sprint(logs[0].ContextMap()["error"]), tc.wantErr) {
+				t.Fatalf("logged %v, want one line with %q", logs, tc.wantErr)
+			}
+		})
 	}
 }
