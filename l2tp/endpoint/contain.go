@@ -29,10 +29,11 @@ import (
 //
 // Each is logged at error level with its stack and counted
 // (Endpoint.InternalErrors, the metric l2tpd_internal_errors_total).
-// Shared state (the endpoint's maps, the role's registry, pools, the
-// accounting spool) is only changed under locks that are never held
-// across a call that can panic, so it is consistent whenever one is
-// recovered.
+// Shared state (the endpoint's maps, the role's counts and registry,
+// pools, the accounting spool) is changed under short locks: the ones held
+// across a call that parses input or calls the role (the SCCRQ path's
+// e.mu, lns's admission lock) are released by a defer, so a recovered
+// panic leaves none held.
 
 // ReasonInternalError is the reason Driver.Close and the role's
 // SessionDown and TunnelDown carry when a session or tunnel was ended
