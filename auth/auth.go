@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/l2tpd/l2tpd/internal/fault"
 )
 
 // Method is the PPP authentication protocol a subscriber used.
@@ -143,8 +145,10 @@ func Async(a Authenticator, req *Request, done func(*Result, error)) (cancel fun
 	deliver := func(r *Result, err error) { once.Do(func() { done(r, err) }) }
 	go func() {
 		defer func() {
-			// A bug in the authenticator fails this request only.
+			// A bug in the authenticator fails this request only (its
+			// stack is in the error, which the caller logs).
 			if r := recover(); r != nil {
+				fault.Recovered(nil, "", r)
 				deliver(nil, fmt.Errorf("authentication of %q: internal error in the authenticator (please report it): %v\n%s", req.Username, r, debug.Stack()))
 			}
 		}()

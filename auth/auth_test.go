@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/l2tpd/l2tpd/internal/fault"
 )
 
 // blocking answers only when its context ends.
@@ -71,9 +73,13 @@ func (panicking) Authenticate(context.Context, *Request) (*Result, error) {
 // A panic in a plain Authenticator run by Async fails that request with
 // an error; the process goes on.
 func TestAsyncAuthenticatorPanics(t *testing.T) {
+	before := fault.Total()
 	got := make(chan error, 1)
 	Async(panicking{}, &Request{Username: "a"}, func(r *Result, err error) { got <- err })
 	if err := <-got; err == nil || !strings.Contains(err.Error(), "internal error in the authenticator") {
 		t.Fatalf("answer: %v, want an internal error", err)
+	}
+	if n := fault.Total() - before; n != 1 {
+		t.Fatalf("%d panics counted, want 1", n)
 	}
 }

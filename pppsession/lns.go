@@ -15,6 +15,7 @@ import (
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/config"
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/fault"
 	"github.com/l2tpd/l2tpd/internal/tunnelcfg"
 	"github.com/l2tpd/l2tpd/pool"
 	"github.com/l2tpd/l2tpd/ppp"
@@ -724,6 +725,7 @@ func (d *LNS) startUp(job *upJob) {
 func upGuarded(dp dataplane.Session, nc dataplane.NetConfig) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			fault.Recovered(nil, "", r) // logged by upDone, with the stack in err
 			err = fmt.Errorf("internal error in the data path (please report it): %v\n%s", r, debug.Stack())
 		}
 	}()

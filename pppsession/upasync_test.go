@@ -10,6 +10,7 @@ import (
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/dataplane"
 	"github.com/l2tpd/l2tpd/dataplane/fake"
+	"github.com/l2tpd/l2tpd/internal/fault"
 	"github.com/l2tpd/l2tpd/ppp"
 )
 
@@ -175,11 +176,13 @@ func TestBlockingUpFails(t *testing.T) {
 		name    string
 		then    func() error
 		wantErr string
+		panics  uint64
 	}{
-		{"error", func() error { return errors.New("no PPP unit") }, "no PPP unit"},
-		{"panic", func() error { panic("test: a bug in the data path's Up") }, "internal error in the data path"},
+		{"error", func() error { return errors.New("no PPP unit") }, "no PPP unit", 0},
+		{"panic", func() error { panic("test: a bug in the data path's Up") }, "internal error in the data path", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := fault.Total()
 			h := newHarness(t, "10.0.0.0/29")
 			g := gateLNSUpsThen(h, tc.then)
 			ns, lnsD, cs, _ := h.dial(1, "alice", "pw", auth.MethodCHAPMD5)
@@ -197,6 +200,9 @@ func TestBlockingUpFails(t *testing.T) {
 			logs := h.logged("data path refused the subscriber's network: closing the session")
 			if len(logs) != 1 || !strings.Contains(fmt.Sprint(logs[0].ContextMap()["error"]), tc.wantErr) {
 				t.Fatalf("logged %v, want one line with %q", logs, tc.wantErr)
+			}
+			if n := fault.Total() - before; n != tc.panics {
+				t.Fatalf("%d panics counted, want %d", n, tc.panics)
 			}
 		})
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
+	"github.com/l2tpd/l2tpd/internal/fault"
 )
 
 // One request (a call) goes to the servers of its list in order until one
@@ -422,8 +422,7 @@ func (c *Client) replyGuarded(s *server, b []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.invalid.Add(1)
-			c.log.Error("radius: internal error handling a reply: dropped it; the request it answered is retried. Please report this with the stack",
-				zap.String("server", s.name), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			fault.Recovered(c.log, "radius: internal error handling a reply: dropped it; the request it answered is retried", r, zap.String("server", s.name))
 		}
 	}()
 	c.reply(s, b)

@@ -15,6 +15,7 @@ import (
 	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
+	"github.com/l2tpd/l2tpd/internal/fault"
 )
 
 var papReq = &auth.Request{Method: auth.MethodPAP, Username: "a", Password: []byte("x")}
@@ -468,6 +469,7 @@ func TestReplyPanicKeepsReader(t *testing.T) {
 	srv := newFakeServer(t, secret, func(raw []byte, p *radius.Packet) []byte {
 		return reply(t, raw, []byte(secret), radius.CodeAccessAccept, true)
 	})
+	before := fault.Total()
 	core, logs := observer.New(zap.ErrorLevel)
 	c, err := New(testConfig(t, secret, srv.port()), zap.New(core))
 	c = mustClient(t, c, err)
@@ -488,5 +490,8 @@ func TestReplyPanicKeepsReader(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("internal error handling a reply").Len(); n != 1 {
 		t.Fatalf("%d error lines for the panic, want 1", n)
+	}
+	if n := fault.Total() - before; n != 1 {
+		t.Fatalf("%d panics counted, want 1", n)
 	}
 }

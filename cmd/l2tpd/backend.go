@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/l2tpd/l2tpd/config"
+	"github.com/l2tpd/l2tpd/internal/fault"
 	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 	"github.com/l2tpd/l2tpd/lns"
@@ -548,7 +549,7 @@ func (d *daemon) snapshot() metrics.Snapshot {
 	d.obs.retransmits(tis)
 	h := d.role.HeldCalls()
 	s := metrics.Snapshot{TunnelsByState: countStates(tis), SessionsByState: d.sessionStates(), Draining: d.role.Draining(),
-		Held: heldCounts(h), InternalErrors: d.ep.InternalErrors()}
+		Held: heldCounts(h), InternalErrors: fault.Total()}
 	s.SessionsByState["held"] = h.Held
 	for _, name := range d.pools.Names() {
 		if p, err := d.pools.Get(name); err == nil {

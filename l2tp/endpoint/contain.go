@@ -1,11 +1,11 @@
 package endpoint
 
 import (
-	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/internal/fault"
 	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/tunnel"
 )
@@ -28,7 +28,7 @@ import (
 //   - a panic handling a datagram on a listener drops that datagram.
 //
 // Each is logged at error level with its stack and counted
-// (Endpoint.InternalErrors, the metric l2tpd_internal_errors_total).
+// (internal/fault, the metric l2tpd_internal_errors_total).
 // Shared state (the endpoint's maps, the role's counts and registry,
 // pools, the accounting spool) is changed under short locks: the ones held
 // across a call that parses input or calls the role (the SCCRQ path's
@@ -44,16 +44,12 @@ const ReasonInternalError = "internal error"
 // (RFC 2661 4.4.2: general error, Error Code 6, vendor specific).
 var internalErrorRC = l2tp.ResultCode{Result: l2tp.ResultCDNGeneralError, Error: l2tp.ErrCodeVendor, Message: ReasonInternalError}
 
-// InternalErrors is the number of panics recovered on tunnel goroutines,
-// tunnel readers and listeners since the start.
-func (e *Endpoint) InternalErrors() uint64 { return e.internalErrors.Load() }
-
 // inSession runs f, a call into s's driver (or the role about s), on the
 // tunnel goroutine. A panic in it ends s only.
 func (t *Tunnel) inSession(now time.Time, s *Session, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			t.sessionPanicked(now, s, r, debug.Stack())
+			t.sessionPanicked(now, s, r)
 		}
 	}()
 	f()
@@ -65,10 +61,10 @@ func (t *Tunnel) live(s *Session) bool {
 	return s != nil && !s.failed && t.sessions[s.ID] == s
 }
 
-func (t *Tunnel) sessionPanicked(now time.Time, s *Session, r any, stack []byte) {
-	t.e.internalErrors.Add(1)
-	t.log.Error("internal error in a session: hanging it up; its tunnel and the other sessions go on. Please report this with the stack",
-		zap.Uint32("session", s.ID), zap.Uint32("peer_session", s.PeerID), zap.Any("panic", r), zap.ByteString("stack", stack))
+// sessionPanicked is called from inSession's deferred recover.
+func (t *Tunnel) sessionPanicked(now time.Time, s *Session, r any) {
+	fault.Recovered(t.log, "internal error in a session: hanging it up; its tunnel and the other sessions go on", r,
+		zap.Uint32("session", s.ID), zap.Uint32("peer_session", s.PeerID))
 	if s.failed {
 		return
 	}
@@ -85,22 +81,18 @@ func (t *Tunnel) sessionPanicked(now time.Time, s *Session, r any, stack []byte)
 func (t *Tunnel) guarded(step string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			t.e.internalErrors.Add(1)
-			t.log.Error("internal error while "+step+" after an earlier one; going on with the teardown. Please report this with the stack",
-				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			fault.Recovered(t.log, "internal error while "+step+" after an earlier one; going on with the teardown", r)
 		}
 	}()
 	f()
 }
 
-// crashed ends the tunnel after a panic on its goroutine (run's deferred
-// recover): StopCCN sent once (the peer then clears its side at once
-// instead of after its retransmissions), then everything released as when
-// the daemon stops.
-func (t *Tunnel) crashed(r any, stack []byte) {
-	t.e.internalErrors.Add(1)
-	t.log.Error("internal error on this tunnel: closing it and its sessions; the daemon and other tunnels go on. Please report this with the stack",
-		zap.Any("panic", r), zap.ByteString("stack", stack))
+// crashed ends the tunnel after a panic on its goroutine (called from
+// run's deferred recover): StopCCN sent once (the peer then clears its
+// side at once instead of after its retransmissions), then everything
+// released as when the daemon stops.
+func (t *Tunnel) crashed(r any) {
+	fault.Recovered(t.log, "internal error on this tunnel: closing it and its sessions; the daemon and other tunnels go on", r)
 	t.crashing = true
 	now := t.e.cfg.Now()
 	if !t.finished {
@@ -148,13 +140,11 @@ func (t *Tunnel) crashed(r any, stack []byte) {
 func (t *Tunnel) readGuarded(f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			t.e.internalErrors.Add(1)
-			t.log.Error("internal error reading the tunnel's socket: closing the tunnel; the daemon and other tunnels go on. Please report this with the stack",
-				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			fault.Recovered(t.log, "internal error reading the tunnel's socket: closing the tunnel; the daemon and other tunnels go on", r)
 			rc := internalErrorRC
 			rc.Result = l2tp.ResultStopGeneralError
-			// Not here: the reader holds t.in, which the tunnel
-			// goroutine may be waiting for before it takes commands.
+			// On a goroutine of its own: Close may wait for room in the
+			// command queue, and this reader holds a batch open (t.in).
 			go t.Close(rc, ReasonInternalError)
 		}
 	}()
@@ -166,9 +156,7 @@ func (t *Tunnel) readGuarded(f func()) {
 func (e *Endpoint) listenerGuarded(f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			e.internalErrors.Add(1)
-			e.log.Error("internal error handling a datagram on the listener: dropped it; the daemon goes on. Please report this with the stack",
-				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			fault.Recovered(e.log, "internal error handling a datagram on the listener: dropped it; the daemon goes on", r)
 		}
 	}()
 	f()

@@ -129,8 +129,6 @@ type Endpoint struct {
 	logOnce sync.Map // logKey -> struct{}
 	logKeys atomic.Int64
 	logFull atomic.Bool
-	// internalErrors counts recovered panics (contain.go).
-	internalErrors atomic.Uint64
 
 	// rxBufs: receive buffers of every tunnel socket's reader, held only
 	// while a reader has datagrams to hand out.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -558,7 +557,7 @@ func (t *Tunnel) run() {
 	defer timer.Stop()
 	defer func() {
 		if r := recover(); r != nil {
-			t.crashed(r, debug.Stack())
+			t.crashed(r)
 		}
 	}()
 	now := t.e.cfg.Now()
