@@ -187,7 +187,7 @@ var (
 	descPoolUsed = prometheus.NewDesc(Namespace+"_pool_addresses_used", "Addresses of the pool in use.", []string{"pool"}, nil)
 	descSpool    = prometheus.NewDesc(Namespace+"_accounting_spool_depth", "Accounting records waiting to be sent to RADIUS.", nil, nil)
 	descDraining = prometheus.NewDesc(Namespace+"_draining", "1 while new tunnels and sessions are refused (l2tpctl drain).", nil, nil)
-	descInternal = prometheus.NewDesc(Namespace+"_internal_errors_total", "Internal errors (recovered panics) since the start: each ended a session or a tunnel, or dropped a datagram, and was logged at error level with its stack. Should stay 0; report any.", nil, nil)
+	descInternal = prometheus.NewDesc(Namespace+"_internal_errors_total", "Internal errors (recovered panics) since the start: each ended a session or a tunnel, dropped a datagram or failed a request, and was logged at error level with its stack. Should stay 0; report any.", nil, nil)
 
 	descHeld        = prometheus.NewDesc(Namespace+"_calls_held_total", "Incoming calls held for a max_starting slot (the number held now is l2tpd_sessions{state=\"held\"}).", nil, nil)
 	descHeldOutcome = prometheus.NewDesc(Namespace+"_calls_held_outcomes_total", "Held calls by how their hold ended: admitted, expired (max_starting_wait ran out, CDN result 4), ended (cleared by the LAC, tunnel down, refused when retried).", []string{"outcome"}, nil)
