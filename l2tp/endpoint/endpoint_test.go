@@ -153,3 +153,43 @@ func TestDialSilentPeerRetransmitsAndGivesUp(t *testing.T) {
 	}
 	waitFor(t, lacRec.tunnelsDown, "TunnelDown after the retry limit")
 }
+
+// Every session is logged when it is established and when it closes, with
+// the fields operators search by (the runner checks the level first, so
+// the fields are built only when the line is written).
+func TestSessionLogLines(t *testing.T) {
+	lnsRec, lacRec := newRecorder(), newRecorder()
+	lns, lac, logs := newPair(t, lnsRec, lacRec)
+	st := lacRec.settings
+	st.Handler = lacRec
+	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, lacRec.tunnelsUp, "LAC tunnel up")
+	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{CallingNumber: "caller-7", CalledNumber: "called-9"}); err != nil {
+		t.Fatal(err)
+	}
+	up := waitFor(t, lnsRec.sessUp, "LNS session up")
+	s := waitFor(t, lacRec.sessUp, "LAC session up")
+	tun.Hangup(s.ID, l2tp.ResultCode{Result: l2tp.ResultCDNAdmin}, "test over")
+	waitFor(t, lnsRec.sessDown, "LNS session down")
+
+	lnsLogs := logs.FilterLoggerName("lns")
+	est := lnsLogs.FilterMessage("session established").All()
+	if len(est) != 1 {
+		t.Fatalf("%d \"session established\" lines from the LNS, want 1", len(est))
+	}
+	f := est[0].ContextMap()
+	if f["session"] != uint32(up.ID) || f["peer_session"] != uint32(s.ID) || f["calling"] != "caller-7" || f["called"] != "called-9" {
+		t.Errorf("session established: fields %v, want session %d, peer_session %d, calling caller-7, called called-9", f, up.ID, s.ID)
+	}
+	closed := lnsLogs.FilterMessage("session closed").All()
+	if len(closed) != 1 {
+		t.Fatalf("%d \"session closed\" lines from the LNS, want 1", len(closed))
+	}
+	f = closed[0].ContextMap()
+	if f["session"] != uint32(up.ID) || f["by_peer"] != true || f["result"] != uint16(l2tp.ResultCDNAdmin) {
+		t.Errorf("session closed: fields %v, want session %d, by_peer true, result %d", f, up.ID, l2tp.ResultCDNAdmin)
+	}
+}

@@ -735,7 +735,11 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		t.forgetDP(ev.ID)
 		// Fields inline, not t.log.With: With clones the encoder (and a
 		// buffer) per call, which showed in profiles at high setup rates.
-		t.log.Info("session closed", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
+		// Check first: the fields of a call to Info are on the heap even
+		// when the level is off (two per session at log_level "warn").
+		if ce := t.log.Check(zap.InfoLevel, "session closed"); ce != nil {
+			ce.Write(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("reason", ev.Reason), zap.Bool("by_peer", ev.ByPeer), zap.Uint16("result", ev.Result.Result), zap.Uint16("error", ev.Result.Error))
+		}
 		if s == nil {
 			// Never established (refused, or failed during setup): the
 			// role still hears of it, to release what it reserved. The
@@ -792,7 +796,9 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		t.mu.Unlock()
 	}
 	t.sessions[ev.ID] = s
-	t.log.Info("session established", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
+	if ce := t.log.Check(zap.InfoLevel, "session established"); ce != nil { // see "session closed"
+		ce.Write(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
+	}
 	t.inSession(now, s, func() { s.driver = t.handler().SessionUp(s) })
 	if t.live(s) {
 		t.schedule(s)
