@@ -12,7 +12,7 @@
 #                                  at once, the emulator's Hellos every second; setups must slow
 #                                  down, not fail, and no Hello may go unanswered
 #   BENCH_100K=1 BENCH_HOLD=300s scripts/bench-all.sh   # adds the 100,000-session runs
-#                                  (BENCH_100K_TARGETS, default ours-local and l2tpns;
+#                                  (BENCH_100K_TARGETS, default ours-local, ours-radius and l2tpns;
 #                                  each bounded by BENCH_100K_TIMEOUT, default 20m)
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ BENCH_INFLIGHT=${BENCH_INFLIGHT:-100}
 BENCH_AUTH=${BENCH_AUTH:-chap}
 BENCH_HOLD=${BENCH_HOLD:-300s}
 BENCH_100K=${BENCH_100K:-0}
-BENCH_100K_TARGETS=${BENCH_100K_TARGETS-"ours-local l2tpns"}
+BENCH_100K_TARGETS=${BENCH_100K_TARGETS-"ours-local ours-radius l2tpns"}
 BENCH_100K_TIMEOUT=${BENCH_100K_TIMEOUT:-20m}
 BENCH_TARGETS=${BENCH_TARGETS-"ours-local ours-radius l2tpns"}
 BENCH_OVERLOAD=${BENCH_OVERLOAD:-20000:50}
