@@ -307,3 +307,22 @@ func TestMarkdownTable(t *testing.T) {
 		t.Fatalf("got\n%s\nwant last row\n%s", got, want)
 	}
 }
+
+func TestMarkdownHoldTable(t *testing.T) {
+	held := &Result{Hold: Phase{Wall: 5 * time.Minute},
+		FirstThousand: Latency{P99: 20 * time.Millisecond}, LastThousand: Latency{P99: 25 * time.Millisecond},
+		TargetBytesPerSession: 2822, TargetHoldCPUPercent: 3.114}
+	unmeasured := &Result{Hold: Phase{Wall: time.Second}, FirstThousand: Latency{P99: time.Millisecond}}
+	notHeld := &Result{FirstThousand: Latency{P99: time.Millisecond}, LastThousand: Latency{P99: time.Millisecond}}
+	if got := MarkdownHoldTable([]string{"setup-only"}, []*Result{notHeld}); got != "" {
+		t.Fatalf("no run held its sessions, got a table:\n%s", got)
+	}
+	got := MarkdownHoldTable([]string{"ours", "setup-only", "peer"}, []*Result{held, notHeld, unmeasured})
+	want := "| run | first 1,000 p99 | last 1,000 p99 | last / first | held: bytes per session | held: CPU, % of one core |\n" +
+		"|---|---:|---:|---:|---:|---:|\n" +
+		"| ours | 20.0 ms | 25.0 ms | 1.25 | 2822 | 3.11% |\n" +
+		"| peer | 1.0 ms | 0.0 ms | - | - | - |\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}

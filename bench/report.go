@@ -91,7 +91,11 @@ type Result struct {
 
 	Retransmits uint64 `json:"control_retransmits"`
 	ControlSent uint64 `json:"control_sent"`
-	Malformed   uint64 `json:"malformed_data_messages"`
+	// Duplicates counts the target's control messages received again
+	// after they were delivered or while held: its retransmissions (it
+	// did not see our acknowledgement in time, or a message was lost).
+	Duplicates uint64 `json:"control_duplicates_received"`
+	Malformed  uint64 `json:"malformed_data_messages"`
 
 	Setup    Phase         `json:"setup"`
 	Hold     Phase         `json:"hold"`
@@ -138,7 +142,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	b.WriteString(latLine("session setup", r.SessionSetup))
 	b.WriteString(latLine("  first 1000", r.FirstThousand))
 	b.WriteString(latLine("  last 1000", r.LastThousand))
-	fmt.Fprintf(&b, "control messages sent %d, retransmitted %d; undecodable data messages %d\n", r.ControlSent, r.Retransmits, r.Malformed)
+	fmt.Fprintf(&b, "control messages sent %d, retransmitted %d; received again (the target's retransmissions) %d; undecodable data messages %d\n", r.ControlSent, r.Retransmits, r.Duplicates, r.Malformed)
 	if len(r.Failures) > 0 {
 		b.WriteString("failures:\n")
 		keys := make([]string, 0, len(r.Failures))
@@ -241,6 +245,38 @@ func MarkdownTable(names []string, results []*Result) string {
 			f(r.SessionSetup.P50), f(r.SessionSetup.P90), f(r.SessionSetup.P99), f(r.SessionSetup.Max), r.Retransmits,
 			strconv.FormatFloat(float64(r.TargetCPUPerSetup)/1e6, 'f', 3, 64)+" ms", mib(rss),
 			strconv.FormatFloat(float64(r.SelfCPUPerSetup)/1e6, 'f', 3, 64)+" ms")
+	}
+	return b.String()
+}
+
+// MarkdownHoldTable formats the runs that held their sessions (Hold.Wall
+// above zero) as a second Markdown table: setup p99 of the first and last
+// thousand sessions and their ratio (no collapse as the target fills), and
+// the target's memory per session and CPU while holding. It is empty when
+// no run held its sessions. A ratio or figure the run could not measure
+// is "-".
+func MarkdownHoldTable(names []string, results []*Result) string {
+	var b strings.Builder
+	for i, r := range results {
+		if r.Hold.Wall <= 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| run | first 1,000 p99 | last 1,000 p99 | last / first | held: bytes per session | held: CPU, % of one core |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|\n")
+		}
+		f := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + " ms" }
+		ratio, bytes, cpu := "-", "-", "-"
+		if r.FirstThousand.P99 > 0 && r.LastThousand.P99 > 0 {
+			ratio = strconv.FormatFloat(float64(r.LastThousand.P99)/float64(r.FirstThousand.P99), 'f', 2, 64)
+		}
+		if r.TargetBytesPerSession > 0 {
+			bytes = strconv.FormatInt(r.TargetBytesPerSession, 10)
+		}
+		if r.TargetHoldCPUPercent > 0 {
+			cpu = strconv.FormatFloat(r.TargetHoldCPUPercent, 'f', 2, 64) + "%"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", names[i], f(r.FirstThousand.P99), f(r.LastThousand.P99), ratio, bytes, cpu)
 	}
 	return b.String()
 }

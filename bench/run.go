@@ -212,6 +212,7 @@ type benchTunnel struct {
 	orphan map[uint32]string // down before its ID was registered
 
 	retx, sent atomic.Uint64
+	dups       atomic.Uint64 // control messages received again: the target's retransmissions
 }
 
 func (r *runner) since(t time.Time) int64 { return int64(t.Sub(r.start)) }
@@ -519,6 +520,7 @@ func (bt *benchTunnel) updateStats() {
 		st := c.ChannelStats()
 		bt.retx.Store(st.Retransmitted)
 		bt.sent.Store(st.Sent)
+		bt.dups.Store(st.Duplicates)
 	}
 }
 
@@ -749,6 +751,7 @@ func (r *runner) finish(res *Result, base, end meterSample) {
 		}
 		res.Retransmits += bt.retx.Load()
 		res.ControlSent += bt.sent.Load()
+		res.Duplicates += bt.dups.Load()
 	}
 	r.mu.Unlock()
 	res.Malformed = r.plane.Malformed()

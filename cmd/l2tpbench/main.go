@@ -157,6 +157,9 @@ func table(args []string) int {
 		results = append(results, &r)
 	}
 	fmt.Print(bench.MarkdownTable(names, results))
+	if h := bench.MarkdownHoldTable(names, results); h != "" {
+		fmt.Print("\n" + h)
+	}
 	return 0
 }
 
