@@ -527,3 +527,117 @@ func TestPassSendsControlAndFramesTogether(t *testing.T) {
 		t.Fatalf("frames alone: %d combined sends, flushes %v", len(dp.sends), dp.flushed())
 	}
 }
+
+// An LCP frame that arrives before the ICCN of its call (the LAC's ICCN
+// was held back by its send window, or lost and retransmitted, while its
+// first LCP frame went out) is kept and given to the session's driver
+// when the ICCN establishes it, not dropped: dropping it cost the
+// subscriber the peer's 3 s restart timer (overload runs in
+// docs/benchmarks.md). Frames for calls the core has not answered, beyond
+// the bounds, or for a call cleared before its ICCN are not kept.
+func TestEarlyFrameBeforeICCNKept(t *testing.T) {
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(t.Context())
+	var sent [][]byte
+	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
+		for _, m := range msgs {
+			sent = append(sent, append([]byte(nil), m...))
+		}
+	}
+	peer := udpFrom(t, "127.0.0.1:0")
+	tun, _, _ := batchTunnel(t, e, peer)
+	defer tun.conn.Close()
+	now := e.cfg.Now()
+	ctl := func(pkt []byte) inbound {
+		h, _, err := l2tp.ParseHeader(pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inbound{hdr: h, pkt: pkt}
+	}
+	early := func(sid uint16, frame ...byte) inbound {
+		data := dataMsg(uint32(sid), frame...)
+		h, _, err := l2tp.ParseHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inbound{hdr: h, pkt: data, sid: uint32(sid), early: true}
+	}
+	u16 := func(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
+	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+	avp := func(typ l2tp.AVPType, v []byte) []byte { return rawAVP(0x8000, -1, uint16(typ), v) }
+	icrpSessions := func() []uint16 {
+		var ids []uint16
+		for _, b := range sent {
+			_, payload, err := l2tp.ParseHeader(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := l2tp.ParseMessage(payload, nil)
+			if err == nil && m != nil && m.Type == l2tp.MsgICRP {
+				id, _, _ := m.Uint16(l2tp.AVPAssignedSessionID)
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+
+	tun.flush(now) // our SCCRP
+	tun.handleItems(now, []inbound{
+		ctl(ctlPacket(7, 0, 1, 1, msgTypeAVP(l2tp.MsgSCCCN))),
+		ctl(ctlPacket(7, 0, 2, 1, msgTypeAVP(l2tp.MsgICRQ), avp(l2tp.AVPAssignedSessionID, u16(5)), avp(l2tp.AVPCallSerialNumber, u32(1)))),
+		ctl(ctlPacket(7, 0, 3, 1, msgTypeAVP(l2tp.MsgICRQ), avp(l2tp.AVPAssignedSessionID, u16(6)), avp(l2tp.AVPCallSerialNumber, u32(2)))),
+	})
+	tun.flush(now)
+	ids := icrpSessions()
+	if len(ids) != 2 {
+		t.Fatalf("%d ICRPs sent, want 2 (tunnel %v)", len(ids), tun.core.State())
+	}
+	sid, other := ids[0], ids[1]
+
+	// Before the ICCN: a Configure-Request and its retransmissions (more
+	// than are kept), a frame for the other call, and frames for calls
+	// the core does not have (a session ID never given, and 0x7fff).
+	var lcps [][]byte
+	var items []inbound
+	for i := range maxEarlyFrames + 2 {
+		lcp := []byte{0xc0, 0x21, 0x01, byte(i + 1), 0x00, 0x04}
+		lcps = append(lcps, lcp)
+		items = append(items, early(sid, lcp...))
+	}
+	items = append(items, early(other, 0xc0, 0x21, 0x01, 0x09, 0x00, 0x04), early(0x7fff, 0xc0, 0x21, 0x01, 0x01, 0x00, 0x04))
+	tun.handleItems(now, items)
+	if len(tun.early) != 2 || len(tun.early[uint32(sid)]) != maxEarlyFrames || len(tun.early[uint32(other)]) != 1 {
+		t.Fatalf("kept %d calls' frames (%d for session %d), want 2 calls, %d for session %d", len(tun.early), len(tun.early[uint32(sid)]), sid, maxEarlyFrames, sid)
+	}
+
+	tun.handleItems(now, []inbound{
+		ctl(ctlPacket(7, uint32(sid), 4, 3, msgTypeAVP(l2tp.MsgICCN), avp(l2tp.AVPTxConnectSpeed, u32(1000000)), avp(l2tp.AVPFramingType, u32(3)))),
+		early(sid, 0xc0, 0x21, 0x02, 0x01, 0x00, 0x04), // read after the ICCN: after the kept ones
+	})
+	s := tun.sessions[uint32(sid)]
+	if s == nil {
+		t.Fatalf("session %d not established by the ICCN", sid)
+	}
+	d := s.driver.(*echoDriver)
+	want := append(lcps[:maxEarlyFrames:maxEarlyFrames], []byte{0xc0, 0x21, 0x02, 0x01, 0x00, 0x04})
+	if len(d.frames) != len(want) {
+		t.Fatalf("driver got %d frames %x, want %d: %x", len(d.frames), d.frames, len(want), want)
+	}
+	for i := range want {
+		if !bytes.Equal(d.frames[i], want[i]) {
+			t.Fatalf("driver frame %d is %x, want %x (in arrival order)", i, d.frames[i], want[i])
+		}
+	}
+
+	// The other call is cleared by the LAC before its ICCN: its frame goes.
+	tun.handleItems(now, []inbound{
+		ctl(ctlPacket(7, uint32(other), 5, 3, msgTypeAVP(l2tp.MsgCDN), avp(l2tp.AVPResultCode, u16(l2tp.ResultCDNAdmin)), avp(l2tp.AVPAssignedSessionID, u16(6)))),
+	})
+	if len(tun.early) != 0 || tun.earlyBytes != 0 {
+		t.Fatalf("after the CDN: %d calls' frames, %d bytes kept, want none", len(tun.early), tun.earlyBytes)
+	}
+}

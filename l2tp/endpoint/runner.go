@@ -51,6 +51,14 @@ type Tunnel struct {
 	// returned, cleared when the session goes). A data message for another
 	// session goes through the tunnel goroutine in order (see early).
 	dpSessions map[uint32]struct{}
+	// early: PPP control frames that arrived for a call the core has
+	// answered but that is not established yet (the peer sent its first
+	// LCP frame right after an ICCN that is still on its way: delayed by
+	// its send window, or lost and being retransmitted). They go to the
+	// session's driver when it is up, and are dropped with the call.
+	// earlyBytes is what they hold. Tunnel goroutine only.
+	early      map[uint32][][]byte
+	earlyBytes int
 	wasUp      bool
 	// refused: answered with StopCCN at once; the role never hears of it.
 	refused bool
@@ -228,18 +236,65 @@ func (t *Tunnel) handleData(hdr l2tp.Header, pkt []byte, wait bool) {
 // authentication, NCPs: protocol 0x8000 and up, RFC 1661 2) go to the
 // session's driver; anything else is dropped (no network is up yet).
 func (t *Tunnel) handleEarly(now time.Time, it inbound) {
-	s := t.sessions[it.sid]
-	if !t.live(s) || s.driver == nil {
-		return
-	}
 	frame, ok := pppControlFrame(it.pkt)
 	if !ok {
 		return // handleData queues only control frames
+	}
+	s := t.sessions[it.sid]
+	if s == nil {
+		t.keepEarly(it.sid, frame)
+		return
+	}
+	if !t.live(s) || s.driver == nil {
+		return
 	}
 	t.inSession(now, s, func() { s.driver.Frame(now, frame) })
 	if t.live(s) {
 		t.schedule(s)
 	}
+}
+
+// Bounds of the frames kept for calls not established yet (t.early): a
+// PPP peer sends one Configure-Request and waits for its restart timer
+// before the next, so a few frames per call cover a late ICCN; a peer
+// sending more, or for many calls, loses only what is beyond the bounds.
+const (
+	maxEarlyFrames = 4
+	maxEarlyBytes  = 64 << 10
+)
+
+// keepEarly keeps a PPP control frame for session sid when the core has
+// answered that call (our session ID is known to the peer) and it is not
+// established yet; anything else is dropped, as before the call exists.
+// frame is the item's own copy (handleData), so it may be kept.
+func (t *Tunnel) keepEarly(sid uint32, frame []byte) {
+	cs := t.core.Session(sid)
+	if cs == nil || (cs.State != tunnel.SessionWaitConnect && cs.State != tunnel.SessionWaitReply) {
+		return
+	}
+	q := t.early[sid]
+	if len(q) >= maxEarlyFrames || t.earlyBytes+len(frame) > maxEarlyBytes {
+		t.log.Debug("PPP frame before the call is established dropped: too many kept", zap.Uint32("session", sid))
+		return
+	}
+	if t.early == nil {
+		t.early = make(map[uint32][][]byte)
+	}
+	t.early[sid] = append(q, frame)
+	t.earlyBytes += len(frame)
+}
+
+// takeEarly returns and forgets the frames kept for session sid.
+func (t *Tunnel) takeEarly(sid uint32) [][]byte {
+	q, ok := t.early[sid]
+	if !ok {
+		return nil
+	}
+	delete(t.early, sid)
+	for _, f := range q {
+		t.earlyBytes -= len(f)
+	}
+	return q
 }
 
 // maxEarlyDatagram bounds a data message kept for a session the data plane
@@ -733,6 +788,7 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 			t.unschedule(s)
 		}
 		t.forgetDP(ev.ID)
+		t.takeEarly(ev.ID) // frames kept for a call that never came up
 		// Fields inline, not t.log.With: With clones the encoder (and a
 		// buffer) per call, which showed in profiles at high setup rates.
 		// Check first: the fields of a call to Info are on the heap even
@@ -800,6 +856,14 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		ce.Write(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
 	}
 	t.inSession(now, s, func() { s.driver = t.handler().SessionUp(s) })
+	// The frames that arrived before the ICCN, oldest first, before any
+	// read after it.
+	for _, f := range t.takeEarly(ev.ID) {
+		if !t.live(s) || s.driver == nil {
+			break
+		}
+		t.inSession(now, s, func() { s.driver.Frame(now, f) })
+	}
 	if t.live(s) {
 		t.schedule(s)
 	}
