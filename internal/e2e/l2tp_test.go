@@ -99,6 +99,19 @@ hide_avps = true`
 		t.Fatalf("LNS refused something (%d lines)", n)
 	}
 
+	// The loss has done its work (setup under loss) and goes before the
+	// LNS stops. With it, after a retransmission timeout (slow start: one
+	// message in flight, the timeout doubling up to rtimeout_cap) the CDNs
+	// and the StopCCN queued behind them need not get through within the
+	// daemon's 5 s StopCCN wait; it failed that way once in CI (the CDNs
+	// reached the LAC 7 s after they were sent, the StopCCN never did).
+	if err := lnsLoss.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lacNS.Run("nft", "delete", "table", "inet", "e2e_sport_1701"); err != nil {
+		t.Fatal(err)
+	}
+
 	// SIGTERM on the LNS: StopCCN reaches the LAC, which reports it.
 	from := lac.Len()
 	if err := lns.Stop(10 * time.Second); err != nil {
