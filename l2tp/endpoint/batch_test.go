@@ -402,64 +402,12 @@ func TestSendQueuedBatch(t *testing.T) {
 // control message are handled before the next item), as it did when each
 // datagram had a pass of its own.
 func TestEarlyFrameAfterICCNInOneBatch(t *testing.T) {
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown(t.Context())
-	var sent [][]byte
-	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
-		for _, m := range msgs {
-			sent = append(sent, append([]byte(nil), m...))
-		}
-	}
-	peer := udpFrom(t, "127.0.0.1:0")
-	tun, _, _ := batchTunnel(t, e, peer)
-	defer tun.conn.Close()
-	now := e.cfg.Now()
-	ctl := func(pkt []byte) inbound {
-		h, _, err := l2tp.ParseHeader(pkt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return inbound{hdr: h, pkt: pkt}
-	}
-	u16 := func(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
-	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
-	avp := func(typ l2tp.AVPType, v []byte) []byte { return rawAVP(0x8000, -1, uint16(typ), v) }
-
-	tun.flush(now) // our SCCRP
-	tun.handleItems(now, []inbound{
-		ctl(ctlPacket(7, 0, 1, 1, msgTypeAVP(l2tp.MsgSCCCN))),
-		ctl(ctlPacket(7, 0, 2, 1, msgTypeAVP(l2tp.MsgICRQ), avp(l2tp.AVPAssignedSessionID, u16(5)), avp(l2tp.AVPCallSerialNumber, u32(1)))),
-	})
-	tun.flush(now)
-	var sid uint16
-	for _, b := range sent {
-		_, payload, err := l2tp.ParseHeader(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := l2tp.ParseMessage(payload, nil)
-		if err == nil && m != nil && m.Type == l2tp.MsgICRP {
-			sid, _, _ = m.Uint16(l2tp.AVPAssignedSessionID)
-		}
-	}
-	if sid == 0 {
-		t.Fatalf("no ICRP with our session ID among %d messages sent (tunnel %v)", len(sent), tun.core.State())
-	}
+	h := newCallHarness(t)
+	sid := h.answerICRQs(5)[0]
 
 	lcp := []byte{0xc0, 0x21, 0x01, 0x01, 0x00, 0x04}
-	data := dataMsg(uint32(sid), lcp...)
-	dh, _, err := l2tp.ParseHeader(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tun.handleItems(now, []inbound{
-		ctl(ctlPacket(7, uint32(sid), 3, 2, msgTypeAVP(l2tp.MsgICCN), avp(l2tp.AVPTxConnectSpeed, u32(1000000)), avp(l2tp.AVPFramingType, u32(3)))),
-		{hdr: dh, pkt: data, sid: uint32(sid), early: true},
-	})
-	s := tun.sessions[uint32(sid)]
+	h.tun.handleItems(h.now, []inbound{h.iccn(sid, 2), h.early(sid, lcp...)})
+	s := h.tun.sessions[uint32(sid)]
 	if s == nil {
 		t.Fatalf("session %d not established by the ICCN", sid)
 	}
@@ -467,6 +415,111 @@ func TestEarlyFrameAfterICCNInOneBatch(t *testing.T) {
 	if len(d.frames) != 1 || !bytes.Equal(d.frames[0], lcp) {
 		t.Fatalf("driver got %x, want the LCP frame %x", d.frames, lcp)
 	}
+}
+
+// callHarness is an LNS tunnel (batchTunnel, our tunnel 7) past SCCCN, the
+// control messages it sends recorded, with the LAC's side built by hand.
+type callHarness struct {
+	t    *testing.T
+	tun  *Tunnel
+	now  time.Time
+	sent [][]byte
+	ns   uint16 // the LAC's next Ns
+}
+
+func newCallHarness(t *testing.T) *callHarness {
+	t.Helper()
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Shutdown(t.Context()) })
+	h := &callHarness{t: t}
+	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
+		for _, m := range msgs {
+			h.sent = append(h.sent, append([]byte(nil), m...))
+		}
+	}
+	peer := udpFrom(t, "127.0.0.1:0")
+	h.tun, _, _ = batchTunnel(t, e, peer)
+	t.Cleanup(func() { h.tun.conn.Close() })
+	h.now = e.cfg.Now()
+	h.tun.flush(h.now) // our SCCRP
+	h.tun.handleItems(h.now, []inbound{h.ctl(ctlPacket(7, 0, 1, 1, msgTypeAVP(l2tp.MsgSCCCN)))})
+	h.ns = 2
+	return h
+}
+
+// ctl is a control datagram as the reader queues it.
+func (h *callHarness) ctl(pkt []byte) inbound {
+	hdr, _, err := l2tp.ParseHeader(pkt)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return inbound{hdr: hdr, pkt: pkt}
+}
+
+// early is a data message carrying frame (after FF 03) for our session
+// sid that the data plane does not have, as handleData queues it.
+func (h *callHarness) early(sid uint16, frame ...byte) inbound {
+	data := dataMsg(uint32(sid), frame...)
+	hdr, _, err := l2tp.ParseHeader(data)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return inbound{hdr: hdr, pkt: data, sid: uint32(sid), early: true}
+}
+
+func avpU16(typ l2tp.AVPType, v uint16) []byte {
+	return rawAVP(0x8000, -1, uint16(typ), []byte{byte(v >> 8), byte(v)})
+}
+
+func avpU32(typ l2tp.AVPType, v uint32) []byte {
+	return rawAVP(0x8000, -1, uint16(typ), []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// answerICRQs sends an ICRQ for each of the LAC's session IDs and returns
+// our session IDs from the ICRPs, in order.
+func (h *callHarness) answerICRQs(peerSIDs ...uint16) []uint16 {
+	h.t.Helper()
+	var items []inbound
+	for i, p := range peerSIDs {
+		items = append(items, h.ctl(ctlPacket(7, 0, h.ns, 1, msgTypeAVP(l2tp.MsgICRQ), avpU16(l2tp.AVPAssignedSessionID, p), avpU32(l2tp.AVPCallSerialNumber, uint32(i+1)))))
+		h.ns++
+	}
+	h.sent = nil
+	h.tun.handleItems(h.now, items)
+	h.tun.flush(h.now)
+	var ids []uint16
+	for _, b := range h.sent {
+		_, payload, err := l2tp.ParseHeader(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		m, err := l2tp.ParseMessage(payload, nil)
+		if err == nil && m != nil && m.Type == l2tp.MsgICRP {
+			id, _, _ := m.Uint16(l2tp.AVPAssignedSessionID)
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != len(peerSIDs) {
+		h.t.Fatalf("%d ICRPs with our session ID, want %d (tunnel %v)", len(ids), len(peerSIDs), h.tun.core.State())
+	}
+	return ids
+}
+
+// iccn is the LAC's ICCN for our session sid (nr: the Nr it carries).
+func (h *callHarness) iccn(sid uint16, nr uint16) inbound {
+	it := h.ctl(ctlPacket(7, uint32(sid), h.ns, nr, msgTypeAVP(l2tp.MsgICCN), avpU32(l2tp.AVPTxConnectSpeed, 1000000), avpU32(l2tp.AVPFramingType, 3)))
+	h.ns++
+	return it
+}
+
+// cdn is the LAC's CDN for our session sid, from its session peer.
+func (h *callHarness) cdn(sid, peer uint16, nr uint16) inbound {
+	it := h.ctl(ctlPacket(7, uint32(sid), h.ns, nr, msgTypeAVP(l2tp.MsgCDN), avpU16(l2tp.AVPResultCode, l2tp.ResultCDNAdmin), avpU16(l2tp.AVPAssignedSessionID, peer)))
+	h.ns++
+	return it
 }
 
 // batchSendTunnel is a flushTunnel that also takes the pass's control
@@ -536,94 +589,35 @@ func TestPassSendsControlAndFramesTogether(t *testing.T) {
 // docs/benchmarks.md). Frames for calls the core has not answered, beyond
 // the bounds, or for a call cleared before its ICCN are not kept.
 func TestEarlyFrameBeforeICCNKept(t *testing.T) {
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown(t.Context())
-	var sent [][]byte
-	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
-		for _, m := range msgs {
-			sent = append(sent, append([]byte(nil), m...))
-		}
-	}
-	peer := udpFrom(t, "127.0.0.1:0")
-	tun, _, _ := batchTunnel(t, e, peer)
-	defer tun.conn.Close()
-	now := e.cfg.Now()
-	ctl := func(pkt []byte) inbound {
-		h, _, err := l2tp.ParseHeader(pkt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return inbound{hdr: h, pkt: pkt}
-	}
-	early := func(sid uint16, frame ...byte) inbound {
-		data := dataMsg(uint32(sid), frame...)
-		h, _, err := l2tp.ParseHeader(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return inbound{hdr: h, pkt: data, sid: uint32(sid), early: true}
-	}
-	u16 := func(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
-	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
-	avp := func(typ l2tp.AVPType, v []byte) []byte { return rawAVP(0x8000, -1, uint16(typ), v) }
-	icrpSessions := func() []uint16 {
-		var ids []uint16
-		for _, b := range sent {
-			_, payload, err := l2tp.ParseHeader(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := l2tp.ParseMessage(payload, nil)
-			if err == nil && m != nil && m.Type == l2tp.MsgICRP {
-				id, _, _ := m.Uint16(l2tp.AVPAssignedSessionID)
-				ids = append(ids, id)
-			}
-		}
-		return ids
-	}
-
-	tun.flush(now) // our SCCRP
-	tun.handleItems(now, []inbound{
-		ctl(ctlPacket(7, 0, 1, 1, msgTypeAVP(l2tp.MsgSCCCN))),
-		ctl(ctlPacket(7, 0, 2, 1, msgTypeAVP(l2tp.MsgICRQ), avp(l2tp.AVPAssignedSessionID, u16(5)), avp(l2tp.AVPCallSerialNumber, u32(1)))),
-		ctl(ctlPacket(7, 0, 3, 1, msgTypeAVP(l2tp.MsgICRQ), avp(l2tp.AVPAssignedSessionID, u16(6)), avp(l2tp.AVPCallSerialNumber, u32(2)))),
-	})
-	tun.flush(now)
-	ids := icrpSessions()
-	if len(ids) != 2 {
-		t.Fatalf("%d ICRPs sent, want 2 (tunnel %v)", len(ids), tun.core.State())
-	}
+	h := newCallHarness(t)
+	tun := h.tun
+	ids := h.answerICRQs(5, 6)
 	sid, other := ids[0], ids[1]
 
 	// Before the ICCN: a Configure-Request and its retransmissions (more
-	// than are kept), a frame for the other call, and frames for calls
-	// the core does not have (a session ID never given, and 0x7fff).
+	// than are kept), a frame for the other call, and one for a call the
+	// core does not have.
 	var lcps [][]byte
 	var items []inbound
 	for i := range maxEarlyFrames + 2 {
 		lcp := []byte{0xc0, 0x21, 0x01, byte(i + 1), 0x00, 0x04}
 		lcps = append(lcps, lcp)
-		items = append(items, early(sid, lcp...))
+		items = append(items, h.early(sid, lcp...))
 	}
-	items = append(items, early(other, 0xc0, 0x21, 0x01, 0x09, 0x00, 0x04), early(0x7fff, 0xc0, 0x21, 0x01, 0x01, 0x00, 0x04))
-	tun.handleItems(now, items)
+	items = append(items, h.early(other, 0xc0, 0x21, 0x01, 0x09, 0x00, 0x04), h.early(0x7fff, 0xc0, 0x21, 0x01, 0x01, 0x00, 0x04))
+	tun.handleItems(h.now, items)
 	if len(tun.early) != 2 || len(tun.early[uint32(sid)]) != maxEarlyFrames || len(tun.early[uint32(other)]) != 1 {
 		t.Fatalf("kept %d calls' frames (%d for session %d), want 2 calls, %d for session %d", len(tun.early), len(tun.early[uint32(sid)]), sid, maxEarlyFrames, sid)
 	}
 
-	tun.handleItems(now, []inbound{
-		ctl(ctlPacket(7, uint32(sid), 4, 3, msgTypeAVP(l2tp.MsgICCN), avp(l2tp.AVPTxConnectSpeed, u32(1000000)), avp(l2tp.AVPFramingType, u32(3)))),
-		early(sid, 0xc0, 0x21, 0x02, 0x01, 0x00, 0x04), // read after the ICCN: after the kept ones
-	})
+	after := []byte{0xc0, 0x21, 0x02, 0x01, 0x00, 0x04} // read after the ICCN: after the kept ones
+	tun.handleItems(h.now, []inbound{h.iccn(sid, 3), h.early(sid, after...)})
 	s := tun.sessions[uint32(sid)]
 	if s == nil {
 		t.Fatalf("session %d not established by the ICCN", sid)
 	}
 	d := s.driver.(*echoDriver)
-	want := append(lcps[:maxEarlyFrames:maxEarlyFrames], []byte{0xc0, 0x21, 0x02, 0x01, 0x00, 0x04})
+	want := append(lcps[:maxEarlyFrames:maxEarlyFrames], after)
 	if len(d.frames) != len(want) {
 		t.Fatalf("driver got %d frames %x, want %d: %x", len(d.frames), d.frames, len(want), want)
 	}
@@ -634,9 +628,7 @@ func TestEarlyFrameBeforeICCNKept(t *testing.T) {
 	}
 
 	// The other call is cleared by the LAC before its ICCN: its frame goes.
-	tun.handleItems(now, []inbound{
-		ctl(ctlPacket(7, uint32(other), 5, 3, msgTypeAVP(l2tp.MsgCDN), avp(l2tp.AVPResultCode, u16(l2tp.ResultCDNAdmin)), avp(l2tp.AVPAssignedSessionID, u16(6)))),
-	})
+	tun.handleItems(h.now, []inbound{h.cdn(other, 6, 3)})
 	if len(tun.early) != 0 || tun.earlyBytes != 0 {
 		t.Fatalf("after the CDN: %d calls' frames, %d bytes kept, want none", len(tun.early), tun.earlyBytes)
 	}

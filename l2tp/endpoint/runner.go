@@ -234,7 +234,8 @@ func (t *Tunnel) handleData(hdr l2tp.Header, pkt []byte, wait bool) {
 // handleEarly runs on the tunnel goroutine: a data message that was read
 // before its session reached the data plane. PPP control frames (LCP,
 // authentication, NCPs: protocol 0x8000 and up, RFC 1661 2) go to the
-// session's driver; anything else is dropped (no network is up yet).
+// session's driver, or wait for it when the call is not established yet
+// (keepEarly); anything else is dropped (no network is up yet).
 func (t *Tunnel) handleEarly(now time.Time, it inbound) {
 	frame, ok := pppControlFrame(it.pkt)
 	if !ok {
