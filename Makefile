@@ -41,7 +41,7 @@ fuzz:
 
 # bench: the side-by-side load benchmarks (docs/benchmarks.md) and the Go
 # micro-benchmarks of the hot paths, with allocations. Every figure of the
-# page, the 100,000-session runs included (about an hour in all);
+# page, the 100,000-session runs included (about 30 minutes in all);
 # BENCH_100K=0 leaves those out.
 bench: deps build
 	BENCH_100K=$${BENCH_100K:-1} BENCH_100K_TIMEOUT=$${BENCH_100K_TIMEOUT:-9m} ./scripts/bench-all.sh
