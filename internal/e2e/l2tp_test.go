@@ -78,7 +78,7 @@ hide_avps = true`
 	// Loss: 20% of what arrives at the LNS (port 1701) and at the LAC
 	// (whatever its port: the rule matches the LNS's source port).
 	lnsLoss := lnsNS.DropInbound(t, "udp", 1701, 20)
-	lacDropped := dropFromPort(t, lacNS, 1701, 20)
+	lacDropped, lacLossRemove := dropFromPort(t, lacNS, 1701, 20)
 
 	lns := StartDaemon(t, lnsNS, "lns", lnsConfig(secret))
 	lns.Wait(t, 10*time.Second, `listening for L2TP`)
@@ -108,7 +108,7 @@ hide_avps = true`
 	if err := lnsLoss.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lacNS.Run("nft", "delete", "table", "inet", "e2e_sport_1701"); err != nil {
+	if err := lacLossRemove(); err != nil {
 		t.Fatal(err)
 	}
 

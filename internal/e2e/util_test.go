@@ -20,8 +20,9 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 
 // dropFromPort drops percent% of UDP datagrams arriving in ns from source
 // port sport (the LAC's own port is ephemeral, the LNS's is 1701). Input
-// hook, as in testenv.DropInbound.
-func dropFromPort(t *testing.T, ns *testenv.Netns, sport uint16, percent int) func() uint64 {
+// hook, as in testenv.DropInbound. It returns the count of datagrams
+// dropped so far and a function that removes the rule.
+func dropFromPort(t *testing.T, ns *testenv.Netns, sport uint16, percent int) (dropped func() uint64, remove func() error) {
 	t.Helper()
 	table := fmt.Sprintf("e2e_sport_%d", sport)
 	script := fmt.Sprintf(`table inet %s {
@@ -36,6 +37,10 @@ func dropFromPort(t *testing.T, ns *testenv.Netns, sport uint16, percent int) fu
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nft: %v: %s", err, out)
 	}
+	remove = func() error {
+		_, err := ns.Run("nft", "delete", "table", "inet", table)
+		return err
+	}
 	return func() uint64 {
 		out, err := ns.Run("nft", "list", "table", "inet", table)
 		if err != nil {
@@ -47,5 +52,5 @@ func dropFromPort(t *testing.T, ns *testenv.Netns, sport uint16, percent int) fu
 		}
 		n, _ := strconv.ParseUint(m[1], 10, 64)
 		return n
-	}
+	}, remove
 }

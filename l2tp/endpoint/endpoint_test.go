@@ -89,6 +89,19 @@ func newPairCfg(t *testing.T, lnsRec, lacRec *recorder, adjust func(*Config)) (l
 	return lns, lac, logs
 }
 
+// dialLNS dials lns from lac with lacRec's settings, lacRec handling the
+// tunnel.
+func dialLNS(t *testing.T, lns, lac *Endpoint, lacRec *recorder) *Tunnel {
+	t.Helper()
+	st := lacRec.settings
+	st.Handler = lacRec
+	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tun
+}
+
 func TestEndpointTunnelAndSessions(t *testing.T) {
 	lnsRec, lacRec := newRecorder(), newRecorder()
 	lnsRec.settings.Tunnel.Secret = []byte("s")
@@ -160,12 +173,7 @@ func TestDialSilentPeerRetransmitsAndGivesUp(t *testing.T) {
 func TestSessionLogLines(t *testing.T) {
 	lnsRec, lacRec := newRecorder(), newRecorder()
 	lns, lac, logs := newPair(t, lnsRec, lacRec)
-	st := lacRec.settings
-	st.Handler = lacRec
-	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tun := dialLNS(t, lns, lac, lacRec)
 	waitFor(t, lacRec.tunnelsUp, "LAC tunnel up")
 	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{CallingNumber: "caller-7", CalledNumber: "called-9"}); err != nil {
 		t.Fatal(err)

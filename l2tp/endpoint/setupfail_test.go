@@ -2,7 +2,6 @@ package endpoint
 
 import (
 	"errors"
-	"net/netip"
 	"testing"
 
 	"github.com/l2tpd/l2tpd/dataplane/fake"
@@ -21,12 +20,7 @@ func TestSessionRefusedByDataPlaneNotReportedUp(t *testing.T) {
 		plane = c.Plane.(*fake.Plane)
 	})
 	plane.SetError(fake.OpAddSession, errors.New("no room"))
-	st := lacRec.settings
-	st.Handler = lacRec
-	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tun := dialLNS(t, lns, lac, lacRec)
 	waitFor(t, lnsRec.tunnelsUp, "LNS tunnel up")
 	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{CallingNumber: "x"}); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package endpoint
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -104,12 +103,7 @@ func TestEndpointDriverDeadline(t *testing.T) {
 	d := &fakeDriver{ticked: make(chan time.Time, 1)}
 	drivers := &driverRecorder{recorder: lnsRec, d: d}
 	lns, lac, _ := newPairCfg(t, lnsRec, lacRec, func(c *Config) { c.Handler = drivers })
-	st := lacRec.settings
-	st.Handler = lacRec
-	tun, err := lac.Dial(lns.ListenAddrs()[0], netip.AddrPort{}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tun := dialLNS(t, lns, lac, lacRec)
 	waitFor(t, lacRec.tunnelsUp, "tunnel up")
 	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{}); err != nil {
 		t.Fatal(err)
