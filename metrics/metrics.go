@@ -59,6 +59,16 @@ type Snapshot struct {
 	// Held: incoming calls held for a max_starting slot. The number held
 	// now is SessionsByState["held"].
 	Held HeldCalls
+	// RADIUS: the RADIUS client's counts (zero without RADIUS).
+	RADIUS RADIUSCounts
+}
+
+// RADIUSCounts are the RADIUS client's counts since the start, all
+// servers together.
+type RADIUSCounts struct {
+	Retransmissions   uint64 // requests sent again to the same server after its timeout
+	RepliesUnexpected uint64 // replies dropped: no request waits for their Identifier (late or duplicate)
+	RepliesInvalid    uint64 // replies dropped: failed verification (wrong secret, forged or corrupt)
 }
 
 // HeldCalls counts the incoming calls held for a max_starting slot since
@@ -193,6 +203,9 @@ var (
 	descHeldOutcome = prometheus.NewDesc(Namespace+"_calls_held_outcomes_total", "Held calls by how their hold ended: admitted, expired (max_starting_wait ran out, CDN result 4), ended (cleared by the LAC, tunnel down, refused when retried).", []string{"outcome"}, nil)
 	descHeldMax     = prometheus.NewDesc(Namespace+"_calls_held_max_wait_seconds", "The longest a held call waited before it was admitted, since the start.", nil, nil)
 	descHeldOldest  = prometheus.NewDesc(Namespace+"_calls_held_oldest_wait_seconds", "How long the oldest call held now has waited (0 when none is held).", nil, nil)
+
+	descRadiusRetx    = prometheus.NewDesc(Namespace+"_radius_retransmissions_total", "RADIUS requests sent again to the same server after its timeout, all servers. Rising with few timeouts: requests or replies lost on the way (often the server's receive buffer; see [radius] max_in_flight).", nil, nil)
+	descRadiusDropped = prometheus.NewDesc(Namespace+"_radius_replies_dropped_total", "RADIUS replies dropped: unexpected (no request waits for the Identifier: late or duplicate) or invalid (failed verification: wrong secret, forged or corrupt).", []string{"reason"}, nil)
 )
 
 // snapshotCollector turns the daemon's snapshot into gauges at scrape
@@ -201,7 +214,7 @@ type snapshotCollector struct{ r *Registry }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnels, descSessions, descPoolSize, descPoolUsed, descSpool, descDraining, descInternal,
-		descHeld, descHeldOutcome, descHeldMax, descHeldOldest} {
+		descHeld, descHeldOutcome, descHeldMax, descHeldOldest, descRadiusRetx, descRadiusDropped} {
 		ch <- d
 	}
 }
@@ -238,4 +251,8 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHeldOutcome, prometheus.CounterValue, float64(h.Ended), "ended")
 	ch <- prometheus.MustNewConstMetric(descHeldMax, prometheus.GaugeValue, h.MaxWait.Seconds())
 	ch <- prometheus.MustNewConstMetric(descHeldOldest, prometheus.GaugeValue, h.OldestWait.Seconds())
+	rc := &s.RADIUS
+	ch <- prometheus.MustNewConstMetric(descRadiusRetx, prometheus.CounterValue, float64(rc.Retransmissions))
+	ch <- prometheus.MustNewConstMetric(descRadiusDropped, prometheus.CounterValue, float64(rc.RepliesUnexpected), "unexpected")
+	ch <- prometheus.MustNewConstMetric(descRadiusDropped, prometheus.CounterValue, float64(rc.RepliesInvalid), "invalid")
 }

@@ -35,6 +35,7 @@ func TestEventsAndSnapshot(t *testing.T) {
 			Draining:        true,
 			InternalErrors:  2,
 			Held:            HeldCalls{Total: 20, Admitted: 15, Expired: 1, Ended: 1, MaxWait: 2500 * time.Millisecond, OldestWait: 750 * time.Millisecond},
+			RADIUS:          RADIUSCounts{Retransmissions: 7, RepliesUnexpected: 4, RepliesInvalid: 1},
 		}
 	})
 
@@ -75,6 +76,9 @@ func TestEventsAndSnapshot(t *testing.T) {
 		`l2tpd_calls_held_outcomes_total{outcome="ended"} 1`,
 		"l2tpd_calls_held_max_wait_seconds 2.5",
 		"l2tpd_calls_held_oldest_wait_seconds 0.75",
+		"l2tpd_radius_retransmissions_total 7",
+		`l2tpd_radius_replies_dropped_total{reason="unexpected"} 4`,
+		`l2tpd_radius_replies_dropped_total{reason="invalid"} 1`,
 		`l2tpd_config_reloads_total{result="ok"} 1`,
 		`l2tpd_config_reloads_total{result="refused"} 1`,
 		"# TYPE go_goroutines gauge",

@@ -276,7 +276,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 		time.Sleep(100 * time.Microsecond) // polling a counter
 	}
 	b.StopTimer()
-	if st := c.ReplyStats(); st != (ReplyStats{}) {
+	if st := c.Stats(); st != (Stats{}) {
 		b.Fatalf("replies dropped: %+v", st)
 	}
 }

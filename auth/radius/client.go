@@ -65,8 +65,9 @@ type Client struct {
 	timerAt time.Time // when timer fires; zero: stopped
 	closed  bool
 
-	unexpected atomic.Uint64 // replies for an Identifier nobody waits for
-	invalid    atomic.Uint64 // replies that failed verification
+	unexpected    atomic.Uint64 // replies for an Identifier nobody waits for
+	invalid       atomic.Uint64 // replies that failed verification
+	retransmitted atomic.Uint64 // requests sent again to the same server after its timeout
 
 	accounter *accounter
 	closeOnce sync.Once
@@ -208,15 +209,22 @@ const replyBuffer = 4 << 20
 // ErrClosed: the client was closed before the request was answered.
 var ErrClosed = errors.New("radius client closed")
 
-// ReplyStats counts replies that reached no request.
-type ReplyStats struct {
-	Unexpected uint64 // for an Identifier no request waits for (late, duplicate or stray)
-	Invalid    uint64 // failed verification (authenticators, length, Identifier): forged or corrupt
+// Stats counts, since New, requests sent again and replies that reached
+// no request.
+type Stats struct {
+	// Retransmitted: requests (authentication and accounting) sent again
+	// to the same server because no valid reply came within its timeout.
+	// A burst of them with no timeouts means replies or requests were
+	// lost on the way (often the server's receive buffer): see
+	// max_in_flight.
+	Retransmitted uint64
+	Unexpected    uint64 // replies for an Identifier no request waits for (late, duplicate or stray)
+	Invalid       uint64 // replies that failed verification (authenticators, length, Identifier): forged or corrupt
 }
 
-// ReplyStats returns the counts of dropped replies since New.
-func (c *Client) ReplyStats() ReplyStats {
-	return ReplyStats{Unexpected: c.unexpected.Load(), Invalid: c.invalid.Load()}
+// Stats returns the client's counts since New.
+func (c *Client) Stats() Stats {
+	return Stats{Retransmitted: c.retransmitted.Load(), Unexpected: c.unexpected.Load(), Invalid: c.invalid.Load()}
 }
 
 // order returns the servers to try: live ones (and dead ones due for a

@@ -381,6 +381,7 @@ func (c *Client) tick(now time.Time) {
 			continue
 		}
 		if cl.tries <= s.retries && (!cl.waited || now.Before(cl.giveUp)) {
+			c.retransmitted.Add(1)
 			c.send(cl, now, out)
 			continue
 		}

@@ -113,15 +113,15 @@ func TestUnexpectedReplyDroppedAndCounted(t *testing.T) {
 	if err := rec.err(0); err != nil {
 		t.Fatalf("answer: %v", err)
 	}
-	if st := c.ReplyStats(); st.Unexpected != 1 || st.Invalid != 1 {
+	if st := c.Stats(); st.Unexpected != 1 || st.Invalid != 1 {
 		t.Errorf("reply stats %+v, want 1 unexpected, 1 invalid", st)
 	}
 	// The same reply again: its request was answered, nobody waits.
 	srv.conn.WriteToUDPAddrPort(good, clientAddr(t, c))
 	deadline := time.Now().Add(5 * time.Second)
-	for c.ReplyStats().Unexpected != 2 {
+	for c.Stats().Unexpected != 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("a duplicate reply was not counted: %+v", c.ReplyStats())
+			t.Fatalf("a duplicate reply was not counted: %+v", c.Stats())
 		}
 		time.Sleep(time.Millisecond) // polling a counter, not standing in for an event
 	}
@@ -264,8 +264,14 @@ func TestTickRetransmitsThenFailsOver(t *testing.T) {
 	c.tick(t0.Add(time.Hour - time.Second)) // not due
 	c.tick(t0.Add(time.Hour + time.Second)) // retry on a
 	recvReq(t, a)
+	if n := c.Stats().Retransmitted; n != 1 {
+		t.Errorf("after the retry on a: %d retransmissions counted, want 1", n)
+	}
 	c.tick(t0.Add(2*time.Hour + 2*time.Second)) // a gave up: b
 	recvReq(t, b)
+	if n := c.Stats().Retransmitted; n != 1 {
+		t.Errorf("after failing over to b: %d retransmissions counted, want 1 (a first request to b is not one)", n)
+	}
 	select {
 	case <-rec.ch:
 		t.Fatal("answered before the last server timed out")
@@ -280,6 +286,9 @@ func TestTickRetransmitsThenFailsOver(t *testing.T) {
 	}
 	if n, m := a.count(), b.count(); n != 2 || m != 2 {
 		t.Errorf("requests %d to a and %d to b, want 2 each", n, m)
+	}
+	if n := c.Stats().Retransmitted; n != 2 {
+		t.Errorf("%d retransmissions counted, want 2 (one per server)", n)
 	}
 }
 
@@ -431,7 +440,7 @@ func TestConcurrentSendsOutsideLock(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if st := c.ReplyStats(); st != (ReplyStats{}) {
+	if st := c.Stats(); st != (Stats{}) {
 		t.Errorf("replies dropped: %+v", st)
 	}
 	if n := srv.count(); n != workers*each {

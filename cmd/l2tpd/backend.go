@@ -559,6 +559,8 @@ func (d *daemon) snapshot() metrics.Snapshot {
 	}
 	if d.rad.client != nil {
 		s.AcctSpoolDepth = d.rad.client.Pending()
+		st := d.rad.client.Stats()
+		s.RADIUS = metrics.RADIUSCounts{Retransmissions: st.Retransmitted, RepliesUnexpected: st.Unexpected, RepliesInvalid: st.Invalid}
 	}
 	return s
 }
