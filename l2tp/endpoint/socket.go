@@ -30,10 +30,31 @@ func pktInfoOnly(network, address string, c syscall.RawConn) error {
 	return sockOpts(false)(network, address, c)
 }
 
+// receiveBuffer is the receive buffer every L2TP socket (listener and
+// tunnels) asks for. The kernel's default (net.core.rmem_default, 208 KiB)
+// holds about 150 datagrams as the kernel counts them (an skb's true size,
+// about 1.3 KiB for a PPP frame). A LAC re-dialling hundreds of calls on
+// one tunnel sends their PPP frames in a burst, and PPP frames are not
+// retransmitted by L2TP: one dropped waits out a 3 s PPP restart timer (a
+// dropped control message, the retransmission timeout). The size is a
+// limit, not an allocation: memory is used only while datagrams wait.
+const receiveBuffer = 2 << 20
+
+// setReceiveBuffer asks for receiveBuffer on fd: with SO_RCVBUFFORCE when
+// the process may (CAP_NET_ADMIN, which l2tpd has), so that
+// net.core.rmem_max does not cap it, else with SO_RCVBUF (capped by
+// rmem_max). Best effort: a socket keeps the default it has otherwise.
+func setReceiveBuffer(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+	}
+}
+
 func sockOpts(reuse bool) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
+			setReceiveBuffer(int(fd))
 			if reuse {
 				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 			}

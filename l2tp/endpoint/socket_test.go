@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 
 	"github.com/l2tpd/l2tpd/dataplane/fake"
 	"github.com/l2tpd/l2tpd/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // freeUDPPort returns addr with a UDP port nothing is bound to (at the time
@@ -59,5 +61,52 @@ func TestDialEphemeralPortNotShared(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every L2TP socket (listener, an LNS tunnel's, a LAC tunnel's on a given
+// or an ephemeral port) asks for receiveBuffer, so that a burst of PPP
+// frames (not retransmitted by L2TP) waits instead of being dropped; as
+// root (SO_RCVBUFFORCE) the kernel's rmem_max does not cap it.
+func TestSocketsReceiveBuffer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_RCVBUFFORCE needs CAP_NET_ADMIN")
+	}
+	lst, err := listen(freeUDPPort(t, "127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lst.Close()
+	local := lst.LocalAddr().(*net.UDPAddr).AddrPort()
+	peer := freeUDPPort(t, "127.0.0.1")
+	tun, err := dialTunnel(local, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tun.Close()
+	given, err := dialSocket(freeUDPPort(t, "127.0.0.1"), peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer given.Close()
+	eph, err := dialSocket(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0), peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eph.Close()
+	for name, c := range map[string]*net.UDPConn{"listener": lst, "LNS tunnel": tun, "LAC tunnel": given, "LAC tunnel, ephemeral port": eph} {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		var gerr error
+		if err := rc.Control(func(fd uintptr) { n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		// The kernel reports twice the size set (its bookkeeping).
+		if n < 2*receiveBuffer {
+			t.Errorf("%s: SO_RCVBUF %d, want %d (2 x receiveBuffer)", name, n, 2*receiveBuffer)
+		}
 	}
 }
