@@ -116,6 +116,20 @@ func TestRADIUSDumpRoundTrip(t *testing.T) {
 	}
 }
 
+// max_in_flight defaults to 64, what FreeRADIUS's default receive buffer
+// holds (a burst of 128 lost some); 1..256 accepted.
+func TestRADIUSMaxInFlightDefault(t *testing.T) {
+	if n := DefaultRADIUS().MaxInFlight; n != 64 {
+		t.Errorf("default max_in_flight %d, want 64", n)
+	}
+	for _, bad := range []string{"0", "257"} {
+		_, err := Parse([]byte("[radius]\nmax_in_flight = "+bad+"\n"), "l2tpd.toml")
+		if err == nil || !strings.Contains(err.Error(), "max_in_flight") {
+			t.Errorf("max_in_flight = %s: error %v, want one naming the key", bad, err)
+		}
+	}
+}
+
 // spool_sync_interval: 0 (fsync every pass) up to 1m; default 1s.
 func TestRADIUSSpoolSyncInterval(t *testing.T) {
 	if d := DefaultRADIUS().SpoolSyncInterval; d != time.Second {
