@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,10 +78,11 @@ func recvReq(t *testing.T, s *fakeServer) *radius.Packet {
 // forged one for a waiting request is counted as invalid and the request
 // still takes the real reply after it.
 func TestUnexpectedReplyDroppedAndCounted(t *testing.T) {
-	var held atomic.Pointer[[]byte]
+	// The handler runs after the fake server signals recvReq: the test
+	// waits for the bytes from the handler itself.
+	held := make(chan []byte, 1)
 	srv := newFakeServer(t, secret, func(raw []byte, p *radius.Packet) []byte {
-		b := append([]byte(nil), raw...)
-		held.Store(&b)
+		held <- append([]byte(nil), raw...)
 		return nil
 	})
 	cfg := testConfig(t, secret, srv.port())
@@ -92,7 +92,7 @@ func TestUnexpectedReplyDroppedAndCounted(t *testing.T) {
 	rec := newDoneRecorder(t)
 	c.AuthenticateAsync(papReq, rec.done(0))
 	recvReq(t, srv)
-	raw := *held.Load()
+	raw := <-held
 	good := reply(t, raw, []byte(secret), radius.CodeAccessAccept, true)
 
 	// Sent from the server's address, so the connected socket takes it.
