@@ -51,7 +51,19 @@ type DAE struct {
 
 	mu    sync.Mutex
 	cache map[replayKey]cached // replay protection / duplicate answers
+	order []orderEntry         // cache's keys, oldest first (at most maxReplayCache)
 	done  chan struct{}
+}
+
+// maxReplayCache bounds the answers kept for replay protection (about
+// 100 bytes each). A client sending more than maxReplayCache requests
+// within EventWindow (55 a second) has its oldest answers forgotten
+// early; Event-Timestamp still bounds how old a replay may be.
+const maxReplayCache = 16384
+
+type orderEntry struct {
+	key replayKey
+	at  time.Time
 }
 
 type replayKey struct {
@@ -138,11 +150,7 @@ func (d *DAE) handle(b []byte, src netip.AddrPort) []byte {
 	now := d.now()
 	key := replayKey{src: src, id: p.Identifier, auth: p.Authenticator}
 	d.mu.Lock()
-	for k, c := range d.cache {
-		if now.Sub(c.at) > d.window {
-			delete(d.cache, k)
-		}
-	}
+	d.expire(now)
 	if c, ok := d.cache[key]; ok {
 		d.mu.Unlock()
 		return c.resp // a retransmission: the same answer again
@@ -165,8 +173,28 @@ func (d *DAE) handle(b []byte, src netip.AddrPort) []byte {
 	}
 	d.mu.Lock()
 	d.cache[key] = cached{resp: out, at: now}
+	d.order = append(d.order, orderEntry{key, now})
+	d.expire(now)
 	d.mu.Unlock()
 	return out
+}
+
+// expire forgets the answers older than the window and the oldest beyond
+// maxReplayCache: from the front of d.order, so a request costs no scan
+// of the whole cache. d.mu is held.
+func (d *DAE) expire(now time.Time) {
+	for len(d.order) > 0 {
+		e := d.order[0]
+		if now.Sub(e.at) <= d.window && len(d.order) <= maxReplayCache {
+			return
+		}
+		// Two identical requests handled at once both add their key:
+		// only the entry that added the cached answer removes it.
+		if c, ok := d.cache[e.key]; ok && c.at.Equal(e.at) {
+			delete(d.cache, e.key)
+		}
+		d.order = d.order[1:]
+	}
 }
 
 func (d *DAE) answer(p *radius.Packet, code radius.Code) *radius.Packet {

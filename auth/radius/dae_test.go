@@ -2,6 +2,7 @@ package radius
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -161,3 +162,75 @@ func TestDAEUnknownClient(t *testing.T) {
 		t.Error("request from the configured client dropped")
 	}
 }
+
+// The answers kept for replay protection are bounded: at most
+// maxReplayCache, the oldest forgotten first, and all of them once the
+// window has passed. A retransmission of a recent request still gets the
+// cached answer.
+func TestDAEReplayCacheBounded(t *testing.T) {
+	cfg := config.DefaultRADIUS()
+	cfg.DAEListen = netip.MustParseAddrPort("127.0.0.1:0")
+	cfg.DAEClients = []config.RADIUSClient{{Address: netip.MustParseAddr("127.0.0.1"), Secret: []byte("dae")}}
+	h := &countingSessions{}
+	d, err := NewDAE(cfg, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	clock := time.Unix(1_800_000_000, 0)
+	d.now = func() time.Time { return clock }
+	src := netip.MustParseAddrPort("127.0.0.1:3799")
+	req := func(i int) []byte {
+		p := radius.New(radius.CodeDisconnectRequest, []byte("dae"))
+		p.Identifier = byte(i)
+		p.Attributes = []*radius.AVP{avp(attrAcctSessionID, []byte(fmt.Sprintf("s%d", i)))}
+		b, err := encodeRequest(p, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const n = maxReplayCache + 100
+	var last []byte
+	for i := range n {
+		last = req(i)
+		if d.handle(last, src) == nil {
+			t.Fatalf("request %d not answered", i)
+		}
+		clock = clock.Add(time.Millisecond)
+	}
+	d.mu.Lock()
+	size, order := len(d.cache), len(d.order)
+	d.mu.Unlock()
+	if size != maxReplayCache || order != maxReplayCache {
+		t.Fatalf("after %d requests: %d answers cached (%d in order), want %d", n, size, order, maxReplayCache)
+	}
+	before := h.calls
+	first, again := d.handle(req(0), src), d.handle(last, src)
+	if first == nil || again == nil {
+		t.Fatal("a request was not answered")
+	}
+	if h.calls != before+1 {
+		t.Errorf("the oldest (forgotten) and the newest (cached) request again: handler called %d times, want once", h.calls-before)
+	}
+	d.mu.Lock()
+	size = len(d.cache)
+	d.mu.Unlock()
+	if size != maxReplayCache {
+		t.Errorf("after the oldest request again (answered anew) and the newest (from the cache): %d cached, want %d", size, maxReplayCache)
+	}
+	clock = clock.Add(EventWindow + time.Second)
+	d.handle(req(1), src)
+	d.mu.Lock()
+	size, order = len(d.cache), len(d.order)
+	d.mu.Unlock()
+	if size != 1 || order != 1 {
+		t.Errorf("after the window: %d answers cached (%d in order), want only the newest", size, order)
+	}
+}
+
+// countingSessions answers every request "not found" and counts them.
+type countingSessions struct{ calls int }
+
+func (c *countingSessions) Disconnect(Match) (int, error)  { c.calls++; return 0, nil }
+func (c *countingSessions) CoA(Match, Change) (int, error) { c.calls++; return 0, nil }
