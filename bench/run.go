@@ -749,6 +749,9 @@ func (r *runner) finish(res *Result, base, end meterSample) {
 		if bt.ok.Load() {
 			res.TunnelsUp++
 		}
+		// Once more now that every tunnel goroutine has ended (Shutdown
+		// waited for them): the StopCCN is counted after TunnelDown.
+		bt.updateStats()
 		res.Retransmits += bt.retx.Load()
 		res.ControlSent += bt.sent.Load()
 		res.Duplicates += bt.dups.Load()
