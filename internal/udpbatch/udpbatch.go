@@ -8,6 +8,18 @@
 // headers between calls and allocates nothing per datagram. Readers share
 // their receive buffers (Buffers) and hold them only while they have
 // datagrams to hand out.
+//
+// Every system call here is made with MSG_DONTWAIT on a non-blocking
+// socket (waiting is left to the runtime's poller) and returns as soon as
+// the kernel has copied the datagrams, so it is made with RawSyscall6, not
+// Syscall6: without the runtime's entersyscall/exitsyscall, the goroutine
+// keeps its P, and the runtime's monitor thread (sysmon), which otherwise
+// wakes every 20 us to take the P of a thread it finds in a system call
+// and hand it to another thread, backs off. That was 15-18% of l2tpd's
+// CPU per session setup in the benchmark (docs/benchmarks.md), and only
+// when no path of a busy socket used Syscall6: one write(2) left on
+// net.UDPConn kept most of the cost. So Conn sends single datagrams the
+// same way.
 package udpbatch
 
 import (
@@ -16,6 +28,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -80,8 +93,26 @@ func NewReader(c *net.UDPConn, bufs *Buffers) (*Reader, error) {
 // recvmmsg reads what is waiting, up to len(hs) datagrams, without
 // blocking (a variable so that tests can count the system calls).
 var recvmmsg = func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
-	m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hs[0])), uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	m, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hs[0])), uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
 	return int(m), e
+}
+
+// sendmmsg sends hs without blocking; it returns how many went out (a
+// variable so that tests can count the system calls).
+var sendmmsg = func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	m, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[0])), uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(m), e
+}
+
+// send sends one datagram on a connected socket without blocking (a
+// variable so that tests can count the system calls).
+var send = func(fd uintptr, p []byte) (int, syscall.Errno) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(ptr), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), e
 }
 
 func (r *Reader) take() {
@@ -238,6 +269,7 @@ type Writer struct {
 	sendFn           func(fd uintptr) bool
 	k, done, skipped int
 	errno            syscall.Errno
+	calls            uint64 // sendmmsg calls made (Conn.Calls)
 }
 
 // NewWriter returns a writer on c, which must be connected (the datagrams
@@ -306,10 +338,11 @@ func (w *Writer) Write(pkts [][]byte) (int, error) {
 // send is the sendmmsg loop of Write over w.hs[:w.k], from w.done on.
 func (w *Writer) send(fd uintptr) bool {
 	for w.done < w.k {
-		m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hs[w.done])), uintptr(w.k-w.done), unix.MSG_DONTWAIT, 0, 0)
+		m, e := sendmmsg(fd, w.hs[w.done:w.k])
+		w.calls++
 		switch e {
 		case 0:
-			w.done += int(m)
+			w.done += m
 		case unix.EINTR:
 		case unix.EAGAIN:
 			return false
@@ -323,30 +356,83 @@ func (w *Writer) send(fd uintptr) bool {
 	return true
 }
 
-// Conn sends on a connected UDP socket: Write sends one datagram with
-// write(2) (any goroutine), WriteBatch several with sendmmsg(2) (one
-// goroutine at a time). Its Writer is made at the first batch of more
-// than one datagram, so a socket that never has two to send at once costs
-// nothing more.
+// Conn sends on a connected UDP socket: Write sends one datagram (any
+// goroutine), WriteBatch one or more with sendmmsg(2) (one goroutine at a
+// time). Both go around net.UDPConn's Write, whose write(2) is made with
+// Syscall6 (the package comment says why that matters).
 type Conn struct {
-	c *net.UDPConn
-	w *Writer
+	c  *net.UDPConn
+	rc syscall.RawConn // nil if c gave none: then Write is c.Write
+	w  *Writer
+	// calls counts the system calls Write and WriteBatch made (tests).
+	calls atomic.Uint64
 }
 
 // NewConn returns a Conn on c, which must be connected.
-func NewConn(c *net.UDPConn) *Conn { return &Conn{c: c} }
+func NewConn(c *net.UDPConn) *Conn {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		rc = nil
+	}
+	return &Conn{c: c, rc: rc}
+}
 
-// Write sends one datagram.
-func (c *Conn) Write(p []byte) (int, error) { return c.c.Write(p) }
+// oneSend is the state of one Conn.Write, pooled so that the function
+// given to RawConn.Write is made once and Write allocates nothing.
+type oneSend struct {
+	p     []byte
+	n     int
+	e     syscall.Errno
+	calls uint64
+	fn    func(fd uintptr) bool
+}
+
+var oneSends = sync.Pool{New: func() any {
+	o := &oneSend{}
+	o.fn = o.send
+	return o
+}}
+
+func (o *oneSend) send(fd uintptr) bool {
+	for {
+		n, e := send(fd, o.p)
+		o.calls++
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // the send buffer is full: wait until it is not
+		}
+		o.n, o.e = n, e
+		return true
+	}
+}
+
+// Write sends one datagram. A datagram the kernel refuses (ECONNREFUSED
+// after an ICMP port unreachable, EMSGSIZE) is an error wrapping its
+// errno; net.ErrClosed once the socket is closed.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.rc == nil {
+		return c.c.Write(p)
+	}
+	o := oneSends.Get().(*oneSend)
+	o.p, o.n, o.e, o.calls = p, 0, 0, 0
+	err := c.rc.Write(o.fn)
+	c.calls.Add(o.calls)
+	n, e := o.n, o.e
+	o.p = nil
+	oneSends.Put(o)
+	if err != nil {
+		return 0, fmt.Errorf("udpbatch: send: %w", err)
+	}
+	if e != 0 {
+		return 0, fmt.Errorf("udpbatch: send: %w", e)
+	}
+	return n, nil
+}
 
 // WriteBatch sends every datagram of pkts in order, like Writer.Write.
 func (c *Conn) WriteBatch(pkts [][]byte) (int, error) {
-	if len(pkts) == 1 {
-		if _, err := c.c.Write(pkts[0]); err != nil {
-			return 0, err
-		}
-		return 1, nil
-	}
 	if c.w == nil {
 		w, err := NewWriter(c.c)
 		if err != nil {
@@ -354,12 +440,15 @@ func (c *Conn) WriteBatch(pkts [][]byte) (int, error) {
 		}
 		c.w = w
 	}
-	return c.w.Write(pkts)
+	calls := c.w.calls
+	n, err := c.w.Write(pkts)
+	c.calls.Add(c.w.calls - calls)
+	return n, err
 }
 
-// Batching reports whether a batch of more than one datagram was sent
-// (tests).
-func (c *Conn) Batching() bool { return c.w != nil }
+// Calls reports how many system calls Write and WriteBatch have made
+// (tests: a batch is one call, not one per datagram).
+func (c *Conn) Calls() uint64 { return c.calls.Load() }
 
 // SetReceiveBuffer asks for a receive buffer of n bytes on c: with
 // SO_RCVBUFFORCE when the process may (CAP_NET_ADMIN, as l2tpd has), so
