@@ -8,8 +8,9 @@
 //
 // Each server port has one connected UDP socket (so replies from any
 // other source address are never seen) and one reader goroutine that
-// hands replies to the waiting request by Identifier; at most 256
-// requests (max_in_flight) are outstanding per socket.
+// hands replies to the waiting request by Identifier; at most
+// max_in_flight requests ([radius] max_in_flight, 64 by default; 256 at
+// most, one per Identifier) are outstanding per socket.
 package radius
 
 import (
