@@ -45,7 +45,8 @@ type Config struct {
 	// Default 5.
 	MaxRetransmits int
 	// AckDelay is how long an acknowledgement waits for an outgoing message
-	// to carry it before a ZLB is sent. Default 100 ms (see DefaultAckDelay).
+	// to carry it before a ZLB is sent. Default none: the end of the pass
+	// (see DefaultAckDelay).
 	AckDelay time.Duration
 	// HelloInterval is the idle time (nothing received from the peer and
 	// nothing of ours outstanding) after which a Hello is due. Zero

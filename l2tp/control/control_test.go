@@ -43,7 +43,7 @@ func TestConfigDefaults(t *testing.T) {
 		RetransmitInitial: time.Second,
 		RetransmitCap:     16 * time.Second,
 		MaxRetransmits:    5,
-		AckDelay:          100 * time.Millisecond,
+		AckDelay:          0, // the end of the pass
 		HelloInterval:     0, // zero disables Hello; not defaulted
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -117,7 +117,7 @@ func TestOrderedDelivery(t *testing.T) {
 }
 
 // TestReceiveTable: (receive state, incoming Ns) -> (delivered, Nr, held,
-// which counter moved, whether an immediate ZLB is due).
+// which counter moved, whether an immediate ZLB is due with an ack delay).
 func TestReceiveTable(t *testing.T) {
 	type counters struct{ Dup, OOO, Drop uint64 }
 	tests := []struct {
@@ -144,7 +144,7 @@ func TestReceiveTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New(Config{RecvWindow: tt.window}, t0)
+			c := New(Config{RecvWindow: tt.window, AckDelay: 100 * time.Millisecond}, t0)
 			for _, ns := range tt.before {
 				mustReceive(t, c, t0, ns, 0, msg(int(ns)))
 			}
@@ -170,7 +170,7 @@ func TestReceiveTable(t *testing.T) {
 }
 
 func TestDuplicateAckedNotDelivered(t *testing.T) {
-	c := New(Config{}, t0)
+	c := New(Config{AckDelay: 100 * time.Millisecond}, t0)
 	mustReceive(t, c, t0, 0, 0, msg(0))
 	if out := c.Output(t0, nil); len(out) != 0 {
 		t.Fatalf("ack sent before the delay: %+v", out)
@@ -688,5 +688,40 @@ func TestDeadlineQueued(t *testing.T) {
 	c.Output(at(time.Second), nil)
 	if d := c.Deadline(); !d.Equal(at(2 * time.Second)) {
 		t.Fatalf("sent message: Deadline +%v, want +2s (retransmission)", d.Sub(t0))
+	}
+}
+
+// With the default (no ack delay) a message is acknowledged by the Output
+// that ends its pass: on the reply when the pass produced one, else in a
+// ZLB. A peer whose window is full of messages that get no reply (ICCNs)
+// is never left waiting for a timer.
+func TestDefaultAckEndsThePass(t *testing.T) {
+	c := New(Config{PeerWindow: 4}, t0)
+	// ICRQ in, ICRP out in the same pass: the ICRP carries the ack.
+	mustReceive(t, c, t0, 0, 0, msg(0))
+	c.Send(t0, msg(100))
+	out := c.Output(t0, nil)
+	if len(out) != 1 || out[0].IsZLB() || out[0].Nr != 1 {
+		t.Fatalf("reply pass: %+v, want the reply alone with Nr 1", out)
+	}
+	// ICCN in (acknowledging the ICRP), nothing to answer: a ZLB at once.
+	mustReceive(t, c, t0, 1, 1, msg(1))
+	out = c.Output(t0, nil)
+	if len(out) != 1 || !out[0].IsZLB() || out[0].Nr != 2 {
+		t.Fatalf("no-reply pass: %+v, want one ZLB with Nr 2 now", out)
+	}
+	if s := c.Stats(); s.ZLBsSent != 1 {
+		t.Fatalf("%d ZLBs sent, want 1", s.ZLBsSent)
+	}
+	// Several in one pass: one ZLB for all of them.
+	for ns := uint16(2); ns < 5; ns++ {
+		mustReceive(t, c, t0, ns, 1, msg(int(ns)))
+	}
+	out = c.Output(t0, nil)
+	if len(out) != 1 || !out[0].IsZLB() || out[0].Nr != 5 {
+		t.Fatalf("three messages in one pass: %+v, want one ZLB with Nr 5", out)
+	}
+	if d := c.Deadline(); !d.IsZero() {
+		t.Fatalf("deadline %v after everything was acknowledged, want none", d)
 	}
 }
