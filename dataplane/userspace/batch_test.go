@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/testenv"
 	"github.com/l2tpd/l2tpd/internal/udpbatch"
 )
 
@@ -327,7 +328,7 @@ func TestFlushOnSocket(t *testing.T) {
 }
 
 func TestHoldAndFlushDoNotAllocate(t *testing.T) {
-	if raceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
 	_, tun, b := benchPlane(t, 2, dataplane.SessionConfig{})

@@ -370,10 +370,7 @@ type Conn struct {
 
 // NewConn returns a Conn on c, which must be connected.
 func NewConn(c *net.UDPConn) *Conn {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		rc = nil
-	}
+	rc, _ := c.SyscallConn() // nil only for an invalid conn: Write falls back to c.Write
 	return &Conn{c: c, rc: rc}
 }
 

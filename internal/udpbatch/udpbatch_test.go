@@ -9,9 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/l2tpd/l2tpd/internal/testenv"
 )
 
 func pair(t *testing.T, network, addr string) (a, b *net.UDPConn) {
@@ -308,9 +311,14 @@ func TestConnWriteRefusedAndClosed(t *testing.T) {
 // tunnel's goroutine share a Conn) and every datagram arrives whole.
 func TestConnWriteConcurrent(t *testing.T) {
 	rx, tx := pair(t, "udp4", "127.0.0.1")
-	rx.SetReadBuffer(4 << 20)
+	// Room for every datagram (SO_RCVBUFFORCE as root, where rmem_max
+	// would cap SO_RCVBUF), and a safety net should one be dropped anyway.
+	if _, err := SetReceiveBuffer(rx, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	rx.SetReadDeadline(time.Now().Add(10 * time.Second))
 	c := NewConn(tx)
-	const writers, each = 4, 200
+	const writers, each = 4, 100
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
@@ -349,7 +357,7 @@ func TestConnWriteConcurrent(t *testing.T) {
 }
 
 func TestConnWriteDoesNotAllocate(t *testing.T) {
-	if raceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
 	rx, tx := pair(t, "udp4", "127.0.0.1")
