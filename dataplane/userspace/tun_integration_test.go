@@ -155,12 +155,15 @@ func roundTrip(t *testing.T, pools []netip.Prefix) {
 	if src, dst := netip.AddrFrom4([4]byte(reply[12:16])), netip.AddrFrom4([4]byte(reply[16:20])); src != local || dst != peer || string(reply[28:]) != "pong" {
 		t.Errorf("reply %v -> %v %q", src, dst, reply[28:])
 	}
+	// The TUN reader counts the reply after its send returns, which can
+	// be after lac.Read did: closing the last session waits for the
+	// reader to end, so the counters are final after Close.
+	if err := ds.Close(); err != nil {
+		t.Error(err)
+	}
 	st, _ := ds.Stats()
 	if st.RxPackets != 1 || st.TxPackets != 1 {
 		t.Errorf("stats = %+v", st)
-	}
-	if err := ds.Close(); err != nil {
-		t.Error(err)
 	}
 	if _, err := ifIndex("l2tptest0"); err == nil {
 		t.Error("TUN device still present after its last session closed")

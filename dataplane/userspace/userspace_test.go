@@ -222,6 +222,9 @@ func TestFromDevice(t *testing.T) {
 	if got := tp.NoRoute(); got != 2 {
 		t.Errorf("NoRoute = %d, want 2", got)
 	}
+	// The reader counts a packet after its send returned, which can be
+	// after next did: the hand-off of one more packet waits for that.
+	dev.in <- udp4(ap("198.51.100.1:53"), ap("10.0.0.3:1000"), nil)
 	st, _ := s.Stats()
 	if st.TxPackets != 6 || st.TxErrors != 0 {
 		t.Errorf("stats = %+v", st)
