@@ -1,0 +1,75 @@
+#!/bin/sh
+# Compares two l2tpd binaries (or one binary under two environments) on
+# the same load, run after run alternately, in one script run: the way
+# docs/benchmarks.md measures a change whose effect is smaller than the
+# spread between two `make bench` runs (this machine's speed varies by the
+# hour; alternating runs share it). Each run starts the LNS afresh, sets
+# up the sessions with l2tpbench (built from this tree, the same for both
+# sides) and stops the LNS. Prints one line per run and the median, lowest
+# and highest CPU per setup of each side; writes them to
+# $BENCH_DIR/ab.txt.
+#
+#   go build -o /tmp/before/l2tpd ./cmd/l2tpd     # at the commit before
+#   go build -o /tmp/after/l2tpd ./cmd/l2tpd      # at the change
+#   scripts/bench-ab.sh /tmp/before/l2tpd /tmp/after/l2tpd
+#   BENCH_AB_ENV_B=GOMAXPROCS=1 scripts/bench-ab.sh bin/l2tpd bin/l2tpd
+#
+# BENCH_AB_RUNS (12) runs of each; BENCH_AB_SIZE sessions:tunnels
+# (20000:50); BENCH_AB_AUTH local or radius (FreeRADIUS as in
+# scripts/bench-all.sh); BENCH_AB_ENV_A, BENCH_AB_ENV_B: variables for
+# each side's l2tpd (NAME=VALUE, space-separated). Needs root.
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
+[ $# -eq 2 ] || { echo "usage: scripts/bench-ab.sh L2TPD_A L2TPD_B" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
+A=$(realpath "$1")
+B=$(realpath "$2")
+BENCH_AB_RUNS=${BENCH_AB_RUNS:-12}
+BENCH_AB_SIZE=${BENCH_AB_SIZE:-20000:50}
+BENCH_AB_AUTH=${BENCH_AB_AUTH:-local}
+BENCH_AB_ENV_A=${BENCH_AB_ENV_A:-}
+BENCH_AB_ENV_B=${BENCH_AB_ENV_B:-}
+LNS_PID= RADIUS_PID=
+n=${BENCH_AB_SIZE%%:*}
+t=${BENCH_AB_SIZE##*:}
+mkdir -p "$BENCH_DIR/spool"
+go build -o "$BENCH_DIR/l2tpbench" ./cmd/l2tpbench
+BENCH_BIN=$(realpath "$BENCH_DIR/l2tpbench")
+trap bench_cleanup EXIT
+trap 'exit 1' INT TERM
+bench_netns
+[ "$BENCH_AB_AUTH" = radius ] && bench_freeradius "$n"
+
+# field NAME FILE: the first number after "NAME": in l2tpbench's JSON.
+field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" "$2" | head -n 1; }
+
+out="$BENCH_DIR/ab.txt"
+: >"$out"
+run=1
+while [ "$run" -le "$BENCH_AB_RUNS" ]; do
+	for side in A B; do
+		if [ $side = A ]; then bin=$A envs=$BENCH_AB_ENV_A; else bin=$B envs=$BENCH_AB_ENV_B; fi
+		bench_l2tpd_config "$n" "$BENCH_AB_AUTH" >"$BENCH_DIR/l2tpd.toml"
+		# shellcheck disable=SC2086
+		setsid ip netns exec "$NS_LNS" env $envs "$bin" --config "$BENCH_DIR/l2tpd.toml" >"$BENCH_DIR/l2tpd.log" 2>&1 &
+		LNS_PID=$!
+		k=0
+		until ip netns exec "$NS_LNS" ss -uln | grep -q "$LNS_IP:1701"; do
+			k=$((k + 1))
+			[ $k -gt 200 ] && { bench_log "l2tpd ($side) did not start"; cat "$BENCH_DIR/l2tpd.log" >&2; exit 1; }
+			sleep 0.1
+		done
+		bench_run "ab-$side" --tunnels "$t" --sessions "$n" --in-flight 100 --auth chap \
+			--setup-timeout 60s --timeout 10m 2>/dev/null || true
+		bench_stop_lns
+		j="$BENCH_DIR/ab-$side.json"
+		echo "$side $run $(field target_cpu_per_setup_ns "$j") $(field sessions_up "$j") $(field setup_rate_per_s "$j")" | tee -a "$out"
+	done
+	run=$((run + 1))
+done
+echo "side runs median_ns lowest_ns highest_ns (target CPU per setup)" | tee -a "$out"
+for side in A B; do
+	awk -v s=$side '$1 == s && $3 != "" { print $3 }' "$out" | sort -n |
+		awk -v s=$side '{ v[NR] = $1 } END { if (NR) printf "%s %d %d %d %d\n", s, NR, v[int((NR + 1) / 2)], v[1], v[NR] }' | tee -a "$out"
+done
