@@ -33,7 +33,7 @@ BENCH_AB_ENV_B=${BENCH_AB_ENV_B:-}
 LNS_PID= RADIUS_PID=
 n=${BENCH_AB_SIZE%%:*}
 t=${BENCH_AB_SIZE##*:}
-mkdir -p "$BENCH_DIR/spool"
+mkdir -p "$BENCH_DIR"
 go build -o "$BENCH_DIR/l2tpbench" ./cmd/l2tpbench
 BENCH_BIN=$(realpath "$BENCH_DIR/l2tpbench")
 trap bench_cleanup EXIT
@@ -49,17 +49,8 @@ out="$BENCH_DIR/ab.txt"
 run=1
 while [ "$run" -le "$BENCH_AB_RUNS" ]; do
 	for side in A B; do
-		if [ $side = A ]; then bin=$A envs=$BENCH_AB_ENV_A; else bin=$B envs=$BENCH_AB_ENV_B; fi
-		bench_l2tpd_config "$n" "$BENCH_AB_AUTH" >"$BENCH_DIR/l2tpd.toml"
-		# shellcheck disable=SC2086
-		setsid ip netns exec "$NS_LNS" env $envs "$bin" --config "$BENCH_DIR/l2tpd.toml" >"$BENCH_DIR/l2tpd.log" 2>&1 &
-		LNS_PID=$!
-		k=0
-		until ip netns exec "$NS_LNS" ss -uln | grep -q "$LNS_IP:1701"; do
-			k=$((k + 1))
-			[ $k -gt 200 ] && { bench_log "l2tpd ($side) did not start"; cat "$BENCH_DIR/l2tpd.log" >&2; exit 1; }
-			sleep 0.1
-		done
+		if [ $side = A ]; then bin=$A BENCH_L2TPD_ENV=$BENCH_AB_ENV_A; else bin=$B BENCH_L2TPD_ENV=$BENCH_AB_ENV_B; fi
+		bench_l2tpd "$bin" "$n" "$BENCH_AB_AUTH" || exit 1
 		bench_run "ab-$side" --tunnels "$t" --sessions "$n" --in-flight 100 --auth chap \
 			--setup-timeout 60s --timeout 10m 2>/dev/null || true
 		bench_stop_lns

@@ -7,6 +7,7 @@
 # (NS_LNS, NS_LAC: set both, and BENCH_DIR, to run two benches at once).
 
 BENCH_DIR=${BENCH_DIR:-build/bench}
+BENCH_L2TPD_ENV=${BENCH_L2TPD_ENV:-}
 NS_LNS=${NS_LNS:-l2tpbench-lns}
 NS_LAC=${NS_LAC:-l2tpbench-lac}
 LNS_IP=10.201.0.1
@@ -113,11 +114,14 @@ H
 	fi
 }
 
-# bench_l2tpd BIN N AUTH: start our LNS in the LNS namespace; sets LNS_PID.
+# bench_l2tpd BIN N AUTH: start our LNS in the LNS namespace, with the
+# variables of BENCH_L2TPD_ENV (NAME=VALUE ..., none by default) in its
+# environment; sets LNS_PID.
 bench_l2tpd() {
 	mkdir -p "$BENCH_DIR/spool"
 	bench_l2tpd_config "$2" "$3" >"$BENCH_DIR/l2tpd.toml"
-	setsid ip netns exec "$NS_LNS" "$1" --config "$BENCH_DIR/l2tpd.toml" >"$BENCH_DIR/l2tpd.log" 2>&1 &
+	# shellcheck disable=SC2086
+	setsid ip netns exec "$NS_LNS" env $BENCH_L2TPD_ENV "$1" --config "$BENCH_DIR/l2tpd.toml" >"$BENCH_DIR/l2tpd.log" 2>&1 &
 	LNS_PID=$!
 	i=0
 	until ip netns exec "$NS_LNS" ss -uln | grep -q "$LNS_IP:1701"; do

@@ -104,9 +104,9 @@ var sendmmsg = func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
 	return int(m), e
 }
 
-// send sends one datagram on a connected socket without blocking (a
+// sendto sends one datagram on a connected socket without blocking (a
 // variable so that tests can count the system calls).
-var send = func(fd uintptr, p []byte) (int, syscall.Errno) {
+var sendto = func(fd uintptr, p []byte) (int, syscall.Errno) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
@@ -392,7 +392,7 @@ var oneSends = sync.Pool{New: func() any {
 
 func (o *oneSend) send(fd uintptr) bool {
 	for {
-		n, e := send(fd, o.p)
+		n, e := sendto(fd, o.p)
 		o.calls++
 		switch e {
 		case unix.EINTR:
