@@ -44,6 +44,7 @@ type accounter struct {
 	mu       sync.Mutex
 	nextSync time.Time // the next fsync is due (syncEvery > 0)
 	fsyncs   int       // fsyncs made by the run loop
+	passes   int       // passes of the run loop (tests)
 	sp       *spool
 	pending  []*record // by Seq; acknowledged ones removed by the run loop
 	live     int       // records in pending not yet acknowledged
@@ -54,6 +55,10 @@ type accounter struct {
 	blocked  map[string]struct{} // scratch for run
 	closed   bool
 	dropped  atomic.Uint64
+
+	// mono is the clock of acctBatchWindow (time.Now; tests set their
+	// own, under mu).
+	mono func() time.Time
 
 	wake  chan struct{}
 	done  chan struct{}
@@ -81,6 +86,7 @@ func newAccounter(c *Client, cfg config.RADIUS) (*accounter, error) {
 		syncEvery: cfg.SpoolSyncInterval,
 		tracked:   map[string]*tracked{},
 		blocked:   map[string]struct{}{},
+		mono:      time.Now,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
@@ -177,11 +183,21 @@ func (a *accounter) drop(r *record, err error) {
 		zap.String("status", r.Status.String()), zap.String("acct_session_id", r.ID), zap.String("user", r.User), zap.Error(err))
 }
 
+// acctBatchWindow is the least time between two passes of the run loop
+// that send records: the records added meanwhile wait for the next pass
+// and go out together (one sendmmsg per server), so that a burst of
+// session starts costs the server one wake-up per pass instead of one
+// per record. A record added after a quiet spell goes out at once.
+// Acct-Delay-Time counts the wait (in whole seconds: 0 here).
+const acctBatchWindow = 5 * time.Millisecond
+
 func (a *accounter) run() {
 	defer a.loop.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var launch []*record
+	var calls []*call
+	var lastLaunch time.Time // by a.mono, monotonic (c.now may be a test's)
 	for {
 		a.mu.Lock()
 		// Acknowledged records leave pending: the prefix at once (acks
@@ -221,8 +237,11 @@ func (a *accounter) run() {
 				a.c.log.Error("radius accounting spool: removing acknowledged segments", zap.Error(err))
 			}
 		}
+		a.passes++
 		launch = launch[:0]
-		if !now.Before(a.pauseTil) && a.inflight < a.parallel {
+		mono := a.mono()
+		hold := !lastLaunch.IsZero() && mono.Sub(lastLaunch) < acctBatchWindow
+		if !hold && !now.Before(a.pauseTil) && a.inflight < a.parallel {
 			clear(a.blocked)
 			for _, r := range a.pending {
 				if r.acked {
@@ -251,10 +270,19 @@ func (a *accounter) run() {
 		if a.sp.unsynced && a.syncEvery > 0 {
 			wait = min(wait, max(a.nextSync.Sub(now), 0))
 		}
+		if hold && a.live > a.inflight {
+			wait = min(wait, lastLaunch.Add(acctBatchWindow).Sub(mono))
+		}
 		a.mu.Unlock()
-		for _, r := range launch {
-			a.sends.Add(1)
-			a.c.begin(a.c.acct, &call{kind: callRecord, rec: r, acct: a})
+		if len(launch) > 0 {
+			lastLaunch = mono
+			calls = calls[:0]
+			for _, r := range launch {
+				a.sends.Add(1)
+				calls = append(calls, &call{kind: callRecord, rec: r, acct: a})
+			}
+			a.c.beginMany(a.c.acct, calls)
+			clear(calls)
 		}
 		timer.Reset(wait)
 		select {
@@ -267,11 +295,18 @@ func (a *accounter) run() {
 }
 
 // finish takes the answer to r's request (on any goroutine) and wakes
-// the run loop.
+// the run loop when a record waits to be sent (for a free slot, behind
+// r, or after the pause an error starts); acknowledged records leave
+// pending at the loop's next pass.
 func (a *accounter) finish(r *record, err error) {
-	defer a.poke()
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer func() {
+		wake := a.live > a.inflight
+		a.mu.Unlock()
+		if wake {
+			a.poke()
+		}
+	}()
 	a.inflight--
 	r.inFlight = false
 	if err != nil {

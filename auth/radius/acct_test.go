@@ -345,3 +345,62 @@ func TestSpoolSyncEveryPass(t *testing.T) {
 		t.Errorf("%d fsyncs for 5 records sent one after another, want at least 5", n)
 	}
 }
+
+// Records added within acctBatchWindow of the last records sent wait
+// for the window to end and then go out together: one system call on
+// the accounting socket for all of them. The window's clock is the
+// test's: frozen, nothing more is sent; moved on, the batch goes.
+func TestAccountingBurstOneSend(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	cfg := acctConfig(t, t.TempDir(), srv.port())
+	cfg.SpoolSyncInterval = time.Second
+	c, err := newClient(cfg, nil, time.Now)
+	c = mustClient(t, c, err)
+	a := c.accounter
+	var mu sync.Mutex
+	mono := time.Now()
+	a.mu.Lock()
+	a.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return mono }
+	a.mu.Unlock()
+
+	c.Start(acctSession) // after a quiet spell: at once
+	waitPending(t, c, 0)
+	const burst = 20
+	calls := c.acct[0].conn.Calls()
+	for i := range burst {
+		// One at a time: each wakes the run loop, which makes a pass
+		// before the next is added (without the window, each would
+		// go out on its own).
+		a.mu.Lock()
+		passes := a.passes
+		a.mu.Unlock()
+		s := *acctSession
+		s.ID = fmt.Sprintf("burst-%d", i)
+		c.Start(&s)
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			a.mu.Lock()
+			done := a.passes > passes
+			a.mu.Unlock()
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the run loop made no pass after a record was added")
+			}
+			time.Sleep(time.Millisecond) // polling a condition, not standing in for one
+		}
+	}
+	if n := srv.count(); n != 1 {
+		t.Fatalf("the server got %d requests within the window, want 1 (the first record)", n)
+	}
+	mu.Lock()
+	mono = mono.Add(acctBatchWindow)
+	mu.Unlock()
+	waitPending(t, c, 0)
+	if n := srv.count(); n != 1+burst {
+		t.Errorf("the server got %d requests, want %d", n, 1+burst)
+	}
+	if n := c.acct[0].conn.Calls() - calls; n != 1 {
+		t.Errorf("%d records sent with %d system calls, want 1", burst, n)
+	}
+}

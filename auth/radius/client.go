@@ -72,6 +72,7 @@ type Client struct {
 
 	accounter *accounter
 	closeOnce sync.Once
+	replyBufs *udpbatch.Buffers // the readers' receive buffers
 }
 
 // stopResetter is the part of *time.Timer the client uses.
@@ -89,8 +90,9 @@ type server struct {
 	timeout   time.Duration
 	retries   int
 	requireMA bool
-	conn      *net.UDPConn
-	wmu       sync.Mutex // orders writes against Identifier reuse (Client.write)
+	sock      *net.UDPConn   // reads (Client.read), Close
+	conn      *udpbatch.Conn // writes, on sock
+	wmu       sync.Mutex     // orders writes against Identifier reuse (Client.write); WriteBatch wants one writer
 
 	// Client.mu:
 	calls     [256]*call // by Identifier
@@ -125,6 +127,11 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 	if c.inflight <= 0 || c.inflight > 256 {
 		c.inflight = 256
 	}
+	bufs, err := udpbatch.NewBuffers(replyBatch, radius.MaxPacketLength)
+	if err != nil {
+		return nil, fmt.Errorf("radius: %w", err)
+	}
+	c.replyBufs = bufs
 	c.timer = c.afterFunc(c.onTimer)
 	c.timer.Stop()
 	for _, s := range cfg.Servers {
@@ -149,7 +156,7 @@ func newClient(cfg config.RADIUS, log *zap.Logger, now func() time.Time) (*Clien
 					zap.Stringer("server", ap), zap.Error(err))
 			}
 			srv := &server{name: ap.String(), addr: ap, secret: s.Secret, priority: s.Priority, weight: max(s.Weight, 1),
-				timeout: s.Timeout, retries: s.Retries, requireMA: s.RequireMessageAuthenticator, conn: conn}
+				timeout: s.Timeout, retries: s.Retries, requireMA: s.RequireMessageAuthenticator, sock: conn, conn: udpbatch.NewConn(conn)}
 			*p.list = append(*p.list, srv)
 			go c.read(srv)
 		}
@@ -200,9 +207,12 @@ func (c *Client) close() {
 		c.accounter.close()
 	}
 	for _, s := range slices.Concat(c.auth, c.acct) {
-		s.conn.Close()
+		s.sock.Close()
 	}
 }
+
+// replyBatch is how many replies one read takes at most.
+const replyBatch = 16
 
 // replyBuffer is the receive buffer asked for on each server socket.
 const replyBuffer = 4 << 20

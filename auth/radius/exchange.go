@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"layeh.com/radius"
 
 	"github.com/l2tpd/l2tpd/auth"
 	"github.com/l2tpd/l2tpd/internal/fault"
+	"github.com/l2tpd/l2tpd/internal/udpbatch"
 )
 
 // One request (a call) goes to the servers of its list in order until one
@@ -91,6 +91,8 @@ type completion struct {
 type completions struct {
 	writes []pendingWrite
 	done   []completion
+	pkts   [][]byte       // scratch of writeRun: the datagrams of one batch
+	sent   []pendingWrite // scratch of writeRun: the writes they belong to
 }
 
 // pendingWrite is a request to write once Client.mu is released: only
@@ -106,11 +108,21 @@ var completionsPool = sync.Pool{New: func() any { return new(completions) }}
 
 func getCompletions() *completions { return completionsPool.Get().(*completions) }
 
-// deliver writes the datagrams of out, then runs the done of every answer
-// in it (outside Client.mu), and gives out back to the pool.
+// deliver writes the datagrams of out (each run of writes to one server
+// with one system call), then runs the done of every answer in it
+// (outside Client.mu), and gives out back to the pool.
 func (c *Client) deliver(out *completions) {
-	for _, w := range out.writes {
-		c.write(w)
+	for ws := out.writes; len(ws) > 0; {
+		k := 1
+		for k < len(ws) && ws[k].s == ws[0].s {
+			k++
+		}
+		if k == 1 {
+			c.write(ws[0])
+		} else {
+			c.writeRun(ws[:k], out)
+		}
+		ws = ws[k:]
 	}
 	for _, d := range out.done {
 		c.complete(d)
@@ -139,12 +151,50 @@ func (c *Client) write(w pendingWrite) {
 	}
 	s.wmu.Unlock()
 	if err != nil {
-		c.mu.Lock()
+		c.sendFailed(err, w)
+	}
+}
+
+// writeRun is write for several requests to one server (ws[i].s are
+// all the same), sent with one sendmmsg(2): the accounting records a
+// pass of the accounter launches go out together, so the server's
+// socket wakes its reader once for them, not once each.
+func (c *Client) writeRun(ws []pendingWrite, scratch *completions) {
+	s := ws[0].s
+	pkts, sent := scratch.pkts[:0], scratch.sent[:0]
+	s.wmu.Lock()
+	for _, w := range ws {
+		if w.cl.gen.Load() == w.gen {
+			pkts = append(pkts, w.req)
+			sent = append(sent, w)
+		}
+	}
+	var err error
+	if len(pkts) > 0 {
+		_, err = s.conn.WriteBatch(pkts)
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		// WriteBatch skips a datagram the kernel refuses and sends the
+		// rest; which one failed is not known: each keeps the error as
+		// its last (it only says why, if the request then times out).
+		c.sendFailed(err, sent...)
+	}
+	clear(pkts)
+	clear(sent)
+	scratch.pkts, scratch.sent = pkts[:0], sent[:0]
+}
+
+// sendFailed keeps a send error as the last error of the writes' calls
+// that still hold the Identifier they were sent with.
+func (c *Client) sendFailed(err error, ws ...pendingWrite) {
+	c.mu.Lock()
+	for _, w := range ws {
 		if w.cl.gen.Load() == w.gen && !w.cl.finished {
 			w.cl.lastErr = fmt.Errorf("send: %w", err)
 		}
-		c.mu.Unlock()
 	}
+	c.mu.Unlock()
 }
 
 // complete hands one answer to whoever asked.
@@ -203,6 +253,28 @@ func (c *Client) begin(list []*server, cl *call) {
 	out := getCompletions()
 	cl.order = c.order(list)
 	c.advance(cl, c.clock(), out)
+	c.mu.Unlock()
+	c.deliver(out)
+}
+
+// beginMany is begin for several calls on the servers of list, under
+// one lock: their first sends to a server go out in one system call.
+func (c *Client) beginMany(list []*server, cls []*call) {
+	c.mu.Lock()
+	if len(list) == 0 || c.closed || len(cls) == 1 {
+		c.mu.Unlock()
+		for _, cl := range cls {
+			c.begin(list, cl)
+		}
+		return
+	}
+	out := getCompletions()
+	now := c.clock()
+	for _, cl := range cls {
+		cl.hidx = -1
+		cl.order = c.order(list)
+		c.advance(cl, now, out)
+	}
 	c.mu.Unlock()
 	c.deliver(out)
 }
@@ -402,17 +474,30 @@ func (c *Client) tick(now time.Time) {
 
 // read hands the replies arriving on s's socket to the calls waiting for
 // them, until the socket is closed.
+// Replies are read with recvmmsg(2), as many as wait per system call:
+// the answers to a batch of accounting records come back together.
 func (c *Client) read(s *server) {
-	buf := make([]byte, radius.MaxPacketLength)
+	r, err := udpbatch.NewReader(s.sock, c.replyBufs)
+	if err != nil {
+		c.log.Error("radius: cannot read replies; requests to this server time out", zap.String("server", s.name), zap.Error(err))
+		return
+	}
 	for {
-		n, err := s.conn.Read(buf)
+		n, err := r.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // ICMP errors (ECONNREFUSED): the request times out
 		}
-		c.replyGuarded(s, buf[:n])
+		for i := range n {
+			b, _ := r.Msg(i)
+			if r.Truncated(i) {
+				c.invalid.Add(1) // longer than a RADIUS packet may be
+				continue
+			}
+			c.replyGuarded(s, b)
+		}
 	}
 }
 

@@ -131,7 +131,7 @@ func TestUnexpectedReplyDroppedAndCounted(t *testing.T) {
 // authentication server.
 func clientAddr(t *testing.T, c *Client) netip.AddrPort {
 	t.Helper()
-	return c.auth[0].conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return c.auth[0].sock.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 // cancel stops retransmission: after the deadline only the request still

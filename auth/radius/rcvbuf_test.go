@@ -18,7 +18,7 @@ func TestServerSocketReceiveBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	rc, err := c.auth[0].conn.SyscallConn()
+	rc, err := c.auth[0].sock.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
