@@ -26,6 +26,9 @@ type Config struct {
 	LogFormat LogFormat
 	DataPlane DataPlaneMode
 	HostName  string // our Host Name AVP (default for L2TP.HostName)
+	// Threads is how many threads run the daemon's Go code at once
+	// (GOMAXPROCS); 0: auto (cmd/l2tpd decides from the data path).
+	Threads int
 
 	// Listen: LNS listening addresses, from [l2tp] listen. Empty: we are
 	// not an LNS (LAC only).

@@ -162,8 +162,17 @@ func TestDefaults(t *testing.T) {
 	if diff := cmp.Diff(DefaultPPP(), c.PPP, cmpConfig); diff != "" {
 		t.Errorf("PPP defaults (-want +got):\n%s", diff)
 	}
-	if !c.AcceptUnknownPeers || c.LogLevel != LogInfo || c.DataPlane != DataPlaneAuto || c.HostName != DefaultHostName {
+	if !c.AcceptUnknownPeers || c.LogLevel != LogInfo || c.DataPlane != DataPlaneAuto || c.HostName != DefaultHostName || c.Threads != 0 {
 		t.Errorf("top-level defaults: %+v", c)
+	}
+}
+
+func TestThreads(t *testing.T) {
+	if c := mustParse(t, "threads = 4"); c.Threads != 4 {
+		t.Errorf("threads = 4 gave %d", c.Threads)
+	}
+	if c := mustParse(t, "threads = 0"); c.Threads != 0 {
+		t.Errorf("threads = 0 gave %d", c.Threads)
 	}
 }
 

@@ -61,6 +61,7 @@ func (c *Config) dump(redact bool) string {
 	d.kv("log_level", tomlString(c.LogLevel.String()))
 	d.kv("log_format", tomlString(c.LogFormat.String()))
 	d.kv("dataplane", tomlString(c.DataPlane.String()))
+	d.kv("threads", strconv.Itoa(c.Threads))
 	d.kv("host_name", tomlString(c.HostName))
 
 	d.b.WriteString("\n[l2tp]\n")

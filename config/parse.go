@@ -18,6 +18,8 @@ import (
 const (
 	DefaultHostName = "l2tpd"
 	DefaultIfName   = "ppp%d"
+	// MaxThreads bounds threads (GOMAXPROCS).
+	MaxThreads = 1024
 	// MinRTimeoutCap is RFC 2661 5.8's floor for the retransmission
 	// timeout ceiling.
 	MinRTimeoutCap = 8 * time.Second
@@ -66,7 +68,7 @@ func DefaultPPP() PPP {
 
 // Key sets, for unknown-key detection and suggestions.
 var (
-	topKeys  = []string{"log_level", "log_format", "dataplane", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac", "radius", "api", "metrics"}
+	topKeys  = []string{"log_level", "log_format", "dataplane", "threads", "host_name", "l2tp", "ppp", "peer", "pool", "subscriber", "lac", "radius", "api", "metrics"}
 	l2tpKeys = []string{"hello_interval", "rtimeout", "rtimeout_cap", "retransmit", "recv_window", "hide_avps",
 		"secret", "secret_file", "challenge", "dataseq", "reorder_timeout", "ppp_max_mtu",
 		"max_tunnels", "max_sessions", "max_sessions_per_tunnel", "max_starting", "max_starting_wait"}
@@ -131,6 +133,7 @@ func (r *reader) config(root *table) *Config {
 	enumField(root, "log_level", &c.LogLevel, logLevelNames)
 	enumField(root, "log_format", &c.LogFormat, logFormatNames)
 	enumField(root, "dataplane", &c.DataPlane, dataPlaneNames)
+	root.integer("threads", &c.Threads, 0, MaxThreads)
 	r.hostName(root, &c.HostName)
 	c.L2TP.HostName = c.HostName
 	c.RADIUS = DefaultRADIUS()

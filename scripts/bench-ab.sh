@@ -17,7 +17,11 @@
 # BENCH_AB_RUNS (12) runs of each; BENCH_AB_SIZE sessions:tunnels
 # (20000:50); BENCH_AB_AUTH local or radius (FreeRADIUS as in
 # scripts/bench-all.sh); BENCH_AB_ENV_A, BENCH_AB_ENV_B: variables for
-# each side's l2tpd (NAME=VALUE, space-separated). Needs root.
+# each side's l2tpd (NAME=VALUE, space-separated); BENCH_AB_THREADS_A,
+# BENCH_AB_THREADS_B: each side's `threads` (default BENCH_THREADS, else
+# 1, as in scripts/bench-lib.sh). Needs root.
+#
+#   BENCH_AB_THREADS_B=0 scripts/bench-ab.sh bin/l2tpd bin/l2tpd  # threads = 1 against 0
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -30,6 +34,8 @@ BENCH_AB_SIZE=${BENCH_AB_SIZE:-20000:50}
 BENCH_AB_AUTH=${BENCH_AB_AUTH:-local}
 BENCH_AB_ENV_A=${BENCH_AB_ENV_A:-}
 BENCH_AB_ENV_B=${BENCH_AB_ENV_B:-}
+BENCH_AB_THREADS_A=${BENCH_AB_THREADS_A:-${BENCH_THREADS:-1}}
+BENCH_AB_THREADS_B=${BENCH_AB_THREADS_B:-${BENCH_THREADS:-1}}
 LNS_PID= RADIUS_PID=
 n=${BENCH_AB_SIZE%%:*}
 t=${BENCH_AB_SIZE##*:}
@@ -49,7 +55,11 @@ out="$BENCH_DIR/ab.txt"
 run=1
 while [ "$run" -le "$BENCH_AB_RUNS" ]; do
 	for side in A B; do
-		if [ $side = A ]; then bin=$A BENCH_L2TPD_ENV=$BENCH_AB_ENV_A; else bin=$B BENCH_L2TPD_ENV=$BENCH_AB_ENV_B; fi
+		if [ $side = A ]; then
+			bin=$A BENCH_L2TPD_ENV=$BENCH_AB_ENV_A BENCH_THREADS=$BENCH_AB_THREADS_A
+		else
+			bin=$B BENCH_L2TPD_ENV=$BENCH_AB_ENV_B BENCH_THREADS=$BENCH_AB_THREADS_B
+		fi
 		bench_l2tpd "$bin" "$n" "$BENCH_AB_AUTH" || exit 1
 		bench_run "ab-$side" --tunnels "$t" --sessions "$n" --in-flight 100 --auth chap \
 			--setup-timeout 60s --timeout 10m 2>/dev/null || true

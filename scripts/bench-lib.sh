@@ -75,6 +75,10 @@ bench_l2tpd_config() {
 	n=$1
 	cat <<H
 dataplane = "userspace"
+# One thread for our Go code: l2tpbench keeps the other of this machine's
+# two cores busy (docs/benchmarks.md, "Threads", has the default, every
+# CPU, side by side). BENCH_THREADS overrides it (0: the default).
+threads = ${BENCH_THREADS:-1}
 host_name = "l2tpd-bench"
 log_level = "warn"
 [l2tp]

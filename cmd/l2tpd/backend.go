@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -400,6 +401,10 @@ func (d *daemon) reload() (mgmt.ReloadResult, error) {
 	}
 	d.cfg.Store(nc)
 	d.role.SetConfig(nc)
+	if nc.Threads != old.Threads {
+		n, why := applyThreads(nc, d.defaultProcs, os.Getenv)
+		d.log.Info("threads running the daemon's code (GOMAXPROCS) changed by a reload", zap.Int("threads", n), zap.String("why", why))
+	}
 	if nc.LogLevel != old.LogLevel {
 		var l zapcore.Level
 		if l.UnmarshalText([]byte(nc.LogLevel.String())) == nil {
@@ -428,6 +433,9 @@ func changes(a, b *config.Config) []string {
 	count("subscribers", len(a.Subscribers), len(b.Subscribers))
 	if a.LogLevel != b.LogLevel {
 		out = append(out, fmt.Sprintf("log_level: %s -> %s", a.LogLevel, b.LogLevel))
+	}
+	if a.Threads != b.Threads {
+		out = append(out, fmt.Sprintf("threads: %d -> %d", a.Threads, b.Threads))
 	}
 	if a.Dump() == b.Dump() {
 		return out

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,9 @@ type daemon struct {
 	m     *metrics.Registry
 	obs   *observer
 
+	// defaultProcs is the runtime's GOMAXPROCS at start (threads = 0
+	// with the userspace data path).
+	defaultProcs int
 	// reloadMu serialises reloads (l2tpctl and SIGHUP).
 	reloadMu sync.Mutex
 	reloaded atomic.Pointer[time.Time]
@@ -92,7 +96,8 @@ func run() int {
 		fmt.Print(cfg.Dump())
 		return 0
 	}
-	d := &daemon{path: *configPath, started: time.Now(), exit: make(chan string, 1), tr: newTracer(time.Now)}
+	d := &daemon{path: *configPath, started: time.Now(), exit: make(chan string, 1), tr: newTracer(time.Now),
+		defaultProcs: runtime.GOMAXPROCS(0)}
 	d.cfg.Store(cfg)
 	d.log, d.level, err = newLogger(cfg, *logLevel, d.tr)
 	if err != nil {
@@ -116,6 +121,8 @@ func run() int {
 		log.Error("no data path", zap.Error(err))
 		return 1
 	}
+	threads, threadsWhy := applyThreads(cfg, d.defaultProcs, os.Getenv)
+	log.Info("threads running the daemon's code (GOMAXPROCS)", zap.Int("threads", threads), zap.String("why", threadsWhy))
 	defer d.plane.Close()
 
 	d.m = metrics.New()
