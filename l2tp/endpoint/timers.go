@@ -1,9 +1,6 @@
 package endpoint
 
-import (
-	"container/heap"
-	"time"
-)
+import "time"
 
 // The drivers' deadlines live in a min-heap per tunnel, so that an event
 // costs O(log sessions) instead of a scan over every session (a tunnel may
@@ -12,26 +9,89 @@ import (
 // (Frame, Tick, Post, Kick, SessionUp); a driver whose deadline changes
 // otherwise must call Kick, as the Driver contract says.
 
-// sessionHeap orders sessions by their driver's cached deadline.
-type sessionHeap []*Session
+// sessionHeap orders sessions by their driver's cached deadline. Each
+// entry carries the deadline itself, so that sifting compares entries of
+// one array instead of reaching into every session it passes (a tunnel's
+// sessions lie all over the heap; the deadline moves with almost every
+// frame during setup). Hand-written rather than container/heap, whose
+// Less and Swap are calls through an interface.
+type sessionHeap []timerEntry
 
-func (h sessionHeap) Len() int           { return len(h) }
-func (h sessionHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h sessionHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx = i + 1
-	h[j].hidx = j + 1
+type timerEntry struct {
+	due time.Time
+	s   *Session
 }
-func (h *sessionHeap) Push(x any) {
-	s := x.(*Session)
-	s.hidx = len(*h) + 1
-	*h = append(*h, s)
+
+func (h sessionHeap) Len() int { return len(h) }
+
+// set puts e at slot i and records the slot in its session.
+func (h sessionHeap) set(i int, e timerEntry) {
+	h[i] = e
+	e.s.hidx = i + 1
 }
-func (h *sessionHeap) Pop() any {
+
+// up moves the entry at i towards the root while it is earlier than its
+// parent.
+func (h sessionHeap) up(i int) {
+	e := h[i]
+	for i > 0 {
+		p := (i - 1) / 2
+		if !e.due.Before(h[p].due) {
+			break
+		}
+		h.set(i, h[p])
+		i = p
+	}
+	h.set(i, e)
+}
+
+// down moves the entry at i towards the leaves while a child is earlier;
+// it reports whether the entry moved.
+func (h sessionHeap) down(i int) bool {
+	e, i0, n := h[i], i, len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && h[r].due.Before(h[c].due) {
+			c = r
+		}
+		if !h[c].due.Before(e.due) {
+			break
+		}
+		h.set(i, h[c])
+		i = c
+	}
+	h.set(i, e)
+	return i > i0
+}
+
+// fix restores the order after the entry at i changed its deadline.
+func (h sessionHeap) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h *sessionHeap) push(s *Session) {
+	*h = append(*h, timerEntry{due: s.due, s: s})
+	h.up(len(*h) - 1)
+}
+
+// remove takes the entry at i out and returns its session.
+func (h *sessionHeap) remove(i int) *Session {
 	old := *h
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+	s := old[i].s
+	last := len(old) - 1
+	if i != last {
+		old.set(i, old[last])
+	}
+	old[last] = timerEntry{}
+	*h = old[:last]
+	if i != last {
+		h.fix(i)
+	}
 	s.hidx = 0
 	return s
 }
@@ -49,18 +109,19 @@ func (t *Tunnel) schedule(s *Session) {
 	case s.hidx > 0:
 		if !d.Equal(s.due) {
 			s.due = d
-			heap.Fix(&t.timers, s.hidx-1)
+			t.timers[s.hidx-1].due = d
+			t.timers.fix(s.hidx - 1)
 		}
 	default:
 		s.due = d
-		heap.Push(&t.timers, s)
+		t.timers.push(s)
 	}
 }
 
 // unschedule takes s out of the heap.
 func (t *Tunnel) unschedule(s *Session) {
 	if s.hidx > 0 {
-		heap.Remove(&t.timers, s.hidx-1)
+		t.timers.remove(s.hidx - 1)
 	}
 }
 
@@ -68,7 +129,7 @@ func (t *Tunnel) unschedule(s *Session) {
 func (t *Tunnel) tickDrivers(now time.Time) {
 	due := t.dueBuf[:0]
 	for len(t.timers) > 0 && !now.Before(t.timers[0].due) {
-		due = append(due, heap.Pop(&t.timers).(*Session))
+		due = append(due, t.timers.remove(0))
 	}
 	for _, s := range due {
 		if !t.live(s) || s.driver == nil {

@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func timerTunnel(n int, base time.Time) (*Tunnel, []*fakeDriver) {
 func TestDriverTimers(t *testing.T) {
 	base := time.Unix(1_700_000_000, 0)
 	tun, ds := timerTunnel(5, base) // deadlines base+5s (session 1) .. base+1s (session 5)
-	if got := tun.timers[0].ID; got != 5 {
+	if got := tun.timers[0].s.ID; got != 5 {
 		t.Fatalf("earliest session %d, want 5", got)
 	}
 	tun.tickDrivers(base.Add(500 * time.Millisecond))
@@ -90,8 +91,8 @@ func TestDriverTimers(t *testing.T) {
 		t.Fatal("removed session ticked")
 	}
 	for i := 1; i < tun.timers.Len(); i++ {
-		if tun.timers[i].hidx != i+1 {
-			t.Fatalf("heap index of slot %d is %d", i, tun.timers[i].hidx)
+		if tun.timers[i].s.hidx != i+1 {
+			t.Fatalf("heap index of slot %d is %d", i, tun.timers[i].s.hidx)
 		}
 	}
 }
@@ -184,5 +185,51 @@ func BenchmarkDriverDeadlines(b *testing.B) {
 				scanDeadlines(tun, base)
 			}
 		})
+	}
+}
+
+// The hand-written heap against its invariants under random moves, adds
+// and removals: every entry's deadline is its session's, every session
+// knows its slot, no child is earlier than its parent, and removing the
+// root repeatedly gives the deadlines in order.
+func TestSessionHeapRandom(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	tun, ds := timerTunnel(200, base)
+	check := func(step int) {
+		t.Helper()
+		h := tun.timers
+		for i, e := range h {
+			if e.s.hidx != i+1 {
+				t.Fatalf("step %d: slot %d holds session %d whose index is %d", step, i, e.s.ID, e.s.hidx)
+			}
+			if !e.due.Equal(e.s.due) {
+				t.Fatalf("step %d: slot %d has deadline %v, its session %v", step, i, e.due, e.s.due)
+			}
+			if i > 0 && e.due.Before(h[(i-1)/2].due) {
+				t.Fatalf("step %d: slot %d is earlier than its parent", step, i)
+			}
+		}
+	}
+	for step := range 5000 {
+		i := rng.IntN(len(ds))
+		s := tun.sessions[uint32(i+1)]
+		switch rng.IntN(4) {
+		case 0: // cleared: out of the heap
+			ds[i].deadline = time.Time{}
+		default: // moved anywhere (often later, as a restart timer)
+			ds[i].deadline = base.Add(time.Duration(rng.IntN(100_000)) * time.Millisecond)
+		}
+		tun.schedule(s)
+		check(step)
+	}
+	var prev time.Time
+	for len(tun.timers) > 0 {
+		s := tun.timers.remove(0)
+		if s.due.Before(prev) || s.hidx != 0 {
+			t.Fatalf("removed out of order (%v after %v) or still indexed (%d)", s.due, prev, s.hidx)
+		}
+		prev = s.due
+		check(-1)
 	}
 }
