@@ -184,12 +184,19 @@ func (a *accounter) drop(r *record, err error) {
 }
 
 // acctBatchWindow is the least time between two passes of the run loop
-// that send records: the records added meanwhile wait for the next pass
-// and go out together (one sendmmsg per server), so that a burst of
-// session starts costs the server one wake-up per pass instead of one
-// per record. A record added after a quiet spell goes out at once.
-// Acct-Delay-Time counts the wait (in whole seconds: 0 here).
-const acctBatchWindow = 5 * time.Millisecond
+// that send records, unless a pass can send a full batch
+// (acctBatchMin records, or half the records allowed in flight if that
+// is fewer): the records added meanwhile wait for company and go out
+// together (one sendmmsg per server), so that a burst of session starts
+// costs the server one wake-up per batch instead of one per record. A
+// record added after a quiet spell goes out at once, and a full batch
+// never waits, so the window limits how small batches get, not how many
+// records per second go out. Acct-Delay-Time counts the wait (in whole
+// seconds: 0 here).
+const (
+	acctBatchWindow = 5 * time.Millisecond
+	acctBatchMin    = 16
+)
 
 func (a *accounter) run() {
 	defer a.loop.Done()
@@ -239,9 +246,7 @@ func (a *accounter) run() {
 		}
 		a.passes++
 		launch = launch[:0]
-		mono := a.mono()
-		hold := !lastLaunch.IsZero() && mono.Sub(lastLaunch) < acctBatchWindow
-		if !hold && !now.Before(a.pauseTil) && a.inflight < a.parallel {
+		if !now.Before(a.pauseTil) && a.inflight < a.parallel {
 			clear(a.blocked)
 			for _, r := range a.pending {
 				if r.acked {
@@ -262,6 +267,18 @@ func (a *accounter) run() {
 					break
 				}
 			}
+		}
+		mono := a.mono()
+		hold := !lastLaunch.IsZero() && mono.Sub(lastLaunch) < acctBatchWindow &&
+			len(launch) < min(acctBatchMin, max(a.parallel/2, 1))
+		if hold {
+			// Too few for a batch yet, and the last went out just now:
+			// they wait for company (or for the window's end).
+			for _, r := range launch {
+				r.inFlight = false
+				a.inflight--
+			}
+			launch = launch[:0]
 		}
 		wait := time.Hour
 		if a.pauseTil.After(now) {

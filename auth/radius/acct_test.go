@@ -346,10 +346,11 @@ func TestSpoolSyncEveryPass(t *testing.T) {
 	}
 }
 
-// Records added within acctBatchWindow of the last records sent wait
-// for the window to end and then go out together: one system call on
-// the accounting socket for all of them. The window's clock is the
-// test's: frozen, nothing more is sent; moved on, the batch goes.
+// Records added within acctBatchWindow of the last records sent, fewer
+// than a batch, wait for the window to end and then go out together:
+// one system call on the accounting socket for all of them. The
+// window's clock is the test's: frozen, nothing more is sent; moved on,
+// the batch goes.
 func TestAccountingBurstOneSend(t *testing.T) {
 	srv := newFakeServer(t, secret, ack(t))
 	cfg := acctConfig(t, t.TempDir(), srv.port())
@@ -365,7 +366,7 @@ func TestAccountingBurstOneSend(t *testing.T) {
 
 	c.Start(acctSession) // after a quiet spell: at once
 	waitPending(t, c, 0)
-	const burst = 20
+	const burst = acctBatchMin - 1
 	calls := c.acct[0].conn.Calls()
 	for i := range burst {
 		// One at a time: each wakes the run loop, which makes a pass
@@ -402,5 +403,61 @@ func TestAccountingBurstOneSend(t *testing.T) {
 	}
 	if n := c.acct[0].conn.Calls() - calls; n != 1 {
 		t.Errorf("%d records sent with %d system calls, want 1", burst, n)
+	}
+}
+
+// The window never holds a full batch: with its clock frozen just after
+// a send, records added one pass at a time still go out, acctBatchMin
+// at a time, each batch in one system call; only the last few, fewer
+// than a batch, wait for the window's end.
+func TestAccountingFullBatchesDoNotWait(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	cfg := acctConfig(t, t.TempDir(), srv.port())
+	cfg.SpoolSyncInterval = time.Second
+	c, err := newClient(cfg, nil, time.Now)
+	c = mustClient(t, c, err)
+	a := c.accounter
+	if p := min(acctBatchMin, a.parallel/2); p != acctBatchMin {
+		t.Fatalf("a batch is %d records with max_in_flight %d; the test wants %d", p, cfg.MaxInFlight, acctBatchMin)
+	}
+	var mu sync.Mutex
+	mono := time.Now()
+	a.mu.Lock()
+	a.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return mono }
+	a.mu.Unlock()
+	c.Start(acctSession)
+	waitPending(t, c, 0)
+	calls := c.acct[0].conn.Calls()
+	const rest = 5
+	for i := range 2*acctBatchMin + rest {
+		a.mu.Lock()
+		passes := a.passes
+		a.mu.Unlock()
+		s := *acctSession
+		s.ID = fmt.Sprintf("full-%d", i)
+		c.Start(&s)
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			a.mu.Lock()
+			done := a.passes > passes
+			a.mu.Unlock()
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the run loop made no pass after a record was added")
+			}
+			time.Sleep(time.Millisecond) // polling a condition, not standing in for one
+		}
+	}
+	waitPending(t, c, rest) // two full batches went out with the window's clock frozen
+	if n := c.acct[0].conn.Calls() - calls; n != 2 {
+		t.Errorf("two batches of %d records took %d system calls, want 2", acctBatchMin, n)
+	}
+	mu.Lock()
+	mono = mono.Add(acctBatchWindow)
+	mu.Unlock()
+	waitPending(t, c, 0)
+	if n := srv.count(); n != 1+2*acctBatchMin+rest {
+		t.Errorf("the server got %d requests, want %d", n, 1+2*acctBatchMin+rest)
 	}
 }
