@@ -22,13 +22,18 @@
 # 1, as in scripts/bench-lib.sh). Needs root.
 #
 #   BENCH_AB_THREADS_B=0 scripts/bench-ab.sh bin/l2tpd bin/l2tpd  # threads = 1 against 0
+#   BENCH_AB_AUTH=radius scripts/bench-ab.sh bin/l2tpd l2tpns     # ours against l2tpns
+#
+# A side given as the word l2tpns runs Debian's l2tpns as in
+# scripts/bench-all.sh (RADIUS; with BENCH_AB_AUTH=radius).
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 [ $# -eq 2 ] || { echo "usage: scripts/bench-ab.sh L2TPD_A L2TPD_B" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
-A=$(realpath "$1")
-B=$(realpath "$2")
+side_bin() { if [ "$1" = l2tpns ]; then echo l2tpns; else realpath "$1"; fi; }
+A=$(side_bin "$1")
+B=$(side_bin "$2")
 BENCH_AB_RUNS=${BENCH_AB_RUNS:-12}
 BENCH_AB_SIZE=${BENCH_AB_SIZE:-20000:50}
 BENCH_AB_AUTH=${BENCH_AB_AUTH:-local}
@@ -60,7 +65,11 @@ while [ "$run" -le "$BENCH_AB_RUNS" ]; do
 		else
 			bin=$B BENCH_L2TPD_ENV=$BENCH_AB_ENV_B BENCH_THREADS=$BENCH_AB_THREADS_B
 		fi
-		bench_l2tpd "$bin" "$n" "$BENCH_AB_AUTH" || exit 1
+		if [ "$bin" = l2tpns ]; then
+			bench_l2tpns || exit 1
+		else
+			bench_l2tpd "$bin" "$n" "$BENCH_AB_AUTH" || exit 1
+		fi
 		bench_run "ab-$side" --tunnels "$t" --sessions "$n" --in-flight 100 --auth chap \
 			--setup-timeout 60s --timeout 10m 2>/dev/null || true
 		bench_stop_lns

@@ -16,6 +16,8 @@
 #   BENCH_LAB_CAPTURE=1 scripts/bench-lab.sh         # pcap of our runs (stragglers)
 #   BENCH_LAB_PROFILE=15s scripts/bench-lab.sh       # Go CPU profile of our l2tpd in each of
 #                                  our runs (NAME.cpu.pb.gz; go tool pprof bin/l2tpd FILE)
+#   BENCH_LAB_THREADS=1 scripts/bench-lab.sh         # our l2tpd with threads = 1 (default:
+#                                  the key not set, l2tpd's default)
 #   BENCH_LAB_REV=HEAD scripts/bench-lab.sh          # build l2tpd and l2tpbench from a
 #                                  commit (git archive) instead of the work tree
 set -eu
@@ -26,6 +28,7 @@ BENCH_LAB_XL2TPD=${BENCH_LAB_XL2TPD-"200:2"}
 BENCH_LAB_INFLIGHT=${BENCH_LAB_INFLIGHT:-20}
 BENCH_LAB_CAPTURE=${BENCH_LAB_CAPTURE:-0}
 BENCH_LAB_PROFILE=${BENCH_LAB_PROFILE:-0}
+BENCH_LAB_THREADS=${BENCH_LAB_THREADS:-0}
 [ "$(id -u)" = 0 ] || { echo "bench-lab: needs root" >&2; exit 1; }
 out="$BENCH_DIR/lab"
 mkdir -p "$out/bin"
@@ -50,4 +53,4 @@ profile=
 set -x
 "$out/bin/benchlab" -dir "$out" -l2tpd "$out/bin/l2tpd" -l2tpbench "$out/bin/l2tpbench" \
 	-groupmeter "$out/bin/groupmeter" -ours "$BENCH_LAB_OURS" -xl2tpd "$BENCH_LAB_XL2TPD" \
-	-in-flight "$BENCH_LAB_INFLIGHT" $capture $profile
+	-in-flight "$BENCH_LAB_INFLIGHT" -threads "$BENCH_LAB_THREADS" $capture $profile

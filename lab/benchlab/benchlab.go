@@ -112,6 +112,8 @@ type Config struct {
 	L2TPD, L2TPBench, GroupMeter string
 	// Loads run one after the other in this order.
 	Loads []Load
+	// Threads is our l2tpd's threads key (0: not set, its default).
+	Threads int
 	// Capture runs dumpcap on the LNS side of the veth during our runs
 	// (NAME.pcap), to look into stragglers with tshark. It costs VM CPU.
 	Capture bool
@@ -178,9 +180,12 @@ func (c Config) maxSessions(t Target) int {
 
 // L2TPDConfig is our LNS's configuration for n local subscribers
 // user0..user(n-1): kernel data path, CHAP, no admission limit, warnings
-// only, the DNS server that xl2tpd's pppd offers too.
-func L2TPDConfig(n int) string {
+// only, the DNS server that xl2tpd's pppd offers too; threads when not 0.
+func L2TPDConfig(n, threads int) string {
 	var b strings.Builder
+	if threads > 0 {
+		fmt.Fprintf(&b, "threads = %d\n", threads)
+	}
 	fmt.Fprintf(&b, `dataplane = "kernel"
 host_name = "l2tpd-lab-bench"
 log_level = "warn"
@@ -269,7 +274,7 @@ stop_pid() { # stop_pid PID SECONDS: TERM, then KILL after SECONDS
 
 	var ours lab.L2TPDFiles
 	if n := c.maxSessions(TargetOurs); n > 0 {
-		d := lab.L2TPD{Name: "l2tpd", Bin: c.L2TPD, Config: L2TPDConfig(n), LogLevel: "warn"}
+		d := lab.L2TPD{Name: "l2tpd", Bin: c.L2TPD, Config: L2TPDConfig(n, c.Threads), LogLevel: "warn"}
 		if c.Profile > 0 {
 			d.Args = []string{"--debug-listen", profileAddr}
 		}

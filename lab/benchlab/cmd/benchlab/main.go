@@ -31,6 +31,7 @@ func main() {
 		ours      = flag.String("ours", "200:2", "our loads, SESSIONS:TUNNELS,...")
 		xl        = flag.String("xl2tpd", "200:2", "xl2tpd+pppd loads, SESSIONS:TUNNELS,... (empty: none)")
 		inflight  = flag.Int("in-flight", 20, "l2tpbench --in-flight")
+		threads   = flag.Int("threads", 0, "our l2tpd's threads key (0: not set, its default)")
 		hold      = flag.Duration("hold", 2*time.Second, "l2tpbench --hold")
 		oursTO    = flag.Duration("ours-timeout", 3*time.Minute, "l2tpbench --timeout for our runs")
 		xlTO      = flag.Duration("xl2tpd-timeout", 4*time.Minute, "l2tpbench --timeout for xl2tpd runs")
@@ -49,7 +50,7 @@ func main() {
 		return a
 	}
 	c := benchlab.Config{Dir: abs(*dir), L2TPD: abs(*l2tpd), L2TPBench: abs(*l2tpbench), GroupMeter: abs(*gm),
-		Capture: *capture, Profile: *profile, VMTimeout: *vmTO}
+		Capture: *capture, Profile: *profile, VMTimeout: *vmTO, Threads: *threads}
 	if !*quiet {
 		c.Log = func(l string) { fmt.Println(l) }
 	}
