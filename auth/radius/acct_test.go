@@ -346,57 +346,73 @@ func TestSpoolSyncEveryPass(t *testing.T) {
 	}
 }
 
+// windowClient is an accounting client whose batch window runs on a
+// frozen clock (advance moves it past the window), with one record sent
+// and acknowledged: the window starts at that send.
+func windowClient(t *testing.T) (c *Client, srv *fakeServer, advance func()) {
+	t.Helper()
+	srv = newFakeServer(t, secret, ack(t))
+	cfg := acctConfig(t, t.TempDir(), srv.port())
+	cfg.SpoolSyncInterval = time.Second
+	c, err := newClient(cfg, nil, time.Now)
+	c = mustClient(t, c, err)
+	var mu sync.Mutex
+	mono := time.Now()
+	c.accounter.mu.Lock()
+	c.accounter.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return mono }
+	c.accounter.mu.Unlock()
+	c.Start(acctSession) // after a quiet spell: at once
+	waitPending(t, c, 0)
+	return c, srv, func() {
+		mu.Lock()
+		mono = mono.Add(acctBatchWindow)
+		mu.Unlock()
+	}
+}
+
+// startOnePass adds a Start for session id and waits until the
+// accounter's run loop has made a pass after it (the record's own
+// wake-up), so that records added one after another each meet a pass.
+func startOnePass(t *testing.T, c *Client, id string) {
+	t.Helper()
+	a := c.accounter
+	a.mu.Lock()
+	passes := a.passes
+	a.mu.Unlock()
+	s := *acctSession
+	s.ID = id
+	c.Start(&s)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		a.mu.Lock()
+		done := a.passes > passes
+		a.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run loop made no pass after a record was added")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, not standing in for one
+	}
+}
+
 // Records added within acctBatchWindow of the last records sent, fewer
 // than a batch, wait for the window to end and then go out together:
 // one system call on the accounting socket for all of them. The
 // window's clock is the test's: frozen, nothing more is sent; moved on,
 // the batch goes.
 func TestAccountingBurstOneSend(t *testing.T) {
-	srv := newFakeServer(t, secret, ack(t))
-	cfg := acctConfig(t, t.TempDir(), srv.port())
-	cfg.SpoolSyncInterval = time.Second
-	c, err := newClient(cfg, nil, time.Now)
-	c = mustClient(t, c, err)
-	a := c.accounter
-	var mu sync.Mutex
-	mono := time.Now()
-	a.mu.Lock()
-	a.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return mono }
-	a.mu.Unlock()
-
-	c.Start(acctSession) // after a quiet spell: at once
-	waitPending(t, c, 0)
+	c, srv, advance := windowClient(t)
 	const burst = acctBatchMin - 1
 	calls := c.acct[0].conn.Calls()
 	for i := range burst {
-		// One at a time: each wakes the run loop, which makes a pass
-		// before the next is added (without the window, each would
-		// go out on its own).
-		a.mu.Lock()
-		passes := a.passes
-		a.mu.Unlock()
-		s := *acctSession
-		s.ID = fmt.Sprintf("burst-%d", i)
-		c.Start(&s)
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			a.mu.Lock()
-			done := a.passes > passes
-			a.mu.Unlock()
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the run loop made no pass after a record was added")
-			}
-			time.Sleep(time.Millisecond) // polling a condition, not standing in for one
-		}
+		// Without the window, each would go out on its own pass.
+		startOnePass(t, c, fmt.Sprintf("burst-%d", i))
 	}
 	if n := srv.count(); n != 1 {
 		t.Fatalf("the server got %d requests within the window, want 1 (the first record)", n)
 	}
-	mu.Lock()
-	mono = mono.Add(acctBatchWindow)
-	mu.Unlock()
+	advance()
 	waitPending(t, c, 0)
 	if n := srv.count(); n != 1+burst {
 		t.Errorf("the server got %d requests, want %d", n, 1+burst)
@@ -411,51 +427,20 @@ func TestAccountingBurstOneSend(t *testing.T) {
 // at a time, each batch in one system call; only the last few, fewer
 // than a batch, wait for the window's end.
 func TestAccountingFullBatchesDoNotWait(t *testing.T) {
-	srv := newFakeServer(t, secret, ack(t))
-	cfg := acctConfig(t, t.TempDir(), srv.port())
-	cfg.SpoolSyncInterval = time.Second
-	c, err := newClient(cfg, nil, time.Now)
-	c = mustClient(t, c, err)
-	a := c.accounter
-	if p := min(acctBatchMin, a.parallel/2); p != acctBatchMin {
-		t.Fatalf("a batch is %d records with max_in_flight %d; the test wants %d", p, cfg.MaxInFlight, acctBatchMin)
+	c, srv, advance := windowClient(t)
+	if p := min(acctBatchMin, c.accounter.parallel/2); p != acctBatchMin {
+		t.Fatalf("a batch is %d records with %d in flight; the test wants %d", p, c.accounter.parallel, acctBatchMin)
 	}
-	var mu sync.Mutex
-	mono := time.Now()
-	a.mu.Lock()
-	a.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return mono }
-	a.mu.Unlock()
-	c.Start(acctSession)
-	waitPending(t, c, 0)
 	calls := c.acct[0].conn.Calls()
 	const rest = 5
 	for i := range 2*acctBatchMin + rest {
-		a.mu.Lock()
-		passes := a.passes
-		a.mu.Unlock()
-		s := *acctSession
-		s.ID = fmt.Sprintf("full-%d", i)
-		c.Start(&s)
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			a.mu.Lock()
-			done := a.passes > passes
-			a.mu.Unlock()
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the run loop made no pass after a record was added")
-			}
-			time.Sleep(time.Millisecond) // polling a condition, not standing in for one
-		}
+		startOnePass(t, c, fmt.Sprintf("full-%d", i))
 	}
 	waitPending(t, c, rest) // two full batches went out with the window's clock frozen
 	if n := c.acct[0].conn.Calls() - calls; n != 2 {
 		t.Errorf("two batches of %d records took %d system calls, want 2", acctBatchMin, n)
 	}
-	mu.Lock()
-	mono = mono.Add(acctBatchWindow)
-	mu.Unlock()
+	advance()
 	waitPending(t, c, 0)
 	if n := srv.count(); n != 1+2*acctBatchMin+rest {
 		t.Errorf("the server got %d requests, want %d", n, 1+2*acctBatchMin+rest)
