@@ -237,34 +237,27 @@ func (c *Client) start(list []*server, enc encodeFunc, done func([]byte, *server
 // begin starts cl on the servers of list (start's work, for every kind
 // of call).
 func (c *Client) begin(list []*server, cl *call) {
-	cl.hidx = -1
-	if len(list) == 0 {
-		cl.finished = true
-		c.complete(completion{cl: cl, err: fmt.Errorf("%w: no server configured", ErrNoServer)})
-		return
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		cl.finished = true
-		c.complete(completion{cl: cl, err: ErrClosed})
-		return
-	}
-	out := getCompletions()
-	cl.order = c.order(list)
-	c.advance(cl, c.clock(), out)
-	c.mu.Unlock()
-	c.deliver(out)
+	one := [1]*call{cl}
+	c.beginMany(list, one[:])
 }
 
-// beginMany is begin for several calls on the servers of list, under
-// one lock: their first sends to a server go out in one system call.
+// beginMany starts the calls of cls on the servers of list under one
+// lock: their first sends to a server go out in one system call (the
+// accounter launches a batch of records this way).
 func (c *Client) beginMany(list []*server, cls []*call) {
+	var err error
 	c.mu.Lock()
-	if len(list) == 0 || c.closed || len(cls) == 1 {
+	switch {
+	case len(list) == 0:
+		err = fmt.Errorf("%w: no server configured", ErrNoServer)
+	case c.closed:
+		err = ErrClosed
+	}
+	if err != nil {
 		c.mu.Unlock()
 		for _, cl := range cls {
-			c.begin(list, cl)
+			cl.hidx, cl.finished = -1, true
+			c.complete(completion{cl: cl, err: err})
 		}
 		return
 	}
@@ -491,11 +484,11 @@ func (c *Client) read(s *server) {
 			continue // ICMP errors (ECONNREFUSED): the request times out
 		}
 		for i := range n {
-			b, _ := r.Msg(i)
 			if r.Truncated(i) {
 				c.invalid.Add(1) // longer than a RADIUS packet may be
 				continue
 			}
+			b, _ := r.Msg(i)
 			c.replyGuarded(s, b)
 		}
 	}

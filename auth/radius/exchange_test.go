@@ -504,3 +504,33 @@ func TestReplyPanicKeepsReader(t *testing.T) {
 		t.Fatalf("%d panics counted, want 1", n)
 	}
 }
+
+// beginMany on a closed client, or with no server, ends every call it
+// was given with the error, each exactly once.
+func TestBeginManyEndsEveryCall(t *testing.T) {
+	cfg := acctConfig(t, t.TempDir(), 9) // nothing is sent
+	c, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		list []*server
+		want error
+	}{{"no server", nil, ErrNoServer}, {"closed", c.acct, ErrClosed}} {
+		if tc.want == ErrClosed {
+			c.Close()
+		}
+		got := make([][]error, 3)
+		cls := make([]*call, len(got))
+		for i := range cls {
+			cls[i] = &call{kind: callFunc, done: func(_ []byte, _ *server, err error) { got[i] = append(got[i], err) }}
+		}
+		c.beginMany(tc.list, cls)
+		for i, errs := range got {
+			if len(errs) != 1 || !errors.Is(errs[0], tc.want) || !cls[i].finished {
+				t.Errorf("%s: call %d ended with %v (finished %v), want %v once", tc.name, i, errs, cls[i].finished, tc.want)
+			}
+		}
+	}
+}

@@ -64,8 +64,8 @@ type daemon struct {
 	m     *metrics.Registry
 	obs   *observer
 
-	// defaultProcs is the runtime's GOMAXPROCS at start (threads = 0
-	// with the userspace data path).
+	// defaultProcs is the runtime's GOMAXPROCS at start, before
+	// threads changed it (what threads = 0 gives back at a reload).
 	defaultProcs int
 	// reloadMu serialises reloads (l2tpctl and SIGHUP).
 	reloadMu sync.Mutex

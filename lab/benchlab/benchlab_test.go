@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/l2tpd/l2tpd/bench"
+	"github.com/l2tpd/l2tpd/config"
 	"github.com/l2tpd/l2tpd/lab"
 )
 
@@ -235,4 +236,19 @@ func TestLabBenchSmoke(t *testing.T) {
 		t.Errorf("no ratio line:\n%s", md)
 	}
 	t.Logf("\n%s", md)
+}
+
+// The lab l2tpd's configuration is one our config parser takes: kernel
+// data path, the subscribers asked for, and threads only when set.
+func TestL2TPDConfigParses(t *testing.T) {
+	for _, threads := range []int{0, 1} {
+		c, err := config.Parse([]byte(L2TPDConfig(20, threads)), "lab.toml")
+		if err != nil {
+			t.Fatalf("threads %d: %v", threads, err)
+		}
+		if c.Threads != threads || c.DataPlane != config.DataPlaneKernel || len(c.Subscribers) != 20 {
+			t.Errorf("threads %d: parsed threads %d, dataplane %v, %d subscribers; want %d, kernel, 20",
+				threads, c.Threads, c.DataPlane, len(c.Subscribers), threads)
+		}
+	}
 }
