@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,9 @@ type L2TPD struct {
 	LogLevel string
 	// Args are more command-line arguments (e.g. --debug-listen).
 	Args []string
+	// ExitWait is how many seconds Stop and Kill wait for the exit
+	// (default exitLimit).
+	ExitWait int
 }
 
 // L2TPDFiles are the paths Write produced, and the shell to drive them.
@@ -36,6 +40,7 @@ type L2TPDFiles struct {
 	State   string // the VM directory bind-mounted on /run/l2tpd
 	level   string
 	args    []string
+	wait    int
 }
 
 // Write writes the instance's configuration into dir/Name (created).
@@ -58,6 +63,7 @@ func (d L2TPD) Write(dir string) (L2TPDFiles, error) {
 		State:   "/run/l2tpd-" + d.Name,
 		level:   orDefault(d.LogLevel, "debug"),
 		args:    d.Args,
+		wait:    d.ExitWait,
 	}
 	if err := os.WriteFile(f.Conf, []byte(d.Config), 0o600); err != nil {
 		return L2TPDFiles{}, fmt.Errorf("l2tpd instance %s: %w", d.Name, err)
@@ -86,21 +92,39 @@ func (f L2TPDFiles) Start(netns string) string {
 }
 
 // Stop is the shell that sends SIGTERM (the daemon sends StopCCN to its
-// peers) and waits up to 20 s for it to exit; the script exits 1 if it
-// does not.
+// peers) and waits up to exitLimit for it to exit. If it does not, the script
+// fails (fail) after a report of where it is stuck: stuck_report, then a
+// SIGQUIT so the Go runtime writes every goroutine's stack to the daemon's
+// log (GoroutineSummary condenses it).
 func (f L2TPDFiles) Stop() string {
 	return f.signal("TERM")
 }
 
 // Kill is the shell that kills the daemon with SIGKILL (a crash: no
-// StopCCN, the kernel reclaims its sockets) and waits for it to exit.
+// StopCCN, the kernel reclaims its sockets) and waits up to exitLimit for
+// it to exit; if it does not, the script fails after stuck_report.
 func (f L2TPDFiles) Kill() string {
 	return f.signal("KILL")
 }
 
+// exitLimit is how long Stop and Kill wait for the daemon to exit, in
+// seconds. The daemon's own shutdown is bounded at 13 s (3 s for sessions
+// to end, 5 s for StopCCN acknowledgements, 5 s for the accounting spool);
+// the kernel then removes what the process still holds. Under the lab's
+// emulated CPU (TCG) that removal is slow: a SIGKILLed LNS with 200 ppp
+// units took 10-18 s to exit (each unit's netdev unregistration waits for
+// RCU grace periods), more when other VMs share the host's two cores.
+const exitLimit = 60
+
+// signal sends sig and waits for the exit, printing how long it took.
 func (f L2TPDFiles) signal(sig string) string {
-	return fmt.Sprintf("kill -%s $(cat %[2]s)\nwait_for 20 sh -c '! kill -0 $(cat %[2]s) 2>/dev/null' || { echo 'l2tpd %[3]s did not exit on SIG%[1]s'; exit 1; }\n",
-		sig, shq(f.PIDFile), f.Name)
+	quit := ""
+	if sig != "KILL" {
+		quit = "kill -QUIT $_p 2>/dev/null; wait_for 5 sh -c \"! kill -0 $_p 2>/dev/null\"; "
+	}
+	return fmt.Sprintf(`_p=$(cat %[2]s); _t=$SECONDS; kill -%[1]s $_p
+if wait_for %[5]d sh -c "! kill -0 $_p 2>/dev/null"; then echo "l2tpd %[3]s exited $((SECONDS - _t)) s after SIG%[1]s"; else stuck_report $_p %[3]s; %[4]sfail 'l2tpd %[3]s did not exit within %[5]d s of SIG%[1]s'; fi
+`, sig, shq(f.PIDFile), f.Name, quit, cmp.Or(f.wait, exitLimit))
 }
 
 // WaitLog is the shell that waits up to seconds for the log (all runs) to

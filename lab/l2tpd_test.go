@@ -3,8 +3,11 @@ package lab
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestL2TPDWrite(t *testing.T) {
@@ -62,5 +65,52 @@ func TestL2TPDWaitLogShell(t *testing.T) {
 	}
 	if out, err := run("echo n=" + f.CountLog(`"user": "bob"`)); err != nil || strings.TrimSpace(out) != "n=1" {
 		t.Errorf("CountLog: %q, %v", out, err)
+	}
+}
+
+// Stop on a process that ignores SIGTERM: the script reports where it is
+// (stuck_report), sends SIGQUIT, and fails naming the daemon. A process
+// that exits is reported with the time it took.
+func TestL2TPDStopStuck(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	f, err := L2TPD{Name: "d", Bin: "/x", ExitWait: 1}.Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.PIDFile = filepath.Join(dir, "d.pid")
+	quitMark := filepath.Join(dir, "quit")
+	run := func(child string) string {
+		// The child ignores TERM; on QUIT it leaves a mark and exits.
+		script := ShellLib + "fail() { echo \"FAIL: $*\"; exit 1; }\n" + child + " &\necho $! > " + shq(f.PIDFile) + "\nsleep 0.2\n" + f.Stop() + "echo passed\n"
+		cmd := exec.Command(bash, "-c", script)
+		cmd.WaitDelay = 10 * time.Second // a child left running must not hang the test
+		out, _ := cmd.CombinedOutput()
+		if b, err := os.ReadFile(f.PIDFile); err == nil {
+			exec.Command("kill", "-KILL", strings.TrimSpace(string(b))).Run()
+		}
+		return string(out)
+	}
+	// A background job of a script starts with SIGQUIT ignored, which
+	// bash cannot trap; env gives it back its default first (the Go
+	// runtime installs its handler either way).
+	out := run("env --default-signal=QUIT bash -c 'trap \"\" TERM; trap \"touch " + quitMark + "; exit 0\" QUIT; while :; do sleep 0.1; done'")
+	for _, want := range []string{"----- d (pid ", "threads by state", "FAIL: l2tpd d did not exit within 1 s of SIGTERM"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stuck: output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "passed") {
+		t.Errorf("the script went on after a daemon that did not stop:\n%s", out)
+	}
+	if _, err := os.Stat(quitMark); err != nil {
+		t.Errorf("no SIGQUIT reached the stuck process: %v", err)
+	}
+	out = run("sleep 30")
+	if !regexp.MustCompile(`l2tpd d exited [01] s after SIGTERM\npassed`).MatchString(out) {
+		t.Errorf("a process that exits on SIGTERM:\n%s", out)
 	}
 }

@@ -258,7 +258,31 @@ func shq(s string) string {
 //	wait_for SECONDS CMD...   run CMD every 0.2 s until it succeeds; fail
 //	                          (return 1, with a message) after SECONDS
 //	dump_logs FILE...         print files under a header, for failure output
+//	stuck_report PID NAME     where a process that should have exited is:
+//	                          its threads' states and kernel wait channels,
+//	                          the kernel stacks of blocked tasks (sysrq w)
 const ShellLib = `
+stuck_report() {
+	local p=$1 name=$2 t
+	echo "----- $name (pid $p) is still there: $(awk '/^State/{print $2, $3}' /proc/$p/status 2>/dev/null)"
+	echo "threads by state and kernel wait channel:"
+	for t in /proc/$p/task/*; do
+		echo "$(awk '/^State/{print $2}' $t/status 2>/dev/null) $(cat $t/wchan 2>/dev/null)"
+	done | sort | uniq -c
+	for t in /proc/$p/task/*; do
+		if [ "$(awk '/^State/{print $2}' $t/status 2>/dev/null)" = D ]; then
+			echo "kernel stack of thread ${t##*/} (uninterruptible):"
+			cat $t/stack 2>/dev/null
+			break
+		fi
+	done
+	# Only in the lab VM: the host's kernel log is not the script's.
+	if grep -q lab.nonce= /proc/cmdline 2>/dev/null; then
+		echo w > /proc/sysrq-trigger 2>/dev/null
+		echo "kernel log (last 40 lines, blocked tasks from sysrq w):"
+		dmesg 2>/dev/null | tail -40
+	fi
+}
 wait_for() {
 	local limit=$1; shift
 	local end=$((SECONDS + limit))

@@ -172,6 +172,16 @@ func (s *scenario) keep() {
 		s.t.Logf("keep logs: %v", err)
 		return
 	}
+	// A daemon that was sent SIGQUIT (it did not stop) left its
+	// goroutines in its log: their summary goes into the test output,
+	// which is all a CI run shows.
+	for _, l := range s.logs {
+		if b, err := os.ReadFile(l); err == nil {
+			if sum := lab.GoroutineSummary(b, 6); sum != "" {
+				s.t.Logf("goroutines of %s at its last dump:\n%s", l, sum)
+			}
+		}
+	}
 	files := append(append([]string{filepath.Join(s.dir, ".lab", "console.log")}, s.logs...), s.pcaps...)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
