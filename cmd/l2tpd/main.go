@@ -199,7 +199,7 @@ func run() int {
 	d.shuttingDown.Store(true)
 	// The API keeps answering (show stats: shutting_down) while sessions
 	// end; it closes last.
-	shutdown(log, why, cancel, d.ep, d.env, d.rad)
+	shutdown(log, why, cancel, d.role, d.ep, d.env, d.rad)
 	stopAPI()
 	log.Info("l2tpd stopped")
 	return 0
@@ -284,8 +284,12 @@ func (d *daemon) serveMetrics(cfg *config.Config) (stop func(), err error) {
 // Terminate and CDN first, for up to 3 s; then StopCCN to every peer,
 // which closes what is left; then the accounting spool gets up to 5 s to
 // drain before Accounting-Off. Unsent records stay in the spool on disk.
-func shutdown(log *zap.Logger, why string, cancel context.CancelFunc, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
+// From the start the LNS refuses new tunnels and calls, as when drained:
+// a LAC that re-places the calls the shutdown ends must not get them set
+// up in the kernel only to have them torn down again.
+func shutdown(log *zap.Logger, why string, cancel context.CancelFunc, role *lns.LNS, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
 	env.ShuttingDown()
+	role.SetDraining(true)
 	rad.stopDAE()
 	cancel() // no more LAC dialling
 	n := env.Sessions().Terminate(pppsession.Selector{}, pppsession.Termination{Kind: pppsession.EndShutdown, Message: "daemon shutting down"})

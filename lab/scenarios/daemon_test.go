@@ -1,7 +1,9 @@
 package scenarios
 
 import (
+	"os"
 	"regexp"
+	"strings"
 	"testing"
 
 	"time"
@@ -78,9 +80,41 @@ echo "panics: ` + lns.CountLog("panic|DATA RACE") + ` ` + lac.CountLog("panic|DA
 	if n := len(regexp.MustCompile(`(?m)^CHECK lns kernel tunnels=4 sessions=200`).FindAllString(res.Output, -1)); n != 4 {
 		t.Errorf("LNS kernel reached 4 tunnels / 200 sessions %d times, want 4", n)
 	}
+	// Once stopping, the LNS refuses the calls the LAC re-places (it
+	// would set them up in the kernel only to tear them down again).
+	if b, err := os.ReadFile(lns.Log); err != nil {
+		t.Error(err)
+	} else if n := establishedWhileStopping(string(b)); n != 0 {
+		t.Errorf("the LNS established %d sessions while stopping", n)
+	}
 	for _, want := range []string{"PING lns ok=200 fail=0", "PING lac ok=200 fail=0"} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(res.Output) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// establishedWhileStopping counts the "session established" lines of a
+// daemon's log (every run) that follow its "stopping:" line in that run.
+func establishedWhileStopping(log string) int {
+	n, stopping := 0, false
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case strings.HasPrefix(line, "==== start"):
+			stopping = false
+		case strings.Contains(line, "stopping: ending every subscriber session"):
+			stopping = true
+		case stopping && strings.Contains(line, "session established"):
+			n++
+		}
+	}
+	return n
+}
+
+func TestEstablishedWhileStopping(t *testing.T) {
+	log := "==== start at 1s\nx session established\nx stopping: ending every subscriber session, then\nx session established\n" +
+		"==== start at 9s\nx session established\nx stopping: ending every subscriber session\n"
+	if n := establishedWhileStopping(log); n != 1 {
+		t.Errorf("got %d, want 1", n)
 	}
 }
