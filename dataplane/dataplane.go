@@ -95,6 +95,18 @@ type Plane interface {
 	Close() error
 }
 
+// RemovalDeferrer is implemented by a Plane that can remove the network
+// interfaces of many sessions together, much faster than one by one (the
+// kernel plane: one unregistration of every ppp unit, where each alone
+// waits for RCU grace periods). After DeferRemoval, a Session's Close ends
+// its data path at once (the subscriber's traffic stops) but leaves its
+// interface in place; the Plane's Close removes them all. The daemon calls
+// it when it starts to shut down, when no new session will want the names
+// and addresses of the ones that end.
+type RemovalDeferrer interface {
+	DeferRemoval()
+}
+
 // Tunnel is a tunnel known to the data path.
 type Tunnel interface {
 	// AddSession creates a session. rx receives the peer's PPP control

@@ -94,3 +94,16 @@ func FuzzDecodeTunnel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLinkGroup: never panics; an error or an index and group.
+func FuzzParseLinkGroup(f *testing.F) {
+	f.Add(append(ifinfomsg(9, 0, 0), 8, 0, 27, 0, 1, 0, 0x32, 0x4c))
+	f.Add(ifinfomsg(3, 0, 0))
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		i, g, err := parseLinkGroup(b)
+		if err != nil && (i != 0 || g != 0) {
+			t.Fatalf("error %v with index %d group %d", err, i, g)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,9 +36,28 @@ type Plane struct {
 	mu      sync.Mutex
 	tunnels map[uint32]*Tunnel
 	closed  bool
+
+	// unitsMu guards deferring and deferred: after DeferRemoval, the ppp
+	// units of closing sessions wait in deferred for Close.
+	unitsMu   sync.Mutex
+	deferring bool
+	deferred  []deferredUnit
+	removal   DeferredRemoval
+	// unitGroup is the interface group Close puts the deferred units in
+	// to delete them in one request.
+	unitGroup uint32
 }
 
-var _ dataplane.Plane = (*Plane)(nil)
+// deferredUnit is a ppp unit whose session closed after DeferRemoval.
+type deferredUnit struct {
+	fd, ifindex int
+	name        string
+}
+
+var (
+	_ dataplane.Plane           = (*Plane)(nil)
+	_ dataplane.RemovalDeferrer = (*Plane)(nil)
+)
 
 // Dial opens the real kernel plane: generic netlink "l2tp", rtnetlink,
 // an epoll poller and the state journal.
@@ -65,7 +85,8 @@ func Dial(opts Options) (*Plane, error) {
 // New builds a plane on an L2TP netlink client (tests: NewClient on a
 // genltest connection, with fake PPP and Links).
 func New(nl *Client, opts Options) (*Plane, error) {
-	p := &Plane{nl: nl, ppp: opts.PPP, links: opts.Links, poller: opts.Poller, tunnels: make(map[uint32]*Tunnel)}
+	p := &Plane{nl: nl, ppp: opts.PPP, links: opts.Links, poller: opts.Poller, tunnels: make(map[uint32]*Tunnel),
+		unitGroup: unitGroupBase | uint32(os.Getpid())&0xffff}
 	if p.ppp == nil {
 		p.ppp = SysPPP{}
 	}
@@ -154,8 +175,100 @@ func (p *Plane) AddTunnel(cfg dataplane.TunnelConfig) (dataplane.Tunnel, error) 
 	return t, nil
 }
 
+// unitGroupBase is the high half of the interface group Close deletes
+// deferred units with ("L2" and the low 16 bits of the PID): a group no
+// operator is likely to use, and Close checks it holds nothing else.
+const unitGroupBase = 0x4c320000
+
+// DeferRemoval implements dataplane.RemovalDeferrer: from now on a closing
+// session's ppp unit (its pppN interface, addresses and routes) stays
+// until Close removes them all at once. The session's channel and
+// PPPoL2TP socket still close at once, so its traffic stops.
+func (p *Plane) DeferRemoval() {
+	p.unitsMu.Lock()
+	p.deferring = true
+	p.unitsMu.Unlock()
+}
+
+// deferUnit takes a closing session's unit fd for Close, if removals are
+// deferred.
+func (p *Plane) deferUnit(fd, ifindex int, name string) bool {
+	p.unitsMu.Lock()
+	defer p.unitsMu.Unlock()
+	if !p.deferring {
+		return false
+	}
+	p.deferred = append(p.deferred, deferredUnit{fd: fd, ifindex: ifindex, name: name})
+	return true
+}
+
+// DeferredRemoval is what Close did with the units deferred by
+// DeferRemoval: how many, how many in one group delete, and why not (nil
+// when it did).
+type DeferredRemoval struct {
+	Units, Grouped int
+	Err            error
+}
+
+// LastRemoval reports the deferred units Close removed (for the daemon's
+// log after Close).
+func (p *Plane) LastRemoval() DeferredRemoval {
+	p.unitsMu.Lock()
+	defer p.unitsMu.Unlock()
+	return p.removal
+}
+
+// removeDeferred removes the deferred units: all of them in one group
+// delete when the Links can (GroupLinks) and the group holds nothing but
+// them; then it closes their fds, which removes any the group delete did
+// not, one by one.
+func (p *Plane) removeDeferred() DeferredRemoval {
+	p.unitsMu.Lock()
+	units := p.deferred
+	p.deferred = nil
+	p.unitsMu.Unlock()
+	r := DeferredRemoval{Units: len(units)}
+	if len(units) == 0 {
+		return r
+	}
+	if g, ok := p.links.(GroupLinks); ok {
+		if r.Err = removeGroup(g, units, p.unitGroup); r.Err == nil {
+			r.Grouped = len(units)
+		}
+	} else {
+		r.Err = errors.New("the interface links cannot delete a group")
+	}
+	for _, u := range units {
+		p.ppp.Close(u.fd)
+	}
+	return r
+}
+
+// removeGroup puts units in group and deletes the group, unless the group
+// turns out to hold another interface too (which it must not delete).
+func removeGroup(g GroupLinks, units []deferredUnit, group uint32) error {
+	ours := make(map[int]bool, len(units))
+	for _, u := range units {
+		if err := g.SetGroup(u.ifindex, group); err != nil {
+			return fmt.Errorf("interface %s: %w", u.name, err)
+		}
+		ours[u.ifindex] = true
+	}
+	members, err := g.GroupMembers(group)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if !ours[m] {
+			return fmt.Errorf("interface group %d also holds ifindex %d, which is not ours: not deleting the group", group, m)
+		}
+	}
+	return g.DeleteGroup(group)
+}
+
 // Close implements dataplane.Plane: closes every tunnel (and session), the
-// poller if the plane made it, and the netlink sockets.
+// ppp units DeferRemoval kept, the poller if the plane made it, and the
+// netlink sockets.
 func (p *Plane) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -172,6 +285,10 @@ func (p *Plane) Close() error {
 	for _, t := range ts {
 		errs = append(errs, t.Close())
 	}
+	r := p.removeDeferred()
+	p.unitsMu.Lock()
+	p.removal = r
+	p.unitsMu.Unlock()
 	if p.ownsPoller {
 		errs = append(errs, p.poller.Close())
 	}
@@ -597,7 +714,8 @@ func (s *Session) Close() error {
 }
 
 // teardown undoes open and Up, newest first: stop polling; close the unit
-// (the kernel removes pppN with its addresses and routes); close the
+// (the kernel removes pppN with its addresses and routes), or after
+// DeferRemoval leave it to the plane's Close; close the
 // channel; close the PPPoL2TP socket (the kernel deletes the session);
 // SESSION_DELETE for kernels or pseudowires where it is still there.
 func (s *Session) teardown() error {
@@ -615,6 +733,10 @@ func (s *Session) teardown() error {
 		}
 	}
 	s.sendFD.Store(-1)
+	if s.unitFD >= 0 && s.ifindex > 0 && p.deferUnit(s.unitFD, s.ifindex, s.ifname) {
+		p.poller.Unregister(s.unitFD)
+		s.unitFD = -1
+	}
 	closeFD(&s.unitFD)
 	closeFD(&s.chanFD)
 	closeFD(&s.sock)

@@ -37,6 +37,21 @@ type Links interface {
 	DelRoute(index int, dst netip.Prefix) error
 }
 
+// GroupLinks is what a Links may also do to remove many interfaces in one
+// request (RTNL does): the plane puts them in a group of their own and
+// deletes the group (rtnetlink's group delete, one
+// unregister_netdevice_many for all of them).
+type GroupLinks interface {
+	// SetGroup puts the interface in group (IFLA_GROUP).
+	SetGroup(index int, group uint32) error
+	// GroupMembers lists the ifindexes of the interfaces in group.
+	GroupMembers(group uint32) ([]int, error)
+	// DeleteGroup deletes every interface in group.
+	DeleteGroup(group uint32) error
+}
+
+var _ GroupLinks = (*RTNL)(nil)
+
 // RTNL is the real Links over a NETLINK_ROUTE socket (and an AF_INET
 // datagram socket for interface ioctls, -1 when there is none).
 type RTNL struct {
@@ -281,4 +296,68 @@ func (r *RTNL) DelRoute(index int, dst netip.Prefix) error {
 		return fmt.Errorf("RTM_DELROUTE %v dev ifindex %d: %w", dst, index, err)
 	}
 	return nil
+}
+
+func (r *RTNL) SetGroup(index int, group uint32) error {
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(unix.IFLA_GROUP, group)
+	if _, err := r.exec(unix.RTM_NEWLINK, 0, ifinfomsg(index, 0, 0), ae); err != nil {
+		return fmt.Errorf("RTM_NEWLINK ifindex %d group %d: %w", index, group, err)
+	}
+	return nil
+}
+
+func (r *RTNL) GroupMembers(group uint32) ([]int, error) {
+	msgs, err := r.c.Execute(netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request | netlink.Dump},
+		Data:   ifinfomsg(0, 0, 0),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("RTM_GETLINK dump: %w", err)
+	}
+	var idx []int
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK {
+			continue
+		}
+		i, g, err := parseLinkGroup(m.Data)
+		if err != nil {
+			return nil, fmt.Errorf("RTM_GETLINK dump: %w", err)
+		}
+		if g == group {
+			idx = append(idx, i)
+		}
+	}
+	return idx, nil
+}
+
+func (r *RTNL) DeleteGroup(group uint32) error {
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(unix.IFLA_GROUP, group)
+	if _, err := r.exec(unix.RTM_DELLINK, 0, ifinfomsg(0, 0, 0), ae); err != nil {
+		return fmt.Errorf("RTM_DELLINK group %d: %w", group, err)
+	}
+	return nil
+}
+
+// parseLinkGroup reads the ifindex and the group (IFLA_GROUP, 0 when
+// absent) of an RTM_NEWLINK message body.
+func parseLinkGroup(b []byte) (index int, group uint32, err error) {
+	if len(b) < sizeofIfInfomsg {
+		return 0, 0, fmt.Errorf("link message of %d bytes, shorter than ifinfomsg", len(b))
+	}
+	index = int(int32(binary.NativeEndian.Uint32(b[4:])))
+	ad, err := netlink.NewAttributeDecoder(b[sizeofIfInfomsg:])
+	if err != nil {
+		return 0, 0, fmt.Errorf("link %d: %w", index, err)
+	}
+	for ad.Next() {
+		if ad.Type() == unix.IFLA_GROUP {
+			group = ad.Uint32()
+		}
+	}
+	if err := ad.Err(); err != nil {
+		return 0, 0, fmt.Errorf("link %d: %w", index, err)
+	}
+	return index, group, nil
 }

@@ -3,8 +3,13 @@ package kernel
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mdlayher/netlink"
@@ -64,6 +69,14 @@ func TestRTNLGolden(t *testing.T) {
 			2, 32, 0, 0, 7, 0, 0, 0, // ifaddrmsg AF_INET /32 scope universe
 			8, 0, 2, 0, 192, 0, 2, 1, // IFA_LOCAL
 			8, 0, 1, 0, 100, 64, 0, 9, // IFA_ADDRESS (peer)
+		}},
+		{"group", func(r *RTNL) error { return r.SetGroup(7, 0x4c320001) }, unix.RTM_NEWLINK, netlink.Request | netlink.Acknowledge, []byte{
+			0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ifinfomsg index 7, no flag change
+			8, 0, 27, 0, 0x01, 0x00, 0x32, 0x4c, // IFLA_GROUP 0x4c320001
+		}},
+		{"delete group", func(r *RTNL) error { return r.DeleteGroup(0x4c320001) }, unix.RTM_DELLINK, netlink.Request | netlink.Acknowledge, []byte{
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ifinfomsg, no index: the group selects
+			8, 0, 27, 0, 0x01, 0x00, 0x32, 0x4c, // IFLA_GROUP 0x4c320001
 		}},
 		{"framed route", func(r *RTNL) error { return r.AddRoute(7, netip.MustParsePrefix("198.51.100.0/24")) }, unix.RTM_NEWROUTE, ackCreate, []byte{
 			2, 24, 0, 0, 254, 4, 253, 1, 0, 0, 0, 0, // rtmsg main table, static, scope link, unicast
@@ -158,5 +171,158 @@ func TestLinkIndexIoctl(t *testing.T) {
 	}
 	if _, err := r.LinkIndex("l2tpd-nonesuch"); !errors.Is(err, unix.ENODEV) {
 		t.Fatalf("LinkIndex of a missing link = %v, want ENODEV", err)
+	}
+}
+
+// linkMsg is an RTM_NEWLINK body: ifindex, then IFLA_IFNAME and, when
+// group is not 0, IFLA_GROUP.
+func linkMsg(index int, name string, group uint32) []byte {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.IFLA_IFNAME, name)
+	if group != 0 {
+		ae.Uint32(unix.IFLA_GROUP, group)
+	}
+	return append(ifinfomsg(index, 0, 0), mustEncode(ae)...)
+}
+
+// GroupMembers dumps every link and keeps those in the group; a link
+// without IFLA_GROUP is in group 0.
+func TestGroupMembersDump(t *testing.T) {
+	c := nltest.Dial(func(reqs []netlink.Message) ([]netlink.Message, error) {
+		if reqs[0].Header.Type != unix.RTM_GETLINK || reqs[0].Header.Flags&netlink.Dump == 0 {
+			t.Fatalf("request %v flags %v, want an RTM_GETLINK dump", reqs[0].Header.Type, reqs[0].Header.Flags)
+		}
+		var msgs []netlink.Message
+		for _, l := range []struct {
+			i int
+			g uint32
+		}{{1, 0}, {5, 7}, {6, 0x4c320001}, {9, 0x4c320001}} {
+			msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: unix.RTM_NEWLINK, Sequence: reqs[0].Header.Sequence, PID: reqs[0].Header.PID},
+				Data: linkMsg(l.i, "x", l.g)})
+		}
+		// Multipart makes the last message the NLMSG_DONE.
+		return nltest.Multipart(append(msgs, netlink.Message{Header: netlink.Header{Sequence: reqs[0].Header.Sequence, PID: reqs[0].Header.PID}}))
+	})
+	defer c.Close()
+	got, err := NewRTNL(c).GroupMembers(0x4c320001)
+	if err != nil || len(got) != 2 || got[0] != 6 || got[1] != 9 {
+		t.Errorf("GroupMembers = %v, %v; want [6 9]", got, err)
+	}
+}
+
+func TestParseLinkGroupGolden(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("golden bytes are little-endian")
+	}
+	for _, tc := range []struct {
+		name  string
+		b     []byte
+		index int
+		group uint32
+		err   string
+	}{
+		{"with group", []byte{
+			0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			8, 0, 3, 0, 'p', 'p', 'p', 0, // IFLA_IFNAME
+			8, 0, 27, 0, 0x01, 0x00, 0x32, 0x4c, // IFLA_GROUP
+		}, 9, 0x4c320001, ""},
+		{"no group", []byte{0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 3, 0, ""},
+		{"short ifinfomsg", []byte{0, 0, 0, 0, 3, 0, 0}, 0, 0, "shorter than ifinfomsg"},
+		{"group of 2 bytes", []byte{
+			0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			6, 0, 27, 0, 1, 0, 0, 0,
+		}, 0, 0, "link 9"},
+		{"attribute past the end", []byte{
+			0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			40, 0, 27, 0, 1, 0, 0, 0,
+		}, 0, 0, "link 9"},
+	} {
+		i, g, err := parseLinkGroup(tc.b)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want one with %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || i != tc.index || g != tc.group {
+			t.Errorf("%s: %d %#x %v; want %d %#x", tc.name, i, g, err, tc.index, tc.group)
+		}
+	}
+}
+
+// The group calls against the host's kernel, in a network namespace of
+// their own: two of three veth interfaces go into a group, GroupMembers
+// finds exactly them, DeleteGroup removes them (and their veth peers) and
+// leaves the third.
+func TestGroupLinksKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	ipPath, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("no ip(8)")
+	}
+	ns := fmt.Sprintf("l2tpd-test-%d", os.Getpid())
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ipPath, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := exec.Command(ipPath, "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("no network namespaces: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(ipPath, "netns", "del", ns).Run() })
+	for _, n := range []string{"a", "b", "c"} {
+		ip("-n", ns, "link", "add", "v"+n, "type", "veth", "peer", "name", "w"+n)
+	}
+	f, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: int(f.Fd())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRTNL(c)
+	defer r.Close()
+	index := func(name string) int {
+		i, err := r.LinkIndex(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	const group = 0x4c32fffe
+	want := []int{index("va"), index("vb")}
+	for _, i := range want {
+		if err := r.SetGroup(i, group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := r.GroupMembers(group)
+	slices.Sort(got)
+	slices.Sort(want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("GroupMembers = %v, %v; want %v", got, err, want)
+	}
+	if err := r.DeleteGroup(group); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(ipPath, "-n", ns, "-o", "link", "show").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"va", "vb", "wa", "wb"} {
+		if strings.Contains(string(out), " "+gone+"@") {
+			t.Errorf("%s is still there after DeleteGroup:\n%s", gone, out)
+		}
+	}
+	if !strings.Contains(string(out), " vc@") {
+		t.Errorf("vc, not in the group, was deleted:\n%s", out)
+	}
+	if m, err := r.GroupMembers(group); err != nil || len(m) != 0 {
+		t.Errorf("GroupMembers after DeleteGroup = %v, %v", m, err)
 	}
 }
