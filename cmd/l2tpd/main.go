@@ -123,7 +123,7 @@ func run() int {
 	}
 	threads, threadsWhy := applyThreads(cfg, d.defaultProcs, os.Getenv)
 	log.Info("threads running the daemon's code (GOMAXPROCS)", zap.Int("threads", threads), zap.String("why", threadsWhy))
-	defer d.plane.Close()
+	defer closePlane(log, d.plane)
 
 	d.m = metrics.New()
 	d.obs = newObserver(d.m)
@@ -199,7 +199,7 @@ func run() int {
 	d.shuttingDown.Store(true)
 	// The API keeps answering (show stats: shutting_down) while sessions
 	// end; it closes last.
-	shutdown(log, why, cancel, d.role, d.ep, d.env, d.rad)
+	shutdown(log, why, cancel, d.role, d.plane, d.ep, d.env, d.rad)
 	stopAPI()
 	log.Info("l2tpd stopped")
 	return 0
@@ -287,9 +287,17 @@ func (d *daemon) serveMetrics(cfg *config.Config) (stop func(), err error) {
 // From the start the LNS refuses new tunnels and calls, as when drained:
 // a LAC that re-places the calls the shutdown ends must not get them set
 // up in the kernel only to have them torn down again.
-func shutdown(log *zap.Logger, why string, cancel context.CancelFunc, role *lns.LNS, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
+//
+// The kernel data path keeps the interfaces of the sessions that end until
+// it closes, and removes them all in one request then
+// (dataplane.RemovalDeferrer): one by one, each waits for the kernel's RCU
+// grace periods, which made a large shutdown slow.
+func shutdown(log *zap.Logger, why string, cancel context.CancelFunc, role *lns.LNS, plane dataplane.Plane, ep *endpoint.Endpoint, env *pppsession.Env, rad *radiusService) {
 	env.ShuttingDown()
 	role.SetDraining(true)
+	if d, ok := plane.(dataplane.RemovalDeferrer); ok {
+		d.DeferRemoval()
+	}
 	rad.stopDAE()
 	cancel() // no more LAC dialling
 	n := env.Sessions().Terminate(pppsession.Selector{}, pppsession.Termination{Kind: pppsession.EndShutdown, Message: "daemon shutting down"})
@@ -305,6 +313,28 @@ func shutdown(log *zap.Logger, why string, cancel context.CancelFunc, role *lns.
 	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
 	rad.close(actx)
 	acancel()
+}
+
+// closePlane closes the data path at exit and logs how the kernel one
+// removed the interfaces the shutdown left to it.
+func closePlane(log *zap.Logger, plane dataplane.Plane) {
+	start := time.Now()
+	err := plane.Close()
+	if err != nil {
+		log.Warn("closing the data path", zap.String("dataplane", plane.Name()), zap.Error(err))
+	}
+	kp, ok := plane.(*kernel.Plane)
+	if !ok {
+		return
+	}
+	switch r := kp.LastRemoval(); {
+	case r.Units == 0:
+	case r.Err != nil:
+		log.Warn("subscriber interfaces removed one by one, not in one request", zap.Int("interfaces", r.Units), zap.Error(r.Err),
+			zap.Duration("took", time.Since(start)))
+	default:
+		log.Info("subscriber interfaces removed in one request", zap.Int("interfaces", r.Grouped), zap.Duration("took", time.Since(start)))
+	}
 }
 
 // choosePlane picks the data path: kernel when asked or when `auto` finds

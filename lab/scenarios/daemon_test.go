@@ -84,8 +84,16 @@ echo "panics: ` + lns.CountLog("panic|DATA RACE") + ` ` + lac.CountLog("panic|DA
 	// would set them up in the kernel only to tear them down again).
 	if b, err := os.ReadFile(lns.Log); err != nil {
 		t.Error(err)
-	} else if n := establishedWhileStopping(string(b)); n != 0 {
-		t.Errorf("the LNS established %d sessions while stopping", n)
+	} else {
+		if n := establishedWhileStopping(string(b)); n != 0 {
+			t.Errorf("the LNS established %d sessions while stopping", n)
+		}
+		// The stops with sessions removed their interfaces in one
+		// request (kernel group delete), none one by one.
+		if !regexp.MustCompile(`subscriber interfaces removed in one request\s+\{"interfaces": [1-9]`).Match(b) ||
+			strings.Contains(string(b), "removed one by one") {
+			t.Errorf("the LNS did not remove its subscriber interfaces in one request at a stop")
+		}
 	}
 	for _, want := range []string{"PING lns ok=200 fail=0", "PING lac ok=200 fail=0"} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(res.Output) {
