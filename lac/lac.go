@@ -38,22 +38,38 @@ type Dialer struct {
 	down     chan struct{}
 	callGone chan struct{}
 	active   atomic.Int32 // calls placed and not yet ended
+	// failed counts the calls that ended without staying up for
+	// StableUptime since the dialer last looked (callGone).
+	failed atomic.Int32
+
+	// now and after are the clock and the timer of call replacement
+	// (tests replace them).
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
 
 	mu      sync.Mutex
 	current *endpoint.Tunnel
+	upAt    map[uint32]time.Time // established calls by session ID: when
 }
 
 // Start launches the dialer; it stops when ctx is done.
 func Start(ctx context.Context, ep *endpoint.Endpoint, cfg *config.LAC, log *zap.Logger, drivers DriverFactory) *Dialer {
-	d := &Dialer{
+	d := newDialer(ep, cfg, log, drivers)
+	go d.run(ctx)
+	return d
+}
+
+func newDialer(ep *endpoint.Endpoint, cfg *config.LAC, log *zap.Logger, drivers DriverFactory) *Dialer {
+	return &Dialer{
 		ep: ep, cfg: cfg, drivers: drivers,
 		log:      log.With(zap.String("lac", cfg.Name), zap.String("lns", cfg.LNS)),
 		up:       make(chan struct{}, 1),
 		down:     make(chan struct{}, 1),
 		callGone: make(chan struct{}, 1),
+		now:      time.Now,
+		after:    time.After,
+		upAt:     make(map[uint32]time.Time),
 	}
-	go d.run(ctx)
-	return d
 }
 
 func signal(c chan struct{}) {
@@ -178,18 +194,22 @@ func (d *Dialer) attempt(ctx context.Context) (upFor time.Duration, err error) {
 		case <-ctx.Done():
 			return time.Since(upSince), nil
 		case <-d.callGone:
-			// A call ended: replace it, slowing down if calls keep failing.
-			failures++
+			// A call ended: replace it. Calls that fail (refused, or
+			// ended before StableUptime) slow the replacements down
+			// after the third in a row; one that stayed up ends the run.
+			n := int(d.failed.Swap(0))
+			if n == 0 {
+				failures = 0
+				continue
+			}
+			failures += n
 			if failures > 3 {
-				timer := time.NewTimer(min(time.Duration(failures)*time.Second, d.cfg.RedialMax))
 				select {
 				case <-d.down:
-					timer.Stop()
 					return time.Since(upSince), nil
 				case <-ctx.Done():
-					timer.Stop()
 					return time.Since(upSince), nil
-				case <-timer.C:
+				case <-d.after(min(time.Duration(failures)*time.Second, d.cfg.RedialMax)):
 				}
 			}
 		}
@@ -219,6 +239,9 @@ func (d *Dialer) TunnelDown(*endpoint.Tunnel, tunnel.TunnelDown) { signal(d.down
 
 // SessionUp implements endpoint.Handler.
 func (d *Dialer) SessionUp(s *endpoint.Session) endpoint.Driver {
+	d.mu.Lock()
+	d.upAt[s.ID] = d.now()
+	d.mu.Unlock()
 	if d.drivers == nil {
 		return nil
 	}
@@ -226,7 +249,14 @@ func (d *Dialer) SessionUp(s *endpoint.Session) endpoint.Driver {
 }
 
 // SessionDown implements endpoint.Handler.
-func (d *Dialer) SessionDown(*endpoint.Session, tunnel.SessionDown) {
+func (d *Dialer) SessionDown(s *endpoint.Session, ev tunnel.SessionDown) {
+	d.mu.Lock()
+	at, ok := d.upAt[s.ID]
+	delete(d.upAt, s.ID)
+	d.mu.Unlock()
+	if !ev.WasUp || !ok || d.now().Sub(at) < StableUptime {
+		d.failed.Add(1)
+	}
 	d.active.Add(-1)
 	signal(d.callGone)
 }
