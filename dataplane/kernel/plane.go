@@ -39,10 +39,11 @@ type Plane struct {
 
 	// unitsMu guards deferring and deferred: after DeferRemoval, the ppp
 	// units of closing sessions wait in deferred for Close.
-	unitsMu   sync.Mutex
-	deferring bool
-	deferred  []deferredUnit
-	removal   DeferredRemoval
+	unitsMu      sync.Mutex
+	deferring    bool
+	deferred     []deferredUnit
+	removedUnits bool // Close ran removeDeferred: a later unit goes at once
+	removal      DeferredRemoval
 	// unitGroup is the interface group Close puts the deferred units in
 	// to delete them in one request.
 	unitGroup uint32
@@ -195,8 +196,8 @@ func (p *Plane) DeferRemoval() {
 func (p *Plane) deferUnit(fd, ifindex int, name string) bool {
 	p.unitsMu.Lock()
 	defer p.unitsMu.Unlock()
-	if !p.deferring {
-		return false
+	if !p.deferring || p.removedUnits {
+		return false // not deferring, or Close removed them already
 	}
 	p.deferred = append(p.deferred, deferredUnit{fd: fd, ifindex: ifindex, name: name})
 	return true
@@ -221,15 +222,20 @@ func (p *Plane) LastRemoval() DeferredRemoval {
 // removeDeferred removes the deferred units: all of them in one group
 // delete when the Links can (GroupLinks) and the group holds nothing but
 // them; then it closes their fds, which removes any the group delete did
-// not, one by one.
-func (p *Plane) removeDeferred() DeferredRemoval {
+// not, one by one. LastRemoval reports it.
+func (p *Plane) removeDeferred() {
 	p.unitsMu.Lock()
 	units := p.deferred
-	p.deferred = nil
+	p.deferred, p.removedUnits = nil, true
 	p.unitsMu.Unlock()
 	r := DeferredRemoval{Units: len(units)}
+	defer func() {
+		p.unitsMu.Lock()
+		p.removal = r
+		p.unitsMu.Unlock()
+	}()
 	if len(units) == 0 {
-		return r
+		return
 	}
 	if g, ok := p.links.(GroupLinks); ok {
 		if r.Err = removeGroup(g, units, p.unitGroup); r.Err == nil {
@@ -241,7 +247,6 @@ func (p *Plane) removeDeferred() DeferredRemoval {
 	for _, u := range units {
 		p.ppp.Close(u.fd)
 	}
-	return r
 }
 
 // removeGroup puts units in group and deletes the group, unless the group
@@ -285,10 +290,7 @@ func (p *Plane) Close() error {
 	for _, t := range ts {
 		errs = append(errs, t.Close())
 	}
-	r := p.removeDeferred()
-	p.unitsMu.Lock()
-	p.removal = r
-	p.unitsMu.Unlock()
+	p.removeDeferred()
 	if p.ownsPoller {
 		errs = append(errs, p.poller.Close())
 	}
