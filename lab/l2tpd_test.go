@@ -82,10 +82,13 @@ func TestL2TPDStopStuck(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.PIDFile = filepath.Join(dir, "d.pid")
-	quitMark := filepath.Join(dir, "quit")
+	quitMark, ready := filepath.Join(dir, "quit"), filepath.Join(dir, "ready")
 	run := func(child string) string {
-		// The child ignores TERM; on QUIT it leaves a mark and exits.
-		script := ShellLib + "fail() { echo \"FAIL: $*\"; exit 1; }\n" + child + " &\necho $! > " + shq(f.PIDFile) + "\nsleep 0.2\n" + f.Stop() + "echo passed\n"
+		// The child says it is ready (its traps set) by creating ready;
+		// only then does the script stop it.
+		os.Remove(ready)
+		script := ShellLib + "fail() { echo \"FAIL: $*\"; exit 1; }\n" + child + " &\necho $! > " + shq(f.PIDFile) +
+			"\nwait_for 10 test -e " + shq(ready) + " || fail 'the child never got ready'\n" + f.Stop() + "echo passed\n"
 		cmd := exec.Command(bash, "-c", script)
 		cmd.WaitDelay = 10 * time.Second // a child left running must not hang the test
 		out, _ := cmd.CombinedOutput()
@@ -97,7 +100,8 @@ func TestL2TPDStopStuck(t *testing.T) {
 	// A background job of a script starts with SIGQUIT ignored, which
 	// bash cannot trap; env gives it back its default first (the Go
 	// runtime installs its handler either way).
-	out := run("env --default-signal=QUIT bash -c 'trap \"\" TERM; trap \"touch " + quitMark + "; exit 0\" QUIT; while :; do sleep 0.1; done'")
+	// This child ignores TERM; on QUIT it leaves a mark and exits.
+	out := run("env --default-signal=QUIT bash -c 'trap \"\" TERM; trap \"touch " + quitMark + "; exit 0\" QUIT; touch " + ready + "; while :; do sleep 0.1; done'")
 	for _, want := range []string{"----- d (pid ", "threads by state", "FAIL: l2tpd d did not exit within 1 s of SIGTERM"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stuck: output lacks %q:\n%s", want, out)
@@ -109,7 +113,7 @@ func TestL2TPDStopStuck(t *testing.T) {
 	if _, err := os.Stat(quitMark); err != nil {
 		t.Errorf("no SIGQUIT reached the stuck process: %v", err)
 	}
-	out = run("sleep 30")
+	out = run("sh -c 'touch " + ready + "; exec sleep 30'")
 	if !regexp.MustCompile(`l2tpd d exited [01] s after SIGTERM\npassed`).MatchString(out) {
 		t.Errorf("a process that exits on SIGTERM:\n%s", out)
 	}

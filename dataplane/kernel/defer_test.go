@@ -143,3 +143,21 @@ func TestPlaneNoDeferredRemoval(t *testing.T) {
 		t.Errorf("LastRemoval = %+v, want nothing deferred", r)
 	}
 }
+
+// A session whose teardown finishes after the plane's Close has removed
+// the deferred units (a Close racing the plane's) does not hand its unit
+// to a removal that has run: deferUnit refuses, and teardown closes it.
+func TestDeferUnitAfterRemoval(t *testing.T) {
+	p, _, _ := deferFixture(t)
+	p.DeferRemoval()
+	if !p.deferUnit(99, 101, "sub7") {
+		t.Fatal("deferUnit refused before Close")
+	}
+	p.unitsMu.Lock()
+	p.deferred = nil // not a real fd: keep Close from closing it
+	p.unitsMu.Unlock()
+	p.Close()
+	if p.deferUnit(99, 102, "sub8") {
+		t.Error("deferUnit took a unit after Close removed the deferred ones")
+	}
+}
