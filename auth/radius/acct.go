@@ -24,8 +24,10 @@ import (
 type CountersFunc func() auth.AcctCounters
 
 // accounter spools every record, then sends it to the accounting servers
-// until one acknowledges it. A record is written to the spool (write(2))
-// before it is sent; fsyncs are grouped, at most one per syncEvery (0: one
+// until one acknowledges it. A record is written to the spool before it
+// is sent: add appends it in memory, and each pass of the run loop
+// writes what was added since the last one with one write(2) before it
+// sends anything; fsyncs are grouped, at most one per syncEvery (0: one
 // per pass of the run loop, and a record is sent only once synced). Records of one session are sent in order, one
 // at a time; records of different sessions go out concurrently (bounded).
 // After a record fails on every server, sending pauses for retry and
@@ -218,9 +220,7 @@ func (a *accounter) run() {
 			a.pending = slices.DeleteFunc(a.pending, func(r *record) bool { return r.acked })
 			a.acked = 0
 		}
-		if moved, err := a.sp.compact(a.pending); err != nil {
-			a.c.log.Error("radius accounting spool compaction failed", zap.Error(err))
-		} else if moved {
+		if a.sp.compact(a.pending) {
 			a.c.log.Debug("radius accounting spool: compacted the oldest segment")
 		}
 		// One fsync for everything appended since the last one, without
@@ -239,11 +239,20 @@ func (a *accounter) run() {
 				if err != nil && !errors.Is(err, os.ErrClosed) {
 					a.c.log.Error("radius accounting spool fsync failed", zap.Error(err))
 				}
+			} else if a.sp.failing {
+				// The write before the fsync failed (flush logged it):
+				// the next try waits for the next interval, no spinning.
+				a.nextSync = now.Add(a.syncEvery)
 			}
 			if err := a.sp.trim(); err != nil {
 				a.c.log.Error("radius accounting spool: removing acknowledged segments", zap.Error(err))
 			}
 		}
+		// The records added since the last pass (and during the fsync)
+		// reach the file in one write(2), before any of them is sent.
+		// On an error they are sent anyway (flush logs it and keeps
+		// them for the next try).
+		_ = a.sp.flushRecords()
 		a.passes++
 		launch = launch[:0]
 		if !now.Before(a.pauseTil) && a.inflight < a.parallel {
@@ -286,6 +295,11 @@ func (a *accounter) run() {
 		}
 		if a.sp.unsynced && a.syncEvery > 0 {
 			wait = min(wait, max(a.nextSync.Sub(now), 0))
+		}
+		if a.sp.failing {
+			// Writing to the spool fails: try again after the retry
+			// pause at the latest, even if nothing else happens.
+			wait = min(wait, a.retry)
 		}
 		if hold && a.live > a.inflight {
 			wait = min(wait, lastLaunch.Add(acctBatchWindow).Sub(mono))

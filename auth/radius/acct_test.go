@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -444,5 +445,71 @@ func TestAccountingFullBatchesDoNotWait(t *testing.T) {
 	waitPending(t, c, 0)
 	if n := srv.count(); n != 1+2*acctBatchMin+rest {
 		t.Errorf("the server got %d requests, want %d", n, 1+2*acctBatchMin+rest)
+	}
+}
+
+// spoolIDs reads the segments of dir and returns the Acct-Session-Id of
+// every record entry in them (for a fake server's handler: no t.Fatal).
+func spoolIDs(dir string) (map[string]bool, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*"+segmentExt))
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ents, _, err := parseSegment(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		for _, e := range ents {
+			if e.rec != nil {
+				ids[e.rec.ID] = true
+			}
+		}
+	}
+	return ids, nil
+}
+
+// Every record is in the spool's file before its request leaves: add
+// only appends it in memory, and the accounter's pass writes it before
+// sending. Within one spool_sync_interval no fsync (which writes too)
+// comes between, so the records after the first are on disk only
+// through the pass's own write.
+func TestRecordWrittenBeforeSent(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var missing []string
+	srv := newFakeServer(t, secret, func(raw []byte, p *radius.Packet) []byte {
+		id := string(p.Get(attrAcctSessionID))
+		ids, err := spoolIDs(dir)
+		mu.Lock()
+		if err != nil || !ids[id] {
+			missing = append(missing, fmt.Sprintf("%s (%v)", id, err))
+		}
+		mu.Unlock()
+		return ack(t)(raw, p)
+	})
+	cfg := acctConfig(t, dir, srv.port())
+	cfg.SpoolSyncInterval = time.Minute
+	c, err := New(cfg, nil)
+	c = mustClient(t, c, err)
+	defer c.Close()
+	for i := range 5 {
+		s := *acctSession
+		s.ID = fmt.Sprintf("sess-%d", i)
+		c.Start(&s)
+		waitPending(t, c, 0)
+	}
+	if n := fsyncCount(c); n != 1 {
+		t.Errorf("%d fsyncs, want 1 (the first pass's): the later records must reach the file without one", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(missing) > 0 {
+		t.Errorf("requests sent before their record was in the spool's file: %v", missing)
 	}
 }

@@ -29,13 +29,20 @@ type record struct {
 	acked    bool     // acknowledged or dropped (accounter.mu)
 }
 
-// spool is the durable accounting log (format in spoollog.go). put
-// appends a record with one write(2) before returning, so a crash of the
-// process after put loses nothing; sync fsyncs everything appended since
-// the last sync in one call (a crash of the machine loses nothing synced)
-// and runs before a record is first sent; ack appends an ack entry, made
-// durable by the next sync (a machine crash before it can make a record be
-// sent twice, never lost).
+// spool is the durable accounting log (format in spoollog.go). put and
+// ack append their entries to a buffer in memory; flush writes the buffer
+// with one write(2). The accounter flushes at every pass of its run loop
+// before it sends anything, so a record is in the file before it is first
+// sent, and the records of a burst of session starts cost one write(2)
+// instead of one each, made by the accounter rather than by the tunnel
+// that started the session (a write(2) on a tunnel's goroutine was the
+// one system call of a session setup that woke the runtime's monitor
+// thread; see internal/udpbatch). A crash of the process loses only
+// records not yet flushed, which were never sent. sync flushes, then
+// fsyncs everything appended since the last sync in one call (a crash of
+// the machine loses nothing synced); an ack entry becomes durable with
+// the next sync (a machine crash before it can make a record be sent
+// twice, never lost).
 //
 // Segments rotate at segmentSize; the oldest segment is deleted once it
 // has no live record, after a sync (acks only point backwards, so deleting
@@ -57,8 +64,9 @@ type spool struct {
 	nextSeg  uint64
 	segs     []*segment // oldest first; the last is current
 	f        *os.File   // the current segment, open for append
-	buf      []byte
-	acks     []byte // ack entries not yet written (see ack)
+	pend     []byte // entries (records, acks) appended but not yet written, in order
+	acksPend int    // bytes of ack entries in pend (see ack)
+	failing  bool   // the last flush failed (logged once until one succeeds)
 	unsynced bool   // records appended since the last fsync
 	ackDirty bool   // acks appended since the last fsync (made durable by the next one, or close)
 	synced   uint64 // every record up to this seq is durable
@@ -148,19 +156,14 @@ func openSpool(dir string, log *zap.Logger) (*spool, []*record, error) {
 		return nil, nil, err
 	}
 	for _, r := range recs {
-		if err := s.appendRec(r); err != nil {
-			s.f.Close()
-			return nil, nil, err
-		}
+		s.appendRec(r)
 	}
 	if n := len(recs); s.seq > 0 && (n == 0 || recs[n-1].Seq != s.seq) {
 		// Keep the highest seq seen: an ack of it (there is no such
 		// record any more) is the high-water mark for the next open.
-		s.buf = appendAck(s.buf[:0], s.seq)
-		if err := s.write(s.buf); err != nil {
-			s.f.Close()
-			return nil, nil, err
-		}
+		n := len(s.pend)
+		s.pend = appendAck(s.pend, s.seq)
+		s.appended(n)
 		s.unsynced = true
 	}
 	if err := s.sync(); err != nil {
@@ -193,43 +196,77 @@ func (s *spool) rotate() error {
 		f.Close()
 		return fmt.Errorf("radius spool: writing %s: %w", p, err)
 	}
+	carry := 0
 	if s.f != nil {
-		if err := s.flushAcks(); err != nil {
-			s.log.Error("radius accounting spool: writing acknowledgements", zap.Error(err))
+		if s.flush() != nil {
+			// Logged by flush. What waits (acks: put synced the
+			// records before rotating) goes to the new segment.
+			carry = len(s.pend)
+			s.cur().size -= int64(carry)
 		}
 		s.f.Close()
 	}
 	s.f = f
 	s.nextSeg++
-	s.segs = append(s.segs, &segment{num: num, size: int64(len(segmentMagic))})
+	s.segs = append(s.segs, &segment{num: num, size: int64(len(segmentMagic) + carry)})
 	s.dirSync = true
 	return nil
 }
 
 func (s *spool) cur() *segment { return s.segs[len(s.segs)-1] }
 
-func (s *spool) write(b []byte) error {
-	if _, err := s.f.Write(b); err != nil {
+// appended counts the entry appended to pend from byte n on in the
+// current segment's size at once (rotation needs no write to know it).
+func (s *spool) appended(n int) {
+	s.cur().size += int64(len(s.pend) - n)
+}
+
+// flush writes pend with one write(2). On an error the bytes not written
+// stay in pend and the next flush tries again (a record stays in memory
+// and is sent meanwhile; segments are not deleted while entries wait,
+// see trim).
+func (s *spool) flush() error {
+	if len(s.pend) == 0 {
+		return nil
+	}
+	n, err := s.f.Write(s.pend)
+	if err != nil {
+		s.pend = s.pend[:copy(s.pend, s.pend[n:])]
+		s.acksPend = 0 // what is left may hold records: flushRecords must retry
+		if !s.failing {
+			s.failing = true
+			s.log.Error("radius accounting spool: writing failed; the records are kept in memory, sent, and written when the file takes them again "+
+				"(check the disk holding the spool directory)", zap.String("file", s.f.Name()), zap.Error(err))
+		}
 		return fmt.Errorf("radius spool: appending to %s: %w", s.f.Name(), err)
 	}
-	s.cur().size += int64(len(b))
+	if s.failing {
+		s.failing = false
+		s.log.Info("radius accounting spool: writing works again", zap.String("file", s.f.Name()))
+	}
+	s.pend, s.acksPend = s.pend[:0], 0
+	if cap(s.pend) > 64<<10 {
+		s.pend = nil // after a burst or a long failure: let it go
+	}
 	return nil
 }
 
-func (s *spool) appendRec(r *record) error {
-	s.buf = appendRecord(s.buf[:0], r)
-	if err := s.write(s.buf); err != nil {
-		return err
-	}
+// appendRec appends r's entry (written by the next flush) in the
+// current segment.
+func (s *spool) appendRec(r *record) {
+	n := len(s.pend)
+	s.pend = appendRecord(s.pend, r)
+	s.appended(n)
 	seg := s.cur()
 	seg.total++
 	seg.live++
 	r.seg = seg
 	s.unsynced = true
-	return nil
 }
 
-// put assigns r its sequence number and appends it.
+// put assigns r its sequence number and appends it (written by the next
+// flush). It fails only when the full segment cannot be synced and
+// replaced.
 func (s *spool) put(r *record) error {
 	if s.cur().size >= s.segmentSize {
 		if err := s.sync(); err != nil {
@@ -241,7 +278,8 @@ func (s *spool) put(r *record) error {
 	}
 	s.seq++
 	r.Seq = s.seq
-	return s.appendRec(r)
+	s.appendRec(r)
+	return nil
 }
 
 // ackFlushAt is how many bytes of ack entries wait in memory before they
@@ -249,41 +287,44 @@ func (s *spool) put(r *record) error {
 const ackFlushAt = 4096
 
 // ack records that r was acknowledged. The entry waits in memory with
-// others and is written with them (flushAcks: at ackFlushAt bytes, at the
-// accounter's next sync, before a rotation and at close), one write(2)
-// for hundreds of acks instead of one each. An ack lost in a crash only
-// makes its record be sent again at the next start, which the spool
-// already does for a record whose answer came just before a crash:
-// delivery is at least once either way.
+// others and is written with them (flush: at ackFlushAt bytes of acks,
+// at the accounter's next pass that has records to write, at its sync,
+// before a rotation and at close), one write(2) for hundreds of acks
+// instead of one each. An ack lost in a crash only makes its record be
+// sent again at the next start, which the spool already does for a
+// record whose answer came just before a crash: delivery is at least
+// once either way.
 func (s *spool) ack(r *record) error {
 	if r.seg != nil {
 		r.seg.live--
 		r.seg = nil
 	}
-	s.acks = appendAck(s.acks, r.Seq)
+	n := len(s.pend)
+	s.pend = appendAck(s.pend, r.Seq)
+	s.appended(n)
+	s.acksPend += len(s.pend) - n
 	s.ackDirty = true
-	if len(s.acks) >= ackFlushAt {
-		return s.flushAcks()
+	if s.acksPend >= ackFlushAt {
+		return s.flush()
 	}
 	return nil
 }
 
-// flushAcks writes the ack entries waiting in memory.
-func (s *spool) flushAcks() error {
-	if len(s.acks) == 0 {
+// flushRecords writes pend if it holds a record entry (not only acks,
+// which wait for company): the accounter's pass calls it before sending.
+func (s *spool) flushRecords() error {
+	if len(s.pend) == s.acksPend {
 		return nil
 	}
-	err := s.write(s.acks)
-	s.acks = s.acks[:0]
-	return err
+	return s.flush()
 }
 
 // syncBegin starts an fsync made outside the caller's lock: when records
 // were appended since the last one it returns the file to fsync and the
 // seq it covers; then call syncEnd with the result.
 func (s *spool) syncBegin() (*os.File, uint64, bool) {
-	if err := s.flushAcks(); err != nil {
-		s.log.Error("radius accounting spool: writing acknowledgements", zap.Error(err))
+	if err := s.flush(); err != nil {
+		return nil, 0, false // logged by flush; unsynced stays set, the next pass tries again
 	}
 	if !s.unsynced {
 		return nil, 0, false
@@ -306,7 +347,7 @@ func (s *spool) syncEnd(upto uint64, err error) {
 // current segment, and of the directory if segments came or went), then
 // deletes the oldest segments that hold no live record.
 func (s *spool) sync() error {
-	if err := s.flushAcks(); err != nil {
+	if err := s.flush(); err != nil {
 		return err
 	}
 	if s.unsynced || s.ackDirty {
@@ -322,10 +363,11 @@ func (s *spool) sync() error {
 
 // trim deletes the oldest segments that hold no live record (and fsyncs
 // the directory when segments came or went). The accounter calls it
-// after its fsync.
+// after its fsync. Nothing is deleted while entries wait to be written:
+// records compaction moved out of the oldest segment are only in pend.
 func (s *spool) trim() error {
 	var errs []error
-	for len(s.segs) > 1 && s.segs[0].live == 0 {
+	for len(s.segs) > 1 && s.segs[0].live == 0 && len(s.pend) == 0 {
 		if err := os.Remove(s.path(s.segs[0].num)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("radius spool: removing segment: %w", err))
 			break
@@ -346,25 +388,25 @@ func (s *spool) trim() error {
 // compact moves the live records of the oldest segment to the current
 // one when it is not the current one and at most an eighth of its records
 // are live (a few records stuck behind many acknowledged ones). pending
-// is every live record. It reports whether it moved any.
-func (s *spool) compact(pending []*record) (bool, error) {
+// is every live record. It reports whether it moved any. The moved
+// entries are written by the next flush; the old segment goes at a trim
+// after that.
+func (s *spool) compact(pending []*record) bool {
 	if len(s.segs) < 3 {
-		return false, nil
+		return false
 	}
 	old := s.segs[0]
 	if old.live == 0 || old.live*8 > old.total {
-		return false, nil
+		return false
 	}
 	for _, r := range pending {
 		if r.seg != old {
 			continue
 		}
-		if err := s.appendRec(r); err != nil {
-			return false, err
-		}
+		s.appendRec(r)
 		old.live--
 	}
-	return true, nil
+	return true
 }
 
 func (s *spool) close() error {

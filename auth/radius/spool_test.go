@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -358,9 +360,7 @@ func TestSpoolManyRecordsBoundedFiles(t *testing.T) {
 				sp.ack(r)
 			}
 			pending = pending[:1]
-			if _, err := sp.compact(pending); err != nil {
-				t.Fatal(err)
-			}
+			sp.compact(pending)
 			if err := sp.sync(); err != nil {
 				t.Fatal(err)
 			}
@@ -410,6 +410,16 @@ func TestHMACMD5(t *testing.T) {
 	}
 }
 
+// fileSize is how many bytes of the current segment are in the file.
+func fileSize(t *testing.T, sp *spool) int64 {
+	t.Helper()
+	fi, err := os.Stat(sp.f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
 // Acks wait in memory and reach the file together (one write for many):
 // at the accounter's sync, at ackFlushAt bytes, or at close; a crash
 // before that only replays records that were acknowledged (at least
@@ -418,14 +428,21 @@ func TestSpoolAcksWrittenTogether(t *testing.T) {
 	dir := t.TempDir()
 	sp, _ := mustOpen(t, dir, nil)
 	rs := putN(t, sp, 20)
-	size := sp.cur().size
+	if err := sp.flushRecords(); err != nil {
+		t.Fatal(err)
+	}
+	size := fileSize(t, sp)
 	for _, r := range rs[:10] {
 		if err := sp.ack(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if sp.cur().size != size {
-		t.Fatalf("segment grew by %d bytes at the acks, want the acks kept in memory", sp.cur().size-size)
+	if got := fileSize(t, sp); got != size {
+		t.Fatalf("file grew by %d bytes at the acks, want the acks kept in memory", got-size)
+	}
+	// Acks alone do not make the accounter's pass write.
+	if err := sp.flushRecords(); err != nil || fileSize(t, sp) != size {
+		t.Fatalf("flushRecords with only acks waiting: %v, file grew by %d bytes", err, fileSize(t, sp)-size)
 	}
 	// A crash now (no close): every record is replayed, the acked ones
 	// included, and none is lost.
@@ -435,7 +452,7 @@ func TestSpoolAcksWrittenTogether(t *testing.T) {
 	if _, _, ok := sp.syncBegin(); !ok {
 		t.Fatal("syncBegin found nothing to sync")
 	}
-	if sp.cur().size == size {
+	if fileSize(t, sp) == size {
 		t.Fatal("syncBegin did not write the waiting acks")
 	}
 	if got := spoolLive(t, dir); len(got) != 10 || got[0] != rs[10].Seq {
@@ -443,13 +460,16 @@ func TestSpoolAcksWrittenTogether(t *testing.T) {
 	}
 	// Enough acks to pass ackFlushAt are written without a sync.
 	more := putN(t, sp, 2*ackFlushAt/len(appendAck(nil, 1<<40)))
-	size = sp.cur().size
+	if err := sp.flushRecords(); err != nil {
+		t.Fatal(err)
+	}
+	size = fileSize(t, sp)
 	for _, r := range more {
 		if err := sp.ack(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if sp.cur().size == size {
+	if fileSize(t, sp) == size {
 		t.Fatalf("%d acks never written before a sync", len(more))
 	}
 	if err := sp.close(); err != nil {
@@ -458,4 +478,92 @@ func TestSpoolAcksWrittenTogether(t *testing.T) {
 	if got := spoolLive(t, dir); len(got) != 10 {
 		t.Fatalf("live after close: %v, want the 10 never acked", got)
 	}
+}
+
+// Records put wait in memory until flushRecords writes them all with
+// one write(2) (the accounter's pass, before it sends), and the segment's
+// size counts them from put on, so rotation does not wait for a write.
+func TestSpoolRecordsWrittenTogether(t *testing.T) {
+	dir := t.TempDir()
+	sp, _ := mustOpen(t, dir, nil)
+	defer sp.close()
+	size := fileSize(t, sp)
+	rs := putN(t, sp, 5)
+	if got := fileSize(t, sp); got != size {
+		t.Fatalf("file grew by %d bytes at put, want the records kept for the pass's write", got-size)
+	}
+	if got := spoolLive(t, dir); len(got) != 0 {
+		t.Fatalf("live on disk before the write: %v", got)
+	}
+	want := size
+	for _, r := range rs {
+		want += int64(len(appendRecord(nil, r)))
+	}
+	if sp.cur().size != want {
+		t.Errorf("segment size %d before the write, want %d (records counted at put)", sp.cur().size, want)
+	}
+	if err := sp.flushRecords(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, sp); got != want {
+		t.Errorf("file is %d bytes after the write, want %d", got, want)
+	}
+	if got := spoolLive(t, dir); !slices.Equal(got, seqsOf(rs)) {
+		t.Errorf("live on disk after the write: %v, want %v", got, seqsOf(rs))
+	}
+}
+
+// A write that fails keeps the entries for the next flush, and the
+// oldest segment is not deleted while entries wait: records compaction
+// moved out of it would otherwise be on disk nowhere.
+func TestSpoolWriteFailureKeepsEntries(t *testing.T) {
+	dir := t.TempDir()
+	sp, _ := mustOpen(t, dir, nil)
+	sp.segmentSize = 256
+	stuck := putN(t, sp, 1)[0]
+	var rest []*record
+	for len(sp.segs) < 4 {
+		rest = append(rest, putN(t, sp, 1)...)
+	}
+	for _, r := range rest {
+		sp.ack(r)
+	}
+	if err := sp.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if !sp.compact([]*record{stuck}) {
+		t.Fatal("compaction did not move the stuck record")
+	}
+	oldest := sp.path(sp.segs[0].num)
+	// The file refuses writes: closed under the spool.
+	good := sp.f
+	bad, err := os.Open(good.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.f = bad
+	if err := sp.flushRecords(); err == nil {
+		t.Fatal("flush to a read-only file succeeded")
+	}
+	if len(sp.pend) == 0 {
+		t.Fatal("the entries were dropped at the failed write")
+	}
+	if err := sp.trim(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(oldest); err != nil {
+		t.Fatalf("oldest segment deleted while the moved record was not written: %v", err)
+	}
+	bad.Close()
+	sp.f = good
+	if err := sp.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(oldest); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("oldest segment still there after the write and sync: %v", err)
+	}
+	if got := spoolLive(t, dir); !slices.Equal(got, []uint64{stuck.Seq}) {
+		t.Fatalf("live on disk: %v, want the stuck record %d", got, stuck.Seq)
+	}
+	sp.close()
 }
