@@ -64,14 +64,14 @@ type spool struct {
 	nextSeg  uint64
 	segs     []*segment // oldest first; the last is current
 	f        *os.File   // the current segment, open for append
-	pend     []byte // entries (records, acks) appended but not yet written, in order
-	acksPend int    // bytes of ack entries in pend (see ack)
-	failing  bool   // the last flush failed (logged once until one succeeds)
-	unsynced bool   // records appended since the last fsync
-	ackDirty bool   // acks appended since the last fsync (made durable by the next one, or close)
-	synced   uint64 // every record up to this seq is durable
-	dirSync  bool   // a segment was created or deleted since the last directory fsync
-	fsyncs   int    // fsyncs of segments made by sync (tests)
+	pend     []byte     // entries (records, acks) appended but not yet written, in order
+	acksPend int        // bytes of ack entries in pend (see ack)
+	failing  bool       // the last flush failed (logged once until one succeeds)
+	unsynced bool       // records appended since the last fsync
+	ackDirty bool       // acks appended since the last fsync (made durable by the next one, or close)
+	synced   uint64     // every record up to this seq is durable
+	dirSync  bool       // a segment was created or deleted since the last directory fsync
+	fsyncs   int        // fsyncs of segments made by sync (tests)
 }
 
 type segment struct {
