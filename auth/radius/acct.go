@@ -25,9 +25,9 @@ type CountersFunc func() auth.AcctCounters
 
 // accounter spools every record, then sends it to the accounting servers
 // until one acknowledges it. A record is written to the spool before it
-// is sent: add appends it in memory, and each pass of the run loop
-// writes what was added since the last one with one write(2) before it
-// sends anything; fsyncs are grouped, at most one per syncEvery (0: one
+// is sent: add appends it in memory, and a pass of the run loop that
+// sends writes everything added since the last write with one write(2)
+// first (so does every fsync); fsyncs are grouped, at most one per syncEvery (0: one
 // per pass of the run loop, and a record is sent only once synced). Records of one session are sent in order, one
 // at a time; records of different sessions go out concurrently (bounded).
 // After a record fails on every server, sending pauses for retry and
@@ -248,11 +248,6 @@ func (a *accounter) run() {
 				a.c.log.Error("radius accounting spool: removing acknowledged segments", zap.Error(err))
 			}
 		}
-		// The records added since the last pass (and during the fsync)
-		// reach the file in one write(2), before any of them is sent.
-		// On an error they are sent anyway (flush logs it and keeps
-		// them for the next try).
-		_ = a.sp.flushRecords()
 		a.passes++
 		launch = launch[:0]
 		if !now.Before(a.pauseTil) && a.inflight < a.parallel {
@@ -303,6 +298,14 @@ func (a *accounter) run() {
 		}
 		if hold && a.live > a.inflight {
 			wait = min(wait, lastLaunch.Add(acctBatchWindow).Sub(mono))
+		}
+		if len(launch) > 0 {
+			// The records added since the last write reach the file in
+			// one write(2) before any is sent (those still waiting go
+			// with it, or with the next fsync). On an error they are
+			// sent anyway (flush logs it and keeps them for the next
+			// try).
+			_ = a.sp.flushRecords()
 		}
 		a.mu.Unlock()
 		if len(launch) > 0 {

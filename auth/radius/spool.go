@@ -31,14 +31,15 @@ type record struct {
 
 // spool is the durable accounting log (format in spoollog.go). put and
 // ack append their entries to a buffer in memory; flush writes the buffer
-// with one write(2). The accounter flushes at every pass of its run loop
-// before it sends anything, so a record is in the file before it is first
-// sent, and the records of a burst of session starts cost one write(2)
-// instead of one each, made by the accounter rather than by the tunnel
-// that started the session (a write(2) on a tunnel's goroutine was the
-// one system call of a session setup that woke the runtime's monitor
+// with one write(2). The accounter flushes before it sends anything (and
+// sync flushes before its fsync), so a record is in the file before it
+// is first sent, and the records of a burst of session starts cost one
+// write(2) instead of one each, made by the accounter rather than by the
+// tunnel that started the session (a write(2) on a tunnel's goroutine was
+// the one system call of a session setup that woke the runtime's monitor
 // thread; see internal/udpbatch). A crash of the process loses only
-// records not yet flushed, which were never sent. sync flushes, then
+// records not yet flushed, which were never sent and are at most one
+// sync interval old. sync flushes, then
 // fsyncs everything appended since the last sync in one call (a crash of
 // the machine loses nothing synced); an ack entry becomes durable with
 // the next sync (a machine crash before it can make a record be sent
@@ -288,7 +289,7 @@ const ackFlushAt = 4096
 
 // ack records that r was acknowledged. The entry waits in memory with
 // others and is written with them (flush: at ackFlushAt bytes of acks,
-// at the accounter's next pass that has records to write, at its sync,
+// before the accounter's next send of records, at its sync,
 // before a rotation and at close), one write(2) for hundreds of acks
 // instead of one each. An ack lost in a crash only makes its record be
 // sent again at the next start, which the spool already does for a
@@ -311,7 +312,7 @@ func (s *spool) ack(r *record) error {
 }
 
 // flushRecords writes pend if it holds a record entry (not only acks,
-// which wait for company): the accounter's pass calls it before sending.
+// which wait for company): the accounter calls it before sending.
 func (s *spool) flushRecords() error {
 	if len(s.pend) == s.acksPend {
 		return nil
