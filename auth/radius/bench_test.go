@@ -62,8 +62,9 @@ func BenchmarkRequestBuild(b *testing.B) {
 	})
 }
 
-// BenchmarkSpoolPut appends a record and its ack (no fsync: the run loop
-// shares one among every record of a pass).
+// BenchmarkSpoolPut appends a record and its ack, and writes the records
+// once every acctBatchMin (the accounter writes before each send of a
+// batch; no fsync: the run loop shares one among many batches).
 func BenchmarkSpoolPut(b *testing.B) {
 	b.ReportAllocs()
 	sp, _, err := openSpool(b.TempDir(), nil)
@@ -72,9 +73,15 @@ func BenchmarkSpoolPut(b *testing.B) {
 	}
 	defer sp.close()
 	r := &record{Status: AcctStart, ID: "0000000a-00000001", User: "user12345", attrs: make([]byte, 200)}
+	n := 0
 	for b.Loop() {
 		if err := sp.put(r); err != nil {
 			b.Fatal(err)
+		}
+		if n++; n%acctBatchMin == 0 {
+			if err := sp.flushRecords(); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if err := sp.ack(r); err != nil {
 			b.Fatal(err)
@@ -156,8 +163,9 @@ func BenchmarkReplyVerify(b *testing.B) {
 }
 
 // BenchmarkAcctStartSpool encodes an Accounting-Request Start record and
-// appends it to the spool (write(2), no fsync), then its ack, as add and
-// finish do for every session.
+// appends it to the spool, then its ack, as add and finish do for every
+// session; the records are written once every acctBatchMin, as before
+// each send of a batch (no fsync).
 func BenchmarkAcctStartSpool(b *testing.B) {
 	sp, _, err := openSpool(b.TempDir(), nil)
 	if err != nil {
@@ -168,6 +176,7 @@ func BenchmarkAcctStartSpool(b *testing.B) {
 		FramedIP: netip.MustParseAddr("10.128.0.5"), Class: [][]byte{[]byte("class-1")}}
 	now := time.Unix(1700000000, 0)
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
 		r, err := newRecord(&benchNAS, AcctStart, s, nil, 0, now)
 		if err != nil {
@@ -175,6 +184,11 @@ func BenchmarkAcctStartSpool(b *testing.B) {
 		}
 		if err := sp.put(r); err != nil {
 			b.Fatal(err)
+		}
+		if n++; n%acctBatchMin == 0 {
+			if err := sp.flushRecords(); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if err := sp.ack(r); err != nil {
 			b.Fatal(err)
