@@ -58,7 +58,7 @@ func (t *Tunnel) inSession(now time.Time, s *Session, f func()) {
 // live reports whether s is still the tunnel's session with its ID and its
 // driver may be called.
 func (t *Tunnel) live(s *Session) bool {
-	return s != nil && !s.failed && t.sessions[s.ID] == s
+	return s != nil && !s.failed && !s.gone
 }
 
 // sessionPanicked is called from inSession's deferred recover.
@@ -70,7 +70,7 @@ func (t *Tunnel) sessionPanicked(now time.Time, s *Session, r any) {
 	}
 	s.failed = true
 	t.unschedule(s)
-	if t.sessions[s.ID] == s && !t.crashing {
+	if !s.gone && !t.crashing {
 		// The CDN's SessionDown event closes the driver, as for any end.
 		_ = t.core.Hangup(now, s.ID, internalErrorRC, ReasonInternalError)
 	}

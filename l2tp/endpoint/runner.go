@@ -109,6 +109,10 @@ type Session struct {
 	// failed: a call into the driver panicked; it gets no calls but
 	// Close from then on (contain.go). Tunnel goroutine only.
 	failed bool
+	// gone: taken out of the tunnel's sessions (its ID may name another
+	// session from then on); live reads it instead of looking the ID up
+	// again. Tunnel goroutine only.
+	gone bool
 	// Opaque is for the role's own use.
 	Opaque any
 }
@@ -786,6 +790,7 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 		s := t.sessions[ev.ID]
 		delete(t.sessions, ev.ID)
 		if s != nil {
+			s.gone = true
 			t.unschedule(s)
 		}
 		t.forgetDP(ev.ID)
@@ -852,6 +857,9 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		t.dpSessions[ev.ID] = struct{}{}
 		t.mu.Unlock()
 	}
+	if old := t.sessions[ev.ID]; old != nil && old != s {
+		old.gone = true // not expected: the core reports a call down before its ID is used again
+	}
 	t.sessions[ev.ID] = s
 	if ce := t.log.Check(zap.InfoLevel, "session established"); ce != nil { // see "session closed"
 		ce.Write(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
@@ -899,6 +907,7 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 	if reason != "" {
 		for id, s := range t.sessions {
 			delete(t.sessions, id)
+			s.gone = true
 			t.unschedule(s)
 			t.endSession(now, s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
 		}

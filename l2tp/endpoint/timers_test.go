@@ -128,6 +128,40 @@ func TestEndpointDriverDeadline(t *testing.T) {
 	}
 }
 
+// A session that has ended is not live: what is posted to it afterwards
+// does not run, and a frame for its ID reaches no driver.
+func TestEndedSessionGetsNoCalls(t *testing.T) {
+	lnsRec, lacRec := newRecorder(), newRecorder()
+	d := &fakeDriver{}
+	drivers := &driverRecorder{recorder: lnsRec, d: d}
+	lns, lac, _ := newPairCfg(t, lnsRec, lacRec, func(c *Config) { c.Handler = drivers })
+	tun := dialLNS(t, lns, lac, lacRec)
+	waitFor(t, lacRec.tunnelsUp, "tunnel up")
+	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitFor(t, lnsRec.sessUp, "LNS session up")
+	ran := make(chan bool, 2)
+	s.Post(func(time.Time) { ran <- true })
+	if !<-ran {
+		t.Fatal("a call posted to a live session did not run")
+	}
+	s.T.Hangup(s.ID, l2tp.ResultCode{Result: l2tp.ResultCDNAdmin}, "test")
+	waitFor(t, lnsRec.sessDown, "LNS session down")
+	s.Post(func(time.Time) { ran <- true })
+	// Commands run in order: once this one has run, the post before it
+	// has been handled.
+	s.T.do(func(time.Time) { ran <- false })
+	if <-ran {
+		t.Fatal("a call posted to an ended session ran")
+	}
+	live := make(chan bool, 1)
+	s.T.do(func(time.Time) { live <- s.T.live(s) })
+	if <-live {
+		t.Fatal("an ended session is still live")
+	}
+}
+
 // driverRecorder is a recorder whose sessions run d.
 type driverRecorder struct {
 	*recorder
@@ -232,4 +266,40 @@ func TestSessionHeapRandom(t *testing.T) {
 		prev = s.due
 		check(-1)
 	}
+}
+
+// BenchmarkEchoRound: the timer work of LCP echoes held over many
+// sessions, as in the 100,000-session run of docs/benchmarks.md: 100
+// tunnels of 1,000 sessions whose deadlines fall on whole seconds over a
+// 30 s interval; each op is one second, every tunnel ticking its due
+// drivers, each of which moves its deadline 30 s on. The sessions are
+// spread over far more memory than the caches hold, as when held.
+func BenchmarkEchoRound(b *testing.B) {
+	const tunnels, perTunnel, interval = 100, 1000, 30
+	base := time.Unix(1_700_000_000, 0)
+	var tuns []*Tunnel
+	for range tunnels {
+		tun, ds := timerTunnel(perTunnel, base)
+		for i, d := range ds {
+			d.deadline = base.Add(time.Duration(1+(i*7)%interval) * time.Second)
+			d.onTick = func(now time.Time) { d.deadline = now.Add(interval * time.Second) }
+			tun.schedule(tun.sessions[uint32(i+1)])
+		}
+		tuns = append(tuns, tun)
+	}
+	ticks := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		now := base.Add(time.Duration(i+1) * time.Second)
+		for _, tun := range tuns {
+			n := len(tun.timers)
+			tun.tickDrivers(now)
+			if len(tun.timers) != n {
+				b.Fatal("a session left the heap")
+			}
+		}
+		ticks += tunnels * perTunnel / interval
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(ticks), "ns/tick")
 }
