@@ -19,7 +19,13 @@
 # scripts/bench-all.sh); BENCH_AB_ENV_A, BENCH_AB_ENV_B: variables for
 # each side's l2tpd (NAME=VALUE, space-separated); BENCH_AB_THREADS_A,
 # BENCH_AB_THREADS_B: each side's `threads` (default BENCH_THREADS, else
-# 1, as in scripts/bench-lib.sh). Needs root.
+# 1, as in scripts/bench-lib.sh); BENCH_AB_ARGS: more l2tpbench arguments
+# (with --hold, each line also gives the LNS's CPU while holding, in % of
+# one core, and the p99 setup latency of the last thousand sessions over
+# that of the first, and the summary their medians). Needs root.
+#
+#   BENCH_AB_SIZE=100000:100 BENCH_AB_ARGS="--hold 60s" BENCH_AB_RUNS=3 \
+#     scripts/bench-ab.sh /tmp/before/l2tpd /tmp/after/l2tpd
 #
 #   BENCH_AB_THREADS_B=0 scripts/bench-ab.sh bin/l2tpd bin/l2tpd  # threads = 1 against 0
 #   BENCH_AB_AUTH=radius scripts/bench-ab.sh bin/l2tpd l2tpns     # ours against l2tpns
@@ -41,6 +47,7 @@ BENCH_AB_ENV_A=${BENCH_AB_ENV_A:-}
 BENCH_AB_ENV_B=${BENCH_AB_ENV_B:-}
 BENCH_AB_THREADS_A=${BENCH_AB_THREADS_A:-${BENCH_THREADS:-1}}
 BENCH_AB_THREADS_B=${BENCH_AB_THREADS_B:-${BENCH_THREADS:-1}}
+BENCH_AB_ARGS=${BENCH_AB_ARGS:-}
 LNS_PID= RADIUS_PID=
 n=${BENCH_AB_SIZE%%:*}
 t=${BENCH_AB_SIZE##*:}
@@ -54,6 +61,15 @@ bench_netns
 
 # field NAME FILE: the first number after "NAME": in l2tpbench's JSON.
 field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" "$2" | head -n 1; }
+# p99 OBJECT FILE: p99_ns of the JSON object OBJECT (one level deep).
+p99() { sed -n "/\"$1\": {/,/}/s/.*\"p99_ns\": *\([0-9]*\).*/\1/p" "$2" | head -n 1; }
+# held FILE: "held-CPU-% last/first-p99" when the run held its sessions.
+held() {
+	h=$(field target_hold_cpu_percent "$1")
+	[ -n "$h" ] || return 0
+	awk -v h="$h" -v f="$(p99 session_setup_first_1000 "$1")" -v l="$(p99 session_setup_last_1000 "$1")" \
+		'BEGIN { printf " %.2f %.2f", h, (f > 0 ? l / f : 0) }'
+}
 
 out="$BENCH_DIR/ab.txt"
 : >"$out"
@@ -70,11 +86,12 @@ while [ "$run" -le "$BENCH_AB_RUNS" ]; do
 		else
 			bench_l2tpd "$bin" "$n" "$BENCH_AB_AUTH" || exit 1
 		fi
+		# shellcheck disable=SC2086
 		bench_run "ab-$side" --tunnels "$t" --sessions "$n" --in-flight 100 --auth chap \
-			--setup-timeout 60s --timeout 10m 2>/dev/null || true
+			--setup-timeout 60s --timeout 10m $BENCH_AB_ARGS 2>/dev/null || true
 		bench_stop_lns
 		j="$BENCH_DIR/ab-$side.json"
-		echo "$side $run $(field target_cpu_per_setup_ns "$j") $(field sessions_up "$j") $(field setup_rate_per_s "$j")" | tee -a "$out"
+		echo "$side $run $(field target_cpu_per_setup_ns "$j") $(field sessions_up "$j") $(field setup_rate_per_s "$j")$(held "$j")" | tee -a "$out"
 	done
 	run=$((run + 1))
 done
@@ -83,3 +100,11 @@ for side in A B; do
 	awk -v s=$side '$1 == s && $3 != "" { print $3 }' "$out" | sort -n |
 		awk -v s=$side '{ v[NR] = $1 } END { if (NR) printf "%s %d %d %d %d\n", s, NR, v[int((NR + 1) / 2)], v[1], v[NR] }' | tee -a "$out"
 done
+if grep -q '^[AB] [0-9]* [0-9.]* [0-9]* [0-9.]* [0-9.]' "$out"; then
+	echo "side runs median_held_cpu_percent median_last_over_first_p99" | tee -a "$out"
+	for side in A B; do
+		awk -v s=$side '$1 == s && $6 != "" { h[++n] = $6; r[n] = $7 }
+			function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return a[int((n + 1) / 2)] }
+			END { if (n) printf "%s %d %.2f %.2f\n", s, n, med(h, n), med(r, n) }' "$out" | tee -a "$out"
+	done
+fi
