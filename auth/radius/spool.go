@@ -246,8 +246,8 @@ func (s *spool) flush() error {
 		s.log.Info("radius accounting spool: writing works again", zap.String("file", s.f.Name()))
 	}
 	s.pend, s.acksPend = s.pend[:0], 0
-	if cap(s.pend) > 64<<10 {
-		s.pend = nil // after a burst or a long failure: let it go
+	if cap(s.pend) > 1<<20 {
+		s.pend = nil // after a large burst or a long failure: let it go (smaller ones are reused)
 	}
 	return nil
 }
