@@ -100,16 +100,8 @@ func TestDriverTimers(t *testing.T) {
 // Through a running endpoint: a driver's deadline fires with no other
 // event, Post moves it, and a closed session is not ticked again.
 func TestEndpointDriverDeadline(t *testing.T) {
-	lnsRec, lacRec := newRecorder(), newRecorder()
 	d := &fakeDriver{ticked: make(chan time.Time, 1)}
-	drivers := &driverRecorder{recorder: lnsRec, d: d}
-	lns, lac, _ := newPairCfg(t, lnsRec, lacRec, func(c *Config) { c.Handler = drivers })
-	tun := dialLNS(t, lns, lac, lacRec)
-	waitFor(t, lacRec.tunnelsUp, "tunnel up")
-	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{}); err != nil {
-		t.Fatal(err)
-	}
-	s := waitFor(t, lnsRec.sessUp, "LNS session up")
+	s, lnsRec := driverSession(t, d)
 	start := time.Now()
 	if !s.Post(func(now time.Time) { d.deadline = now.Add(50 * time.Millisecond) }) {
 		t.Fatal("Post on a live session failed")
@@ -128,11 +120,11 @@ func TestEndpointDriverDeadline(t *testing.T) {
 	}
 }
 
-// A session that has ended is not live: what is posted to it afterwards
-// does not run, and a frame for its ID reaches no driver.
-func TestEndedSessionGetsNoCalls(t *testing.T) {
+// driverSession sets up an LNS and a LAC, places a call, and returns the
+// LNS's session, whose driver is d, and the LNS's recorder.
+func driverSession(t *testing.T, d *fakeDriver) (*Session, *recorder) {
+	t.Helper()
 	lnsRec, lacRec := newRecorder(), newRecorder()
-	d := &fakeDriver{}
 	drivers := &driverRecorder{recorder: lnsRec, d: d}
 	lns, lac, _ := newPairCfg(t, lnsRec, lacRec, func(c *Config) { c.Handler = drivers })
 	tun := dialLNS(t, lns, lac, lacRec)
@@ -140,7 +132,13 @@ func TestEndedSessionGetsNoCalls(t *testing.T) {
 	if _, err := tun.PlaceCall(tunnel.Incoming, tunnel.CallInfo{}); err != nil {
 		t.Fatal(err)
 	}
-	s := waitFor(t, lnsRec.sessUp, "LNS session up")
+	return waitFor(t, lnsRec.sessUp, "LNS session up"), lnsRec
+}
+
+// A session that has ended is not live, and what is posted to it
+// afterwards does not run.
+func TestEndedSessionGetsNoCalls(t *testing.T) {
+	s, lnsRec := driverSession(t, &fakeDriver{})
 	ran := make(chan bool, 2)
 	s.Post(func(time.Time) { ran <- true })
 	if !<-ran {
