@@ -61,6 +61,9 @@ type accounter struct {
 	// mono is the clock of acctBatchWindow (time.Now; tests set their
 	// own, under mu).
 	mono func() time.Time
+	// waits, when a test sets it (under mu), gets each pass's wait before
+	// the loop blocks, if it has room.
+	waits chan<- time.Duration
 
 	wake  chan struct{}
 	done  chan struct{}
@@ -307,6 +310,7 @@ func (a *accounter) run() {
 			// try).
 			_ = a.sp.flushRecords()
 		}
+		waits := a.waits
 		a.mu.Unlock()
 		if len(launch) > 0 {
 			lastLaunch = mono
@@ -317,6 +321,12 @@ func (a *accounter) run() {
 			}
 			a.c.beginMany(a.c.acct, calls)
 			clear(calls)
+		}
+		if waits != nil {
+			select {
+			case waits <- wait:
+			default:
+			}
 		}
 		timer.Reset(wait)
 		select {

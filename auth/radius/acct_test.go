@@ -513,3 +513,58 @@ func TestRecordWrittenBeforeSent(t *testing.T) {
 		t.Errorf("requests sent before their record was in the spool's file: %v", missing)
 	}
 }
+
+// While the spool's file refuses writes, records are still sent, and the
+// run loop tries the write again after the retry pause, no later, and
+// without spinning: with the clock frozen, a pass that found the fsync due again
+// at once (the write before it failed) would wait zero and come round
+// again at once, for ever.
+func TestSpoolWriteFailureNoSpin(t *testing.T) {
+	srv := newFakeServer(t, secret, ack(t))
+	cfg := acctConfig(t, t.TempDir(), srv.port())
+	cfg.SpoolSyncInterval = time.Second
+	cfg.DeadTime = time.Millisecond // the retry pause: passes come quickly
+	now := time.Unix(1000, 0)
+	c, err := newClient(cfg, nil, func() time.Time { return now })
+	c = mustClient(t, c, err)
+	defer c.Close()
+	a := c.accounter
+	waits := make(chan time.Duration, 64)
+	a.mu.Lock()
+	good := a.sp.f
+	ro, err := os.Open(good.Name()) // read-only: every write fails
+	if err != nil {
+		a.mu.Unlock()
+		t.Fatal(err)
+	}
+	a.sp.f = ro
+	a.waits = waits
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.sp.f, a.waits = good, nil
+		a.mu.Unlock()
+		ro.Close()
+	}()
+	c.Start(acctSession)
+	recv(t, srv) // sent although not written
+	for i := range 20 {
+		select {
+		case w := <-waits:
+			if w <= 0 {
+				t.Fatalf("pass %d after the write failed waits %v: the loop spins", i, w)
+			}
+			if w > cfg.DeadTime {
+				t.Fatalf("pass %d after the write failed waits %v, longer than the retry pause %v", i, w, cfg.DeadTime)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the run loop made no pass %d while the write failed (retry pause %v)", i, cfg.DeadTime)
+		}
+	}
+	a.mu.Lock()
+	failing := a.sp.failing
+	a.mu.Unlock()
+	if !failing {
+		t.Error("the spool does not know its writes fail")
+	}
+}
