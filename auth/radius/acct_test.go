@@ -516,9 +516,9 @@ func TestRecordWrittenBeforeSent(t *testing.T) {
 
 // While the spool's file refuses writes, records are still sent, and the
 // run loop tries the write again after the retry pause, no later, and
-// without spinning: with the clock frozen, a pass that found the fsync due again
-// at once (the write before it failed) would wait zero and come round
-// again at once, for ever.
+// without spinning: with the clock frozen, a pass that found the fsync
+// due again at once (the write before it failed) would wait zero and
+// come round again at once, for ever.
 func TestSpoolWriteFailureNoSpin(t *testing.T) {
 	srv := newFakeServer(t, secret, ack(t))
 	cfg := acctConfig(t, t.TempDir(), srv.port())
