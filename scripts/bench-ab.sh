@@ -95,16 +95,25 @@ while [ "$run" -le "$BENCH_AB_RUNS" ]; do
 	done
 	run=$((run + 1))
 done
+runs="$BENCH_DIR/ab-runs.txt"
+cp "$out" "$runs"
+# stats SIDE COLUMN: how many of SIDE's runs have COLUMN, and its median,
+# lowest and highest over them.
+stats() {
+	awk -v s="$1" -v c="$2" '$1 == s && $c != "" { print $c }' "$runs" | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR) print NR, v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
 echo "side runs median_ns lowest_ns highest_ns (target CPU per setup)" | tee -a "$out"
 for side in A B; do
-	awk -v s=$side '$1 == s && $3 != "" { print $3 }' "$out" | sort -n |
-		awk -v s=$side '{ v[NR] = $1 } END { if (NR) printf "%s %d %d %d %d\n", s, NR, v[int((NR + 1) / 2)], v[1], v[NR] }' | tee -a "$out"
+	r=$(stats $side 3)
+	[ -z "$r" ] || echo "$side $r" | tee -a "$out"
 done
-if grep -q '^[AB] [0-9]* [0-9.]* [0-9]* [0-9.]* [0-9.]' "$out"; then
-	echo "side runs median_held_cpu_percent median_last_over_first_p99" | tee -a "$out"
+if [ -n "$(stats A 6)$(stats B 6)" ]; then
+	echo "side runs median lowest highest (held CPU, % of one core; then last/first thousand p99)" | tee -a "$out"
 	for side in A B; do
-		awk -v s=$side '$1 == s && $6 != "" { h[++n] = $6; r[n] = $7 }
-			function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return a[int((n + 1) / 2)] }
-			END { if (n) printf "%s %d %.2f %.2f\n", s, n, med(h, n), med(r, n) }' "$out" | tee -a "$out"
+		for col in 6 7; do
+			r=$(stats $side $col)
+			[ -z "$r" ] || echo "$side $r" | tee -a "$out"
+		done
 	done
 fi

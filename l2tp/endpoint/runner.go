@@ -787,12 +787,7 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 	case tunnel.SessionUp:
 		t.sessionUp(now, ev)
 	case tunnel.SessionDown:
-		s := t.sessions[ev.ID]
-		delete(t.sessions, ev.ID)
-		if s != nil {
-			s.gone = true
-			t.unschedule(s)
-		}
+		s := t.dropSession(ev.ID)
 		t.forgetDP(ev.ID)
 		t.takeEarly(ev.ID) // frames kept for a call that never came up
 		// Fields inline, not t.log.With: With clones the encoder (and a
@@ -857,9 +852,7 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		t.dpSessions[ev.ID] = struct{}{}
 		t.mu.Unlock()
 	}
-	if old := t.sessions[ev.ID]; old != nil && old != s {
-		old.gone = true // not expected: the core reports a call down before its ID is used again
-	}
+	t.dropSession(ev.ID) // none expected: the core reports a call down before its ID is used again
 	t.sessions[ev.ID] = s
 	if ce := t.log.Check(zap.InfoLevel, "session established"); ce != nil { // see "session closed"
 		ce.Write(zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.String("calling", ev.Info.CallingNumber), zap.String("called", ev.Info.CalledNumber))
@@ -899,16 +892,28 @@ func (t *Tunnel) closeDataPlane() {
 	}
 }
 
+// dropSession takes the session with id out of the tunnel's sessions and
+// its timer heap, and marks it gone so that live is false for it from
+// then on; it returns the session, nil if there was none.
+func (t *Tunnel) dropSession(id uint32) *Session {
+	s := t.sessions[id]
+	if s == nil {
+		return nil
+	}
+	delete(t.sessions, id)
+	s.gone = true
+	t.unschedule(s)
+	return s
+}
+
 // finish releases everything once the core is dead or the endpoint stops.
 // After a panic (crashed) it may run a second time: each step is done
 // once, and each may fail without keeping the next from running.
 func (t *Tunnel) finish(now time.Time, reason string) {
 	t.finished = true
 	if reason != "" {
-		for id, s := range t.sessions {
-			delete(t.sessions, id)
-			s.gone = true
-			t.unschedule(s)
+		for id := range t.sessions {
+			s := t.dropSession(id)
 			t.endSession(now, s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
 		}
 	}
