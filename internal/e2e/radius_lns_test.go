@@ -330,6 +330,18 @@ func dialOnce(t *testing.T, lns *Daemon, lacNS *testenv.Netns, name, user, pw, m
 	return lac, acctID(t, m.Line)
 }
 
+// waitStartAcked waits until the LNS has the answer to session id's
+// accounting Start. A server that wrote the Start and dies before its
+// answer reaches the LNS leaves the LNS rightly resending the Start to
+// another server (at least once delivery), and the test would count two;
+// stopping a server is safe only after this.
+func waitStartAcked(t *testing.T, lns *Daemon, id string) {
+	t.Helper()
+	if _, err := lns.WaitFor(ctxTimeout(t, 10*time.Second), `radius accounting acknowledged.*"status": "Start", "acct_session_id": "`+id+`"`); err != nil {
+		t.Fatalf("Start of %s never acknowledged: %v", id, err)
+	}
+}
+
 // Two FreeRADIUS servers by priority: the primary dies mid-test and new
 // logins go to the secondary without a failed login; with both down the
 // accounting Stop is spooled to disk; with one back the spool drains and
@@ -347,12 +359,7 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 
 	lac1, id1 := dialOnce(t, lns, lacNS, "lac1", "alice", "alice-pw", "pap", "10.77.0.1")
 	waitDetail(t, 10*time.Second, "Start of "+id1+" on the primary", func(r []acctRecord) bool { return len(records(r, id1, "Start")) == 1 }, fr1)
-	// The primary wrote the Start; its answer must also have reached the
-	// LNS before the primary dies, or the LNS rightly sends the Start to
-	// the secondary too (at least once) and it is counted twice below.
-	if _, err := lns.WaitFor(ctxTimeout(t, 10*time.Second), `radius accounting acknowledged.*"status": "Start", "acct_session_id": "`+id1+`"`); err != nil {
-		t.Fatalf("Start of %s never acknowledged by the primary: %v", id1, err)
-	}
+	waitStartAcked(t, lns, id1)
 
 	fr1.stop() // the primary dies
 	if err := lac1.Stop(10 * time.Second); err != nil {
@@ -369,6 +376,7 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 		t.Fatalf("%d failed logins during failover", n)
 	}
 	lns.Wait(t, 5*time.Second, `radius server marked dead`)
+	waitStartAcked(t, lns, id2)
 
 	fr2.stop() // both down: the Stop goes to the spool
 	from := lns.Len()
@@ -415,6 +423,7 @@ func TestRADIUSFailoverAndSpool(t *testing.T) {
 	// Across a daemon restart: a session's Stop spooled while every
 	// server is down survives SIGTERM and is sent by the next l2tpd.
 	lac3, id3 := dialOnce(t, lns, lacNS, "lac3", "carol", "carol-pw", "mschapv2", "10.77.0.3")
+	waitStartAcked(t, lns, id3)
 	fr1.stop()
 	from = lns.Len()
 	if err := lac3.Stop(10 * time.Second); err != nil {
