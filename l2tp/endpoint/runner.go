@@ -78,9 +78,14 @@ type Tunnel struct {
 	// owned by the tunnel goroutine
 	sessions map[uint32]*Session
 	timers   sessionHeap // sessions with a driver deadline, earliest first
-	dueBuf   []*Session
-	outBuf   [][]byte
-	evBuf    []tunnel.Event
+	// slots: sessions whose deadline is a whole second (LCP echoes),
+	// grouped by it (timers.go); slotOf finds a deadline's slot.
+	slots      slotHeap
+	slotOf     map[int64]*timerSlot
+	spareSlots []*timerSlot
+	dueBuf     []*Session
+	outBuf     [][]byte
+	evBuf      []tunnel.Event
 	// A pass's control messages, copied (the core reuses its buffers) and
 	// sent together on the connected socket.
 	sendBuf []byte
@@ -102,10 +107,14 @@ type Session struct {
 	// DP is the data plane session.
 	DP     dataplane.Session
 	driver Driver
-	// due is the driver's deadline as last read, hidx its place in the
-	// tunnel's timer heap plus one (0: not in it); tunnel goroutine only.
+	// due is the driver's deadline as last read; hidx its place in the
+	// tunnel's timer heap plus one (0: not in it), or slot the tunnel's
+	// slot it is in (at spos) when due is a whole second (timers.go).
+	// Tunnel goroutine only.
 	due  time.Time
-	hidx int
+	hidx int32
+	spos int32
+	slot *timerSlot
 	// failed: a call into the driver panicked; it gets no calls but
 	// Close from then on (contain.go). Tunnel goroutine only.
 	failed bool

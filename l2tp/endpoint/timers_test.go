@@ -47,13 +47,84 @@ func timerTunnel(n int, base time.Time) (*Tunnel, []*fakeDriver) {
 	return t, ds
 }
 
+// scheduled is how many sessions wait in the tunnel's heap and slots.
+func scheduled(tun *Tunnel) int {
+	n := len(tun.timers)
+	for _, sl := range tun.slots {
+		n += len(sl.sessions)
+	}
+	return n
+}
+
+// earliest is the session of the earliest deadline in the heap and slots.
+func earliest(tun *Tunnel) *Session {
+	var s *Session
+	if len(tun.timers) > 0 {
+		s = tun.timers[0].s
+	}
+	if len(tun.slots) > 0 && (s == nil || tun.slots[0].due.Before(s.due)) {
+		s = tun.slots[0].sessions[0]
+	}
+	return s
+}
+
+// checkTimers checks the heap's and the slots' invariants: every heap
+// entry's deadline is its session's, every session knows its place, no
+// child is earlier than its parent; every slot is a whole second, holds
+// sessions due then, is found by its key and knows its place; no session
+// is in both.
+func checkTimers(t *testing.T, tun *Tunnel, step int) {
+	t.Helper()
+	h := tun.timers
+	for i, e := range h {
+		if int(e.s.hidx) != i+1 {
+			t.Fatalf("step %d: heap slot %d holds session %d whose index is %d", step, i, e.s.ID, e.s.hidx)
+		}
+		if !e.due.Equal(e.s.due) {
+			t.Fatalf("step %d: heap slot %d has deadline %v, its session %v", step, i, e.due, e.s.due)
+		}
+		if i > 0 && e.due.Before(h[(i-1)/2].due) {
+			t.Fatalf("step %d: heap slot %d is earlier than its parent", step, i)
+		}
+		if e.s.slot != nil {
+			t.Fatalf("step %d: session %d is in the heap and a slot", step, e.s.ID)
+		}
+	}
+	if len(tun.slotOf) != len(tun.slots) {
+		t.Fatalf("step %d: %d slots, %d keys", step, len(tun.slots), len(tun.slotOf))
+	}
+	for i, sl := range tun.slots {
+		if sl.hidx != i || tun.slotOf[sl.key] != sl || len(sl.sessions) == 0 {
+			t.Fatalf("step %d: slot %d (key %d, %d sessions) has index %d or is not found by its key", step, i, sl.key, len(sl.sessions), sl.hidx)
+		}
+		if k, ok := slotKey(sl.due); !ok || k != sl.key {
+			t.Fatalf("step %d: slot %d due %v has key %d", step, i, sl.due, sl.key)
+		}
+		if i > 0 && sl.due.Before(tun.slots[(i-1)/2].due) {
+			t.Fatalf("step %d: slot %d is earlier than its parent", step, i)
+		}
+		for j, s := range sl.sessions {
+			if s.slot != sl || int(s.spos) != j || !s.due.Equal(sl.due) || s.hidx != 0 {
+				t.Fatalf("step %d: session %d at %d of slot %d: slot %p spos %d due %v hidx %d", step, s.ID, j, i, s.slot, s.spos, s.due, s.hidx)
+			}
+		}
+	}
+}
+
 // Drivers are ticked in deadline order, each once per pass, only when due;
 // a driver that moves its deadline is rescheduled; one that clears it
-// leaves the heap.
+// leaves the heap. Deadlines on whole seconds (the slots) and off them
+// (the heap) alike.
 func TestDriverTimers(t *testing.T) {
-	base := time.Unix(1_700_000_000, 0)
+	for _, off := range []time.Duration{0, time.Millisecond} {
+		t.Run(fmt.Sprint("offset=", off), func(t *testing.T) { testDriverTimers(t, off) })
+	}
+}
+
+func testDriverTimers(t *testing.T, off time.Duration) {
+	base := time.Unix(1_700_000_000, 0).Add(off)
 	tun, ds := timerTunnel(5, base) // deadlines base+5s (session 1) .. base+1s (session 5)
-	if got := tun.timers[0].s.ID; got != 5 {
+	if got := earliest(tun).ID; got != 5 {
 		t.Fatalf("earliest session %d, want 5", got)
 	}
 	tun.tickDrivers(base.Add(500 * time.Millisecond))
@@ -74,8 +145,8 @@ func TestDriverTimers(t *testing.T) {
 	tun.schedule(tun.sessions[4])
 	ds[0].deadline = base.Add(1500 * time.Millisecond)
 	tun.schedule(tun.sessions[1])
-	if tun.timers.Len() != 4 {
-		t.Fatalf("heap holds %d sessions, want 4", tun.timers.Len())
+	if n := scheduled(tun); n != 4 {
+		t.Fatalf("heap and slots hold %d sessions, want 4", n)
 	}
 	ds[4].onTick = nil
 	ds[4].deadline = base.Add(time.Hour)
@@ -90,11 +161,7 @@ func TestDriverTimers(t *testing.T) {
 	if ds[2].ticks != 0 {
 		t.Fatal("removed session ticked")
 	}
-	for i := 1; i < tun.timers.Len(); i++ {
-		if tun.timers[i].s.hidx != i+1 {
-			t.Fatalf("heap index of slot %d is %d", i, tun.timers[i].s.hidx)
-		}
-	}
+	checkTimers(t, tun, -1)
 }
 
 // Through a running endpoint: a driver's deadline fires with no other
@@ -114,9 +181,9 @@ func TestEndpointDriverDeadline(t *testing.T) {
 	s.T.Hangup(s.ID, l2tp.ResultCode{Result: l2tp.ResultCDNAdmin}, "test")
 	waitFor(t, lnsRec.sessDown, "LNS session down")
 	n := make(chan int, 1)
-	s.T.do(func(time.Time) { n <- s.T.timers.Len() })
+	s.T.do(func(time.Time) { n <- scheduled(s.T) })
 	if got := <-n; got != 0 {
-		t.Fatalf("%d sessions left in the timer heap", got)
+		t.Fatalf("%d sessions left in the timer heap and slots", got)
 	}
 }
 
@@ -221,28 +288,12 @@ func BenchmarkDriverDeadlines(b *testing.B) {
 }
 
 // The hand-written heap against its invariants under random moves, adds
-// and removals: every entry's deadline is its session's, every session
-// knows its slot, no child is earlier than its parent, and removing the
-// root repeatedly gives the deadlines in order.
+// and removals (checkTimers), and removing the root repeatedly gives the
+// deadlines in order. The deadlines are off whole seconds: all in the heap.
 func TestSessionHeapRandom(t *testing.T) {
-	base := time.Unix(1_700_000_000, 0)
+	base := time.Unix(1_700_000_000, 0).Add(time.Microsecond)
 	rng := rand.New(rand.NewPCG(1, 2))
 	tun, ds := timerTunnel(200, base)
-	check := func(step int) {
-		t.Helper()
-		h := tun.timers
-		for i, e := range h {
-			if e.s.hidx != i+1 {
-				t.Fatalf("step %d: slot %d holds session %d whose index is %d", step, i, e.s.ID, e.s.hidx)
-			}
-			if !e.due.Equal(e.s.due) {
-				t.Fatalf("step %d: slot %d has deadline %v, its session %v", step, i, e.due, e.s.due)
-			}
-			if i > 0 && e.due.Before(h[(i-1)/2].due) {
-				t.Fatalf("step %d: slot %d is earlier than its parent", step, i)
-			}
-		}
-	}
 	for step := range 5000 {
 		i := rng.IntN(len(ds))
 		s := tun.sessions[uint32(i+1)]
@@ -253,7 +304,10 @@ func TestSessionHeapRandom(t *testing.T) {
 			ds[i].deadline = base.Add(time.Duration(rng.IntN(100_000)) * time.Millisecond)
 		}
 		tun.schedule(s)
-		check(step)
+		checkTimers(t, tun, step)
+	}
+	if len(tun.slots) != 0 {
+		t.Fatalf("%d slots for deadlines off whole seconds", len(tun.slots))
 	}
 	var prev time.Time
 	for len(tun.timers) > 0 {
@@ -262,7 +316,68 @@ func TestSessionHeapRandom(t *testing.T) {
 			t.Fatalf("removed out of order (%v after %v) or still indexed (%d)", s.due, prev, s.hidx)
 		}
 		prev = s.due
-		check(-1)
+		checkTimers(t, tun, -1)
+	}
+}
+
+// Heap and slots together under random moves between whole seconds, off
+// them and none, and sessions ending (checkTimers after each); then time
+// runs on in random steps: every tick comes at or after its driver's
+// deadline, and after each pass no session is left due.
+func TestTimerSlotsRandom(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	rng := rand.New(rand.NewPCG(3, 4))
+	tun, ds := timerTunnel(300, base)
+	deadline := func() time.Time {
+		switch rng.IntN(5) {
+		case 0:
+			return time.Time{}
+		case 1, 2: // an echo: a whole second, often one others share
+			return base.Add(time.Duration(rng.IntN(40)) * time.Second)
+		default: // a restart timer
+			return base.Add(time.Duration(rng.IntN(40_000_000)) * time.Microsecond)
+		}
+	}
+	for step := range 20000 {
+		i := rng.IntN(len(ds))
+		s := tun.sessions[uint32(i+1)]
+		if s == nil {
+			continue
+		}
+		if rng.IntN(50) == 0 { // the session ends
+			tun.dropSession(s.ID)
+		} else {
+			ds[i].deadline = deadline()
+			tun.schedule(s)
+		}
+		checkTimers(t, tun, step)
+	}
+	for i, d := range ds {
+		d.ticks = 0
+		d.onTick = func(now time.Time) {
+			if d.deadline.IsZero() || now.Before(d.deadline) {
+				t.Fatalf("session %d ticked at %v, deadline %v", i+1, now, d.deadline)
+			}
+			if rng.IntN(3) == 0 {
+				d.deadline = now.Add(time.Duration(1+rng.IntN(5)) * time.Second).Truncate(time.Second)
+			} else {
+				d.deadline = time.Time{}
+			}
+		}
+	}
+	now := base
+	for range 400 {
+		now = now.Add(time.Duration(rng.IntN(300)) * time.Millisecond)
+		tun.tickDrivers(now)
+		checkTimers(t, tun, -1)
+		for id, s := range tun.sessions {
+			if s.hidx == 0 && s.slot == nil {
+				continue
+			}
+			if !now.Before(s.due) {
+				t.Fatalf("session %d due %v still waits at %v", id, s.due, now)
+			}
+		}
 	}
 }
 
@@ -294,10 +409,10 @@ func BenchmarkEchoRound(b *testing.B) {
 	for i := range b.N {
 		now := base.Add(time.Duration(i+1) * time.Second)
 		for _, tun := range tuns {
-			n := len(tun.timers)
+			n := scheduled(tun)
 			tun.tickDrivers(now)
-			if len(tun.timers) != n {
-				b.Fatal("a session left the heap")
+			if scheduled(tun) != n {
+				b.Fatal("a session left the timers")
 			}
 		}
 	}
