@@ -245,8 +245,18 @@ type Link struct {
 
 // NewLink returns a link in the Dead phase; Open starts it.
 func NewLink(cfg Config, now time.Time) *Link {
+	l := new(Link)
+	l.Init(cfg, now)
+	return l
+}
+
+// Init makes l, a zero Link, what NewLink returns. It is for a Link that
+// is a field of its owner's state, allocated with it: the owner and its
+// link, both reached for every frame and timer tick of a session, then lie
+// side by side in memory instead of wherever the allocator put each.
+func (l *Link) Init(cfg Config, now time.Time) {
 	cfg.setDefaults()
-	l := &Link{cfg: settings{
+	*l = Link{cfg: settings{
 		Role: cfg.Role, IPv4: cfg.IPv4, IPv6: cfg.IPv6,
 		AcceptPeerAddress: cfg.AcceptPeerAddress, RequestDNS: cfg.RequestDNS,
 		MRU: cfg.MRU, AuthMethods: slices.Clone(cfg.AuthMethods),
@@ -262,7 +272,6 @@ func NewLink(cfg Config, now time.Time) *Link {
 	l.lcp.init(l)
 	l.ipcp.init(l)
 	l.ipv6cp.init(l)
-	return l
 }
 
 // Phase returns the current phase.

@@ -45,7 +45,11 @@ type LNS struct {
 	env  *Env
 	call Call
 	dp   dataplane.Session
-	link *ppp.Link
+	// link is the PPP engine, a field rather than a pointer: allocated
+	// with the driver, both of which every frame and tick of the session
+	// reaches, and which a server holding 100,000 sessions finds cold
+	// (docs/benchmarks.md); and one allocation fewer per session.
+	link ppp.Link
 	// log is the tunnel's (or the Env's) logger, shared: the fields that
 	// name the session are added only to lines actually written (logAt).
 	log  *zap.Logger
@@ -124,7 +128,7 @@ func (e *Env) NewLNS(now time.Time, call Call, dp dataplane.Session, p LNSParams
 	d.reg = e.reg.add(d, now)
 	// No Session in the Link's configuration: authenticate fills it in
 	// from d.rec.Info (one copy per session, not two).
-	d.link = ppp.NewLink(linkConfig(ppp.RoleAuthenticator, prof, p.MaxMTU, e.cfg.Rand, auth.SessionInfo{}), now)
+	d.link.Init(linkConfig(ppp.RoleAuthenticator, prof, p.MaxMTU, e.cfg.Rand, auth.SessionInfo{}), now)
 	d.link.Open(now)
 	d.process(now)
 	return d
