@@ -121,13 +121,18 @@ func (t *Tunnel) schedule(s *Session) {
 		return
 	}
 	if key, ok := slotKey(d); ok {
-		if s.slot != nil && s.slot.key == key {
+		if s.slot != nil && s.slot.key == key && s.slot.due.Equal(d) {
 			return
 		}
-		t.unschedule(s)
-		s.due = d
-		t.slotAdd(s, key)
-		return
+		// A slot holds one instant: the same second by the wall clock
+		// read before and after the clock was stepped is another (Equal
+		// compares the monotonic readings), and waits in the heap.
+		if sl := t.slotOf[key]; sl == nil || sl.due.Equal(d) {
+			t.unschedule(s)
+			s.due = d
+			t.slotAdd(s, key)
+			return
+		}
 	}
 	if s.slot != nil {
 		t.slotRemove(s)
