@@ -11,6 +11,10 @@ package lab
 //
 //	lab.dir=PATH    host directory shared read-write (same path inside)
 //	lab.nonce=HEX   marker prefix, so script output cannot forge a result
+//	lab.hang=1      hang before mounting anything (tests of the boot watchdog)
+//
+// It reports LAB:<nonce>:init on the console first, so that a boot that
+// hangs can be told to have reached /init or not.
 const initScript = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -19,12 +23,18 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 nonce=none
 dir=
+hang=
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	lab.nonce=*) nonce="${w#lab.nonce=}" ;;
 	lab.dir=*) dir="${w#lab.dir=}" ;;
+	lab.hang=1) hang=1 ;;
 	esac
 done
+echo "LAB:$nonce:init"
+if [ -n "$hang" ]; then
+	while :; do sleep 3600; done
+fi
 fail() {
 	echo
 	echo "LAB:$nonce:initfail:$*"

@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -83,6 +84,16 @@ type Options struct {
 	// Stdin, when set, is connected to the VM's console and becomes the
 	// script's stdin (for an interactive shell).
 	Stdin io.Reader
+	// BootTimeout bounds the boot, qemu start until the script starts
+	// (default 2 minutes; a boot takes 5-8 s, several times that on a
+	// loaded machine). A VM that has not started the script by then is
+	// killed and booted once more, within Timeout: now and then a boot
+	// hangs before the script starts, and nothing of the script has run.
+	BootTimeout time.Duration
+
+	// hangBoots: the first hangBoots boots hang in /init (tests of the
+	// boot watchdog).
+	hangBoots int
 }
 
 // Result is the outcome of a run whose script started.
@@ -93,6 +104,7 @@ type Result struct {
 	Boot     time.Duration // qemu start until the script started
 	Total    time.Duration // qemu start until qemu exited
 	Dir      string        // Options.Dir
+	Boots    int           // VM boots: 2 when the first hung (Options.BootTimeout)
 }
 
 // ErrUnavailable wraps every reason Available gives.
@@ -241,6 +253,9 @@ func Run(t testing.TB, opts Options, script string) (Result, error) {
 			t.Logf("lab: could not keep console log: %v", kerr)
 		}
 	}
+	if res.Boots > 1 {
+		t.Logf("lab: booted %d times: the first boot hung (console log: %s)", res.Boots, filepath.Join(opts.Dir, ".lab", "console.log"))
+	}
 	t.Logf("lab: boot %v, total %v, exit %d", res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond), res.ExitCode)
 	return res, err
 }
@@ -341,9 +356,41 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	bootTimeout := opts.BootTimeout
+	if bootTimeout <= 0 {
+		bootTimeout = 2 * time.Minute
+	}
+	for n := 1; ; n++ {
+		r, hung, err := boot(ctx, opts, vm{dir: dir, kernel: kernel, initrd: initrd, mods: mods, labDir: labDir,
+			console: consoleFile, bootTimeout: bootTimeout, hang: n <= opts.hangBoots})
+		r.Dir, r.Boots = dir, n
+		if !hung || n == 2 || ctx.Err() != nil {
+			return r, err
+		}
+		note := err.Error() + "; qemu killed, booting once more"
+		consoleFile.WriteString(note + "\n")
+		if opts.Log != nil {
+			opts.Log(note)
+		}
+	}
+}
+
+// vm is what one boot of Exec needs.
+type vm struct {
+	dir, kernel, initrd, labDir string
+	mods                        []string
+	console                     *os.File
+	bootTimeout                 time.Duration
+	hang                        bool // hang in /init (Options.hangBoots)
+}
+
+// boot runs qemu once. hung reports a boot that did not reach the script
+// within v.bootTimeout (qemu was killed; nothing of the script ran).
+func boot(ctx context.Context, opts Options, v vm) (res Result, hung bool, err error) {
+	dir, labDir, mods, consoleFile := v.dir, v.labDir, v.mods, v.console
 	nb := make([]byte, 8)
 	if _, err := rand.Read(nb); err != nil {
-		return res, fmt.Errorf("lab: nonce: %w", err)
+		return res, false, fmt.Errorf("lab: nonce: %w", err)
 	}
 	nonce := hex.EncodeToString(nb)
 	mem, cpus := opts.MemoryMiB, opts.CPUs
@@ -360,10 +407,28 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 	if opts.Stdin != nil {
 		appendLine = append(appendLine, "lab.stdin=console")
 	}
-	args := qemuArgs(kernel, initrd, dir, mem, cpus, strings.Join(appendLine, " "))
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	if v.hang {
+		appendLine = append(appendLine, "lab.hang=1")
+	}
+	args := qemuArgs(v.kernel, v.initrd, dir, mem, cpus, strings.Join(appendLine, " "))
+	// vctx is this boot's: the boot watchdog cancels it alone.
+	vctx, vcancel := context.WithCancel(ctx)
+	defer vcancel()
+	cmd := exec.CommandContext(vctx, "qemu-system-x86_64", args...)
 	cmd.WaitDelay = 5 * time.Second
 	started := make(chan struct{})
+	var bootHung atomic.Bool
+	go func() {
+		t := time.NewTimer(v.bootTimeout)
+		defer t.Stop()
+		select {
+		case <-started:
+		case <-vctx.Done():
+		case <-t.C:
+			bootHung.Store(true)
+			vcancel()
+		}
+	}()
 	if opts.Stdin != nil {
 		// Hold input back until the script runs: bytes the serial port gets
 		// while the VM boots are lost.
@@ -375,7 +440,7 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 			case <-started:
 				_, err := io.Copy(pw, opts.Stdin)
 				pw.CloseWithError(err)
-			case <-ctx.Done():
+			case <-vctx.Done():
 				pw.Close()
 			}
 		}()
@@ -384,11 +449,11 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return res, fmt.Errorf("lab: %w", err)
+		return res, false, fmt.Errorf("lab: %w", err)
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("lab: start qemu: %w", err)
+		return res, false, fmt.Errorf("lab: start qemu: %w", err)
 	}
 	mk := "LAB:" + nonce + ":"
 	var (
@@ -396,6 +461,7 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 		state           = stateBoot
 		exitCode        = -1
 		failure         string
+		inInit          bool // the kernel ran our /init
 		wg              sync.WaitGroup
 	)
 	wg.Add(1)
@@ -409,6 +475,9 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 			consoleFile.WriteString(line + "\n")
 			ev, arg := parseMarker(line, mk)
 			switch ev {
+			case markInit:
+				inInit = true
+				continue
 			case markStart:
 				if state != stateBoot {
 					continue
@@ -456,16 +525,22 @@ func Exec(ctx context.Context, opts Options, script string) (Result, error) {
 		}
 	}
 	switch {
+	case bootHung.Load() && exitCode < 0:
+		where := "the kernel never ran /init"
+		if inInit {
+			where = "/init ran but did not start the script"
+		}
+		return res, true, fmt.Errorf("lab: no boot within %v (%s)", v.bootTimeout, where)
 	case ctx.Err() != nil && exitCode < 0:
-		return res, fmt.Errorf("lab: timed out after %v (%s): %w", time.Since(start).Round(time.Second), state, ctx.Err())
+		return res, false, fmt.Errorf("lab: timed out after %v (%s): %w", time.Since(start).Round(time.Second), state, ctx.Err())
 	case failure != "":
-		return res, fmt.Errorf("lab: %s", failure)
+		return res, false, fmt.Errorf("lab: %s", failure)
 	case werr != nil && exitCode < 0:
-		return res, fmt.Errorf("lab: qemu (%s): %w: %s", state, werr, strings.TrimSpace(stderr.String()))
+		return res, false, fmt.Errorf("lab: qemu (%s): %w: %s", state, werr, strings.TrimSpace(stderr.String()))
 	case exitCode < 0:
-		return res, fmt.Errorf("lab: VM stopped without reporting the script's exit status (%s); qemu stderr: %s", state, strings.TrimSpace(stderr.String()))
+		return res, false, fmt.Errorf("lab: VM stopped without reporting the script's exit status (%s); qemu stderr: %s", state, strings.TrimSpace(stderr.String()))
 	}
-	return res, nil
+	return res, false, nil
 }
 
 func qemuArgs(kernel, initrd, dir string, mem, cpus int, cmdline string) []string {
@@ -509,6 +584,7 @@ const (
 	markExit
 	markModprobe
 	markInitFail
+	markInit
 )
 
 // parseMarker recognises the stage2/init marker lines. The marker may follow
@@ -530,6 +606,8 @@ func parseMarker(line, prefix string) (marker, string) {
 		return markModprobe, strings.TrimSpace(arg)
 	case "initfail":
 		return markInitFail, strings.TrimSpace(arg)
+	case "init":
+		return markInit, ""
 	}
 	return markNone, ""
 }

@@ -109,6 +109,7 @@ func TestParseMarker(t *testing.T) {
 		{"partial output LAB:0123:exit:17", markExit, "17"},
 		{"LAB:0123:modprobe-failed:1", markModprobe, "1"},
 		{"LAB:0123:initfail:mount hostroot", markInitFail, "mount hostroot"},
+		{"LAB:0123:init", markInit, ""},
 		{"LAB:9999:exit:0", markNone, ""}, // another nonce: forged
 		{"LAB:0123:bogus", markNone, ""},
 		{"hello", markNone, ""},

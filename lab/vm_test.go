@@ -194,3 +194,37 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("Run returned %v after a 3 s timeout", d)
 	}
 }
+
+// A boot that hangs before the script starts is killed after BootTimeout
+// and booted once more, and the script runs once.
+func TestBootWatchdog(t *testing.T) {
+	requireVM(t)
+	res, err := Run(t, Options{BootTimeout: 45 * time.Second, Timeout: 4 * time.Minute, Quiet: true, hangBoots: 1},
+		`echo ran >>"$LAB_DIR/runs"`+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Boots != 2 || res.ExitCode != 0 {
+		t.Fatalf("%d boots, exit %d; want 2 and 0", res.Boots, res.ExitCode)
+	}
+	if b, err := os.ReadFile(filepath.Join(res.Dir, "runs")); err != nil || string(b) != "ran\n" {
+		t.Fatalf("the script's runs: %q, %v; want one", b, err)
+	}
+	console, err := os.ReadFile(filepath.Join(res.Dir, ".lab", "console.log"))
+	if err != nil || !strings.Contains(string(console), "no boot within 45s (/init ran but did not start the script); qemu killed, booting once more") {
+		t.Fatalf("console log does not say the first boot hung in /init (%v):\n%s", err, console)
+	}
+}
+
+// Two boots that hang: an error, after two boot timeouts, not the run's.
+func TestBootWatchdogGivesUp(t *testing.T) {
+	requireVM(t)
+	start := time.Now()
+	res, err := Run(t, Options{BootTimeout: 15 * time.Second, Timeout: 3 * time.Minute, Quiet: true, hangBoots: 2}, "true\n")
+	if err == nil || !strings.Contains(err.Error(), "no boot within 15s") || res.Boots != 2 {
+		t.Fatalf("err = %v after %d boots; want no boot within 15s after 2", err, res.Boots)
+	}
+	if d := time.Since(start); d > 2*time.Minute {
+		t.Errorf("gave up after %v", d)
+	}
+}
