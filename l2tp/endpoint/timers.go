@@ -128,9 +128,9 @@ func (t *Tunnel) schedule(s *Session) {
 		// read before and after the clock was stepped is another (Equal
 		// compares the monotonic readings), and waits in the heap.
 		if sl := t.slotOf[key]; sl == nil || sl.due.Equal(d) {
-			t.unschedule(s)
+			t.unschedule(s) // s is not in sl (checked above): sl stays
 			s.due = d
-			t.slotAdd(s, key)
+			t.slotAdd(s, key, sl)
 			return
 		}
 	}
@@ -219,9 +219,9 @@ func slotKey(d time.Time) (int64, bool) {
 	return k, k%int64(time.Second) == 0
 }
 
-// slotAdd appends s, due at key, to that second's slot.
-func (t *Tunnel) slotAdd(s *Session, key int64) {
-	sl := t.slotOf[key]
+// slotAdd appends s, due at key, to that second's slot sl (nil: there is
+// none yet).
+func (t *Tunnel) slotAdd(s *Session, key int64, sl *timerSlot) {
 	if sl == nil {
 		if n := len(t.spareSlots); n > 0 {
 			sl = t.spareSlots[n-1]
