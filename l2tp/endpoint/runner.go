@@ -902,7 +902,7 @@ func (t *Tunnel) closeDataPlane() {
 }
 
 // dropSession takes the session with id out of the tunnel's sessions and
-// its timer heap, and marks it gone so that live is false for it from
+// its timers (heap or slot), and marks it gone so that live is false for it from
 // then on; it returns the session, nil if there was none.
 func (t *Tunnel) dropSession(id uint32) *Session {
 	s := t.sessions[id]

@@ -207,7 +207,7 @@ func (t *Tunnel) nextDeadline() time.Time {
 
 // timerSlot holds the sessions due at one whole second.
 type timerSlot struct {
-	due      time.Time // the first session's deadline
+	due      time.Time // the deadline of every session in it (schedule checks Equal)
 	key      int64     // due in nanoseconds since 1970 (slotKey)
 	sessions []*Session
 	hidx     int // place in the tunnel's slotHeap
