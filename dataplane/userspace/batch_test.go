@@ -3,6 +3,7 @@ package userspace
 import (
 	"bytes"
 	"net"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -394,5 +395,74 @@ func TestFlushWithSendsControlFirstInOneCall(t *testing.T) {
 	}
 	if st, _ := a.Stats(); st.TxPackets != 1 || st.TxErrors != 1 {
 		t.Fatalf("stats %+v, want 1 sent and 1 error", st)
+	}
+}
+
+// slowBatch is recSender whose WriteBatch yields before it records: the
+// time a sendmmsg of a batch takes, in which the TUN reader may send.
+type slowBatch struct{ recSender }
+
+func (r *slowBatch) WriteBatch(pkts [][]byte) (int, error) {
+	for range 50 {
+		runtime.Gosched()
+	}
+	return r.recSender.WriteBatch(pkts)
+}
+
+// A sequenced session's frames leave in Ns order when the tunnel
+// goroutine's batches and the TUN reader's packets are sent at the same
+// time: a batch's Ns are taken and it is sent under the lock the TUN
+// reader's send takes too.
+func TestSequencedSendsLeaveInNsOrder(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	tp := newTestPlane(t)
+	rec := &slowBatch{}
+	tp.writer = func(dataplane.TunnelConfig) (sender, error) { return rec, nil }
+	dt, err := tp.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 1, PeerID: 0x65})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dt.AddSession(dataplane.SessionConfig{LocalID: 11, PeerID: 0x6f, SendSeq: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun, s := dt.(*tunnel), ds.(*session)
+	const n = 300
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // the tunnel goroutine: a frame per pass
+		defer wg.Done()
+		for range n {
+			if err := s.SendFrame(lcpEchoReq); err != nil {
+				t.Error(err)
+				return
+			}
+			tun.Flush()
+		}
+	}()
+	go func() { // the TUN reader
+		defer wg.Done()
+		buf := make([]byte, txRoom+len(lcpEchoRep))
+		for range n {
+			copy(buf[txRoom:], lcpEchoRep)
+			if err := s.send(buf, txRoom, len(lcpEchoRep)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	next := uint16(0)
+	for _, c := range rec.take() {
+		for _, m := range c.msgs {
+			// 08 02, tunnel, session, then Ns.
+			if ns := uint16(m[6])<<8 | uint16(m[7]); ns != next {
+				t.Fatalf("message with Ns %d sent when Ns %d was due", ns, next)
+			}
+			next++
+		}
+	}
+	if next != 2*n {
+		t.Fatalf("%d messages sent, want %d", next, 2*n)
 	}
 }

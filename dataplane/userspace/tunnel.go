@@ -353,6 +353,12 @@ func (s *session) send(buf []byte, off, n int) error {
 		s.txErrors.Add(1)
 		return fmt.Errorf("userspace dataplane: %s: %d-byte frame too long", s, n)
 	}
+	if s.sendSeq() {
+		// Ns is taken and the message written under the lock Flush
+		// takes: they leave in Ns order.
+		t.txMu.Lock()
+		defer t.txMu.Unlock()
+	}
 	start := s.encode(buf, off, n)
 	if _, err := t.w.Write(buf[start : off+n]); err != nil {
 		s.txErrors.Add(1)
