@@ -207,6 +207,9 @@ type settings struct {
 
 // Link is one PPP link: LCP, authentication, IPCP and IPv6CP.
 type Link struct {
+	// Its layers point back at it (Init): a copy would drive the
+	// original. go vet reports one (noCopy).
+	_       noCopy
 	cfg     settings
 	session *auth.SessionInfo // Config.Session, nil when zero
 	actions []Action
@@ -242,6 +245,13 @@ type Link struct {
 	// from (sendPacket); dropped when the network comes up.
 	out []byte
 }
+
+// noCopy has the methods go vet's copylocks check looks for, so that a
+// Link copied by value is reported.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
 
 // NewLink returns a link in the Dead phase; Open starts it.
 func NewLink(cfg Config, now time.Time) *Link {
