@@ -108,6 +108,10 @@ type regEntry struct {
 	// lists (guarded by Registry.mu), so that removal is O(1) however
 	// many sessions share a user name or calling number.
 	userAt, callingAt int
+	// live: in the registry, from add to remove (guarded by
+	// Registry.mu): a late update of a removed entry changes nothing,
+	// without a look-up of its Acct-Session-Id.
+	live bool
 }
 
 func newRegistry() *Registry {
@@ -152,7 +156,7 @@ func callingAt(e *regEntry) *int { return &e.callingAt }
 
 func (r *Registry) add(d *LNS, now time.Time) *regEntry {
 	info := &d.rec.Info
-	e := &regEntry{d: d, userAt: -1, callingAt: -1, snap: Snapshot{
+	e := &regEntry{d: d, userAt: -1, callingAt: -1, live: true, snap: Snapshot{
 		AcctSessionID: d.rec.ID, TunnelID: info.TunnelID, SessionID: info.SessionID,
 		PeerAddr: info.LACAddr, LACHostName: info.LACHostName,
 		CallingNumber: info.CallingNumber, CalledNumber: info.CalledNumber, Created: now,
@@ -170,7 +174,7 @@ func (r *Registry) add(d *LNS, now time.Time) *regEntry {
 func (r *Registry) authenticated(e *regEntry, user string, m auth.Method) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.byID[e.snap.AcctSessionID] != e {
+	if !e.live {
 		return
 	}
 	if e.snap.User != "" {
@@ -186,7 +190,7 @@ func (r *Registry) authenticated(e *regEntry, user string, m auth.Method) {
 func (r *Registry) up(e *regEntry, addr netip.Addr, ifName string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.byID[e.snap.AcctSessionID] != e {
+	if !e.live {
 		return
 	}
 	if e.snap.Address.IsValid() && r.byAddr[e.snap.Address] == e {
@@ -210,10 +214,13 @@ func (r *Registry) setState(e *regEntry, s State) {
 func (r *Registry) remove(e *regEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.byID[e.snap.AcctSessionID] != e {
+	if !e.live {
 		return
 	}
-	delete(r.byID, e.snap.AcctSessionID)
+	e.live = false
+	if r.byID[e.snap.AcctSessionID] == e {
+		delete(r.byID, e.snap.AcctSessionID)
+	}
 	if e.snap.User != "" {
 		removeEntry(r.byUser, e.snap.User, e, userAt)
 	}

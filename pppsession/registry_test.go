@@ -450,3 +450,64 @@ func TestRegistrySharedKeysRemoval(t *testing.T) {
 		t.Fatalf("left: %d users, %d calling numbers, %d ids", len(r.byUser), len(r.byCalling), len(r.byID))
 	}
 }
+
+// BenchmarkRegistryCycle is one session's life in a registry that holds
+// 20,000 others (maps as large as a busy server's, their entries mostly
+// out of the caches): add, authenticated, up, remove.
+func BenchmarkRegistryCycle(b *testing.B) {
+	const held = 20000
+	r := newRegistry()
+	now := time.Unix(1_700_000_000, 0)
+	ids := make([]string, 2*held)
+	users := make([]string, 2*held)
+	callings := make([]string, 2*held)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%016X", i+1)
+		users[i] = fmt.Sprintf("user%d", i)
+		callings[i] = fmt.Sprintf("0612%06d", i)
+	}
+	ds := make([]LNS, 2*held)
+	es := make([]*regEntry, 2*held)
+	enter := func(i int) {
+		d := &ds[i]
+		d.rec.ID, d.rec.Info.CallingNumber = ids[i], callings[i]
+		es[i] = r.add(d, now)
+		r.authenticated(es[i], users[i], auth.MethodCHAPMD5)
+		r.up(es[i], netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), "", now)
+	}
+	for i := range held {
+		enter(i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		// The oldest leaves, a new one comes: the registry stays at held.
+		out, in := i%(2*held), (i+held)%(2*held)
+		r.remove(es[out])
+		enter(in)
+		i++
+	}
+}
+
+// An entry updated after its removal (an authentication answer or IPCP
+// up that was already on its way) is not indexed again: nothing finds it
+// by user name or address, and the registry is empty.
+func TestRegistryUpdateAfterRemove(t *testing.T) {
+	r := newRegistry()
+	now := time.Unix(1_700_000_000, 0)
+	d := &LNS{}
+	d.rec.ID = "00000000000000A1"
+	e := r.add(d, now)
+	r.remove(e)
+	addr := netip.MustParseAddr("10.64.0.9")
+	r.authenticated(e, "alice", auth.MethodCHAPMD5)
+	r.up(e, addr, "ppp0", now)
+	if len(r.byUser) != 0 || len(r.byAddr) != 0 || len(r.byID) != 0 {
+		t.Fatalf("a removed entry was indexed again: %d by user, %d by address, %d by ID", len(r.byUser), len(r.byAddr), len(r.byID))
+	}
+	// Removing it again changes nothing either.
+	r.remove(e)
+	if len(r.byID) != 0 {
+		t.Fatal("second remove changed the registry")
+	}
+}
