@@ -242,5 +242,17 @@ func NewIDs(start time.Time) *IDs { return &IDs{base: uint64(start.UnixNano())} 
 // Next returns the next number and its Acct-Session-Id (16 hex digits).
 func (g *IDs) Next() (uint64, string) {
 	n := g.base + g.n.Add(1)
-	return n, fmt.Sprintf("%016X", n)
+	return n, acctSessionID(n)
+}
+
+// acctSessionID is n as 16 upper-case hex digits (what "%016X" gives,
+// without fmt's work: one per session setup).
+func acctSessionID(n uint64) string {
+	const digits = "0123456789ABCDEF"
+	var b [16]byte
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }

@@ -1,6 +1,8 @@
 package pppsession
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -338,5 +340,12 @@ func TestIDs(t *testing.T) {
 	b := NewIDs(start.Add(time.Millisecond))
 	if n, _ := b.Next(); n <= last {
 		t.Fatalf("restarted generator gave %d, not above %d", n, last)
+	}
+	// The ID is the number as %016X writes it.
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for _, n := range append([]uint64{0, 1, 0xabcdef, 1<<63 + 5, ^uint64(0)}, rnd.Uint64(), rnd.Uint64(), rnd.Uint64()) {
+		if got, want := acctSessionID(n), fmt.Sprintf("%016X", n); got != want {
+			t.Fatalf("acctSessionID(%#x) = %q, want %q", n, got, want)
+		}
 	}
 }
