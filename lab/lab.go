@@ -425,6 +425,11 @@ func boot(ctx context.Context, opts Options, v vm) (res Result, hung bool, err e
 		case <-started:
 		case <-vctx.Done():
 		case <-t.C:
+			select {
+			case <-started: // started as the timer fired: not hung
+				return
+			default:
+			}
 			bootHung.Store(true)
 			vcancel()
 		}
@@ -525,12 +530,16 @@ func boot(ctx context.Context, opts Options, v vm) (res Result, hung bool, err e
 		}
 	}
 	switch {
-	case bootHung.Load() && exitCode < 0:
+	case bootHung.Load() && state == stateBoot:
+		// Only a boot whose script never started is booted again: a
+		// script must not run twice.
 		where := "the kernel never ran /init"
 		if inInit {
 			where = "/init ran but did not start the script"
 		}
 		return res, true, fmt.Errorf("lab: no boot within %v (%s)", v.bootTimeout, where)
+	case bootHung.Load() && exitCode < 0:
+		return res, false, fmt.Errorf("lab: the script started just as the boot watchdog (%v) killed qemu; run it again", v.bootTimeout)
 	case ctx.Err() != nil && exitCode < 0:
 		return res, false, fmt.Errorf("lab: timed out after %v (%s): %w", time.Since(start).Round(time.Second), state, ctx.Err())
 	case failure != "":
