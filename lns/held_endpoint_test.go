@@ -81,3 +81,114 @@ password = "pw"
 	}
 	t.Logf("held calls: %+v", s)
 }
+
+// idleDriver is a session's payload that never finishes on its own: the
+// test says when it is established.
+type idleDriver struct{}
+
+func (idleDriver) Frame(time.Time, []byte) {}
+func (idleDriver) Tick(time.Time)          {}
+func (idleDriver) Deadline() time.Time     { return time.Time{} }
+func (idleDriver) Close(time.Time, string) {}
+
+// max_starting counts a call until its payload (PPP) is established, not
+// only until the L2TP session is up: with max_starting = 1 the second of
+// two calls stays held while the first one's driver has not said it is
+// established, and is admitted once it has. The counts follow each
+// session from starting to established to gone.
+func TestStartingUntilEstablished(t *testing.T) {
+	lnsCfg, err := config.Parse([]byte(`
+[l2tp]
+listen = ["127.0.0.1:1701"]
+accept_unknown_peers = true
+hello_interval = "0s"
+max_starting = 1
+max_starting_wait = "1m"
+`), "lns.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan *endpoint.Session, 2)
+	role := New(lnsCfg, zap.NewNop(), func(s *endpoint.Session, _ *config.Peer) endpoint.Driver {
+		up <- s
+		return idleDriver{}
+	})
+	lnsEP, err := endpoint.New(endpoint.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
+		Plane: fake.New(), Handler: role, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnsEP.Shutdown(context.Background())
+	lacCfg, err := config.Parse([]byte(fmt.Sprintf(`
+[l2tp]
+listen = []
+hello_interval = "0s"
+[[lac]]
+name = "lac"
+lns = "%s"
+sessions = 2
+username = "alice"
+password = "pw"
+`, lnsEP.ListenAddrs()[0])), "lac.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lacEP, err := endpoint.New(endpoint.Config{Plane: fake.New(), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lac.Start(ctx, lacEP, &lacCfg.LACs[0], zap.NewNop(), nil)
+
+	next := func(what string) *endpoint.Session {
+		t.Helper()
+		select {
+		case s := <-up:
+			return s
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no session up; held calls %+v", what, role.HeldCalls())
+			return nil
+		}
+	}
+	// waitCounts polls the LNS's counts (they change on the tunnel
+	// goroutines) until they are (sessions, starting, held).
+	waitCounts := func(what string, sessions, starting, held int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, s, st := role.Counts()
+			h := role.HeldCalls().Held
+			if s == sessions && st == starting && h == held {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: sessions %d starting %d held %d, want %d %d %d", what, s, st, h, sessions, starting, held)
+			}
+			time.Sleep(5 * time.Millisecond) // polling a state, not standing in for an event
+		}
+	}
+	established := func(s *endpoint.Session) {
+		if !s.Post(func(time.Time) { s.Established() }) {
+			t.Fatal("tunnel gone")
+		}
+	}
+
+	first := next("first call")
+	// Its L2TP session is up but its payload is not: still starting, and
+	// the second call waits for its slot.
+	waitCounts("first call up, not established", 0, 1, 1)
+	select {
+	case <-up:
+		t.Fatal("the second call was admitted while the first was still starting")
+	default:
+	}
+	established(first)
+	second := next("second call, after the first was established")
+	waitCounts("second call up", 1, 1, 0)
+	established(second)
+	established(second) // once only
+	waitCounts("both established", 2, 0, 0)
+	lacEP.Shutdown(context.Background())
+	waitCounts("both gone", 0, 0, 0)
+}

@@ -193,18 +193,44 @@ func (l *LNS) TunnelDown(t *endpoint.Tunnel, ev tunnel.TunnelDown) {
 	l.held.drop(&st.held) // its held calls ended with it
 }
 
-// SessionUp implements endpoint.Handler.
+// A session's place in the counts, kept in endpoint.Session.Opaque: nil
+// while it is starting (counted in l.starting, from its admission until
+// its PPP network is up: max_starting bounds the PPP negotiations and
+// authentications in flight too, as accel-ppp's max-starting does, not
+// only the L2TP exchange), then established (in l.sessions), then ended.
+type sessionMark struct{ name string }
+
+var (
+	sessionEstablished = &sessionMark{"established"}
+	sessionEnded       = &sessionMark{"ended"}
+)
+
+// SessionUp implements endpoint.Handler: the L2TP session is up; it stays
+// a setup in flight until its driver says it is established
+// (SessionEstablished), or at once if it has no driver.
 func (l *LNS) SessionUp(s *endpoint.Session) endpoint.Driver {
+	var d endpoint.Driver
+	if st := stateOf(s.T); l.drivers != nil && st != nil {
+		d = l.drivers(s, st.peer)
+	}
+	if d == nil {
+		l.SessionEstablished(s)
+	}
+	return d
+}
+
+// SessionEstablished implements endpoint.SessionEstablishedHandler: the
+// session's network is up, its max_starting slot frees.
+func (l *LNS) SessionEstablished(s *endpoint.Session) {
+	if s.Opaque != nil || stateOf(s.T) == nil {
+		return // established already, or ended
+	}
+	s.Opaque = sessionEstablished
 	l.mu.Lock()
 	l.starting--
 	l.sessions++
 	l.mu.Unlock()
 	l.kick()
-	st := stateOf(s.T)
-	if l.drivers == nil || st == nil {
-		return nil
-	}
-	return l.drivers(s, st.peer)
 }
 
 // SessionDown implements endpoint.Handler.
@@ -213,15 +239,17 @@ func (l *LNS) SessionDown(s *endpoint.Session, ev tunnel.SessionDown) {
 	if st == nil {
 		return
 	}
+	starting := s.Opaque != sessionEstablished
+	s.Opaque = sessionEnded
 	l.mu.Lock()
-	if ev.WasUp {
-		l.sessions--
-	} else {
+	if starting {
 		l.starting--
+	} else {
+		l.sessions--
 	}
 	l.peerCount(st.peer.Name).sessions--
 	l.mu.Unlock()
-	if !ev.WasUp {
+	if starting {
 		l.kick()
 	}
 }

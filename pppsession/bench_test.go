@@ -34,6 +34,7 @@ type benchCall struct{ hangups int }
 
 func (c *benchCall) Hangup(time.Time, l2tp.ResultCode, string) { c.hangups++ }
 func (c *benchCall) Post(f func(time.Time)) bool               { f(time.Time{}); return true }
+func (c *benchCall) Established()                              {}
 
 // benchPeer is the subscriber's side: a dataplane.Session whose SendFrame
 // is the LNS's frame arriving at the peer. Its answers are queued in out

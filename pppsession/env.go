@@ -60,6 +60,11 @@ type Call interface {
 	// Post runs f on the tunnel goroutine if the session still exists
 	// then; false if the tunnel is gone. It may block.
 	Post(f func(now time.Time)) bool
+	// Established says the subscriber's network is up (the first
+	// NetworkUp the data path applied): the LNS stops counting the call
+	// as a setup in flight (max_starting). Called on the tunnel
+	// goroutine, once.
+	Established()
 }
 
 // Config is what every session of a process shares.

@@ -24,6 +24,9 @@ func (c EndpointCall) Hangup(now time.Time, rc l2tp.ResultCode, reason string) {
 // Post implements Call.
 func (c EndpointCall) Post(f func(now time.Time)) bool { return c.S.Post(f) }
 
+// Established implements Call.
+func (c EndpointCall) Established() { c.S.Established() }
+
 // SessionInfo describes an endpoint session for the authenticator and
 // accounting (AcctSessionID is left to the driver).
 func SessionInfo(s *endpoint.Session) auth.SessionInfo {

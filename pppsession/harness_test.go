@@ -29,10 +29,13 @@ func newSeeded(b byte) *seeded { var k [32]byte; k[0] = b; return &seeded{rand.N
 
 // fakeCall records hangups and queues posted functions.
 type fakeCall struct {
-	h      *harness
-	hangup []l2tp.ResultCode
-	reason []string
+	h           *harness
+	hangup      []l2tp.ResultCode
+	reason      []string
+	established int // Established calls
 }
+
+func (c *fakeCall) Established() { c.established++ }
 
 func (c *fakeCall) Hangup(now time.Time, rc l2tp.ResultCode, reason string) {
 	c.hangup = append(c.hangup, rc)

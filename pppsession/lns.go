@@ -808,6 +808,7 @@ func (d *LNS) upDone(now time.Time, nc dataplane.NetConfig, up ppp.NetworkUp, fi
 	}
 	d.env.cfg.Acct.Start(d.acct)
 	d.env.reg.up(d.reg, nc.Peer, nc.IfName, now)
+	d.call.Established()
 	if ev := d.env.cfg.Events; ev != nil {
 		ev.SessionUp()
 	}

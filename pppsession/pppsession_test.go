@@ -66,6 +66,9 @@ func TestDialUpAndRelease(t *testing.T) {
 				if id := h.acct.starts[0].ID; len(id) != 16 || h.acct.starts[0].Info.AcctSessionID != id {
 					t.Fatalf("Acct-Session-Id %q / %q", id, h.acct.starts[0].Info.AcctSessionID)
 				}
+				if ns.call.established != 1 {
+					t.Fatalf("LNS told the L2TP session it is established %d times, want once", ns.call.established)
+				}
 				if e := h.logged("subscriber up"); len(e) != 2 {
 					t.Fatalf("%d subscriber-up lines, want one per side", len(e))
 				}
@@ -120,8 +123,8 @@ func TestRefused(t *testing.T) {
 			if len(ns.call.hangup) != 1 || ns.call.hangup[0].Result != l2tp.ResultCDNAdmin || !strings.Contains(ns.call.hangup[0].Message, tc.why) {
 				t.Fatalf("LNS hangups %+v", ns.call.hangup)
 			}
-			if lnsD.Ended() != EndAuthFailed || len(h.acct.starts) != 0 || len(h.acct.stops) != 0 || len(ns.dp.Ups()) != 0 {
-				t.Fatalf("ended %v, acct %v/%v, ups %d", lnsD.Ended(), h.acct.starts, h.acct.stops, len(ns.dp.Ups()))
+			if lnsD.Ended() != EndAuthFailed || len(h.acct.starts) != 0 || len(h.acct.stops) != 0 || len(ns.dp.Ups()) != 0 || ns.call.established != 0 {
+				t.Fatalf("ended %v, acct %v/%v, ups %d, established %d", lnsD.Ended(), h.acct.starts, h.acct.stops, len(ns.dp.Ups()), ns.call.established)
 			}
 			if h.env.Active() != 0 {
 				t.Fatalf("%d sessions still active", h.env.Active())

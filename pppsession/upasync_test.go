@@ -62,8 +62,8 @@ func TestBlockingUpOnWorker(t *testing.T) {
 	if !lacD.Address().IsValid() {
 		t.Fatal("the LAC's network is not up: PPP did not finish while the LNS's Up was held")
 	}
-	if len(h.acct.starts) != 0 || len(h.logged("subscriber up")) != 1 {
-		t.Fatalf("while Up is held: %d accounting starts, %d subscriber-up lines (want 0 and the LAC's 1)", len(h.acct.starts), len(h.logged("subscriber up")))
+	if len(h.acct.starts) != 0 || len(h.logged("subscriber up")) != 1 || ns.call.established != 0 {
+		t.Fatalf("while Up is held: %d accounting starts, %d subscriber-up lines (want 0 and the LAC's 1), established %d", len(h.acct.starts), len(h.logged("subscriber up")), ns.call.established)
 	}
 	if nc.Peer != lnsD.Address() || nc.IfName != "ppp0" {
 		t.Fatalf("Up given %+v, subscriber address %v", nc, lnsD.Address())
@@ -71,8 +71,8 @@ func TestBlockingUpOnWorker(t *testing.T) {
 	g.release <- struct{}{}
 	h.waitPost()
 	h.run(time.Second, ns, cs)
-	if len(h.acct.starts) != 1 || h.acct.starts[0].FramedIP != nc.Peer {
-		t.Fatalf("accounting starts %+v, want one for %v", h.acct.starts, nc.Peer)
+	if len(h.acct.starts) != 1 || h.acct.starts[0].FramedIP != nc.Peer || ns.call.established != 1 {
+		t.Fatalf("accounting starts %+v, want one for %v; established %d, want 1", h.acct.starts, nc.Peer, ns.call.established)
 	}
 	if ups := ns.dp.Ups(); len(ups) != 1 || ns.dp.Overlaps() != 0 {
 		t.Fatalf("%d Ups recorded, %d overlapping calls", len(ups), ns.dp.Overlaps())
@@ -163,8 +163,8 @@ func TestNetworkChangeQueuedBehindUp(t *testing.T) {
 	if len(ups) != 2 || ups[0].MTU != 1400 || ups[1].MTU != 1300 || second.IfName != first.IfName {
 		t.Fatalf("Ups %+v, want MTU 1400 then 1300 on %s", ups, first.IfName)
 	}
-	if ns.dp.Overlaps() != 0 || len(h.acct.starts) != 1 {
-		t.Fatalf("%d overlapping calls, %d accounting starts", ns.dp.Overlaps(), len(h.acct.starts))
+	if ns.dp.Overlaps() != 0 || len(h.acct.starts) != 1 || ns.call.established != 1 {
+		t.Fatalf("%d overlapping calls, %d accounting starts, established %d (want once, not again for the change)", ns.dp.Overlaps(), len(h.acct.starts), ns.call.established)
 	}
 }
 
@@ -194,8 +194,8 @@ func TestBlockingUpFails(t *testing.T) {
 			g.release <- struct{}{}
 			h.waitPost()
 			h.run(30*time.Second, ns, cs)
-			if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 {
-				t.Fatalf("ended %v, hangups %v, starts %d", lnsD.Ended(), ns.call.reason, len(h.acct.starts))
+			if lnsD.Ended() != EndDataPlane || len(ns.call.hangup) != 1 || len(h.acct.starts) != 0 || ns.call.established != 0 {
+				t.Fatalf("ended %v, hangups %v, starts %d, established %d", lnsD.Ended(), ns.call.reason, len(h.acct.starts), ns.call.established)
 			}
 			logs := h.logged("data path refused the subscriber's network: closing the session")
 			if len(logs) != 1 || !strings.Contains(fmt.Sprint(logs[0].ContextMap()["error"]), tc.wantErr) {

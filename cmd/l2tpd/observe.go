@@ -142,6 +142,14 @@ func (h handler) CallAbandoned(t *endpoint.Tunnel, ev tunnel.CallAbandoned) {
 	}
 }
 
+// SessionEstablished passes the event on to the role (the LNS counts a
+// setup in flight until then: max_starting).
+func (h handler) SessionEstablished(s *endpoint.Session) {
+	if e, ok := h.Handler.(endpoint.SessionEstablishedHandler); ok {
+		e.SessionEstablished(s)
+	}
+}
+
 // heldCounts converts the LNS's counts of held calls for the metrics (and,
 // with the same fields, the management API).
 func heldCounts(h lns.HeldStats) metrics.HeldCalls {

@@ -1014,6 +1014,25 @@ type CallAbandonedHandler interface {
 	CallAbandoned(t *Tunnel, ev tunnel.CallAbandoned)
 }
 
+// SessionEstablishedHandler is an optional Handler method: told, on the
+// tunnel's goroutine, that a session's payload is established (for PPP:
+// its network layer came up), which SessionUp (the L2TP session is up)
+// is not yet. The LNS counts a setup in flight (max_starting) until then
+// or until SessionDown.
+type SessionEstablishedHandler interface {
+	SessionEstablished(s *Session)
+}
+
+// Established tells the role that the session's payload is established
+// (SessionEstablishedHandler). The driver calls it on the tunnel
+// goroutine (inside Frame, Tick or a posted function), once; the role
+// ignores calls after the first and after SessionDown.
+func (s *Session) Established() {
+	if h, ok := s.T.handler().(SessionEstablishedHandler); ok {
+		h.SessionEstablished(s)
+	}
+}
+
 // posted wraps f to run only if s is still the session with its ID.
 func (s *Session) posted(f func(now time.Time)) func(now time.Time) {
 	t := s.T
