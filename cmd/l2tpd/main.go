@@ -379,7 +379,11 @@ func userspaceConfig(cfg *config.Config) userspace.Config {
 }
 
 func newKernelPlane(log *zap.Logger, cfg *config.Config) (dataplane.Plane, error) {
-	p, err := kernel.Dial(kernel.Options{})
+	p, err := kernel.Dial(kernel.Options{OnRemoveError: func(session string, err error) {
+		// Close returned long before: the removal runs on a worker.
+		log.Warn("removing a closed session from the kernel: some of its objects may remain until l2tpd restarts (it removes its stale tunnels at start)",
+			zap.String("session", session), zap.Error(err))
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("kernel data path: %w", err)
 	}

@@ -87,6 +87,7 @@ func TestPlaneDeferredRemovalOneRequest(t *testing.T) {
 	if err := ss[0].Close(); err != nil {
 		t.Fatal(err)
 	}
+	waitRemoved(t, ss[0])
 	if diff := cmp.Diff([]string{"close chan", "close sock", "genl SESSION_DELETE 5 7"}, log.take()); diff != "" {
 		t.Errorf("session close after DeferRemoval (-want +got):\n%s", diff)
 	}
@@ -135,6 +136,7 @@ func TestPlaneDeferredRemovalForeignMember(t *testing.T) {
 func TestPlaneNoDeferredRemoval(t *testing.T) {
 	p, log, ss := deferFixture(t)
 	ss[0].Close()
+	waitRemoved(t, ss[0])
 	if diff := cmp.Diff([]string{"close unit", "close chan", "close sock", "genl SESSION_DELETE 5 7"}, log.take()); diff != "" {
 		t.Errorf("session close (-want +got):\n%s", diff)
 	}

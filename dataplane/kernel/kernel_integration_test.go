@@ -159,6 +159,7 @@ func TestKernelTunnelSessionOverLoopback(t *testing.T) {
 	if err := sa.Close(); err != nil {
 		t.Fatal(err)
 	}
+	waitRemoved(t, sa)
 	if _, err := net.InterfaceByName("l2tpdtest0"); err == nil {
 		t.Error("interface survived session Close")
 	}
@@ -319,6 +320,7 @@ func TestKernelIfNameCollision(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+		waitRemoved(t, s)
 		if _, err := net.InterfaceByName(name); err == nil {
 			t.Errorf("interface %s survived session Close", name)
 		}

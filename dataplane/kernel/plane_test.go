@@ -43,6 +43,7 @@ func (l *opLog) take() []string {
 type fakePPP struct {
 	t     *testing.T
 	log   *opLog
+	mu    sync.Mutex     // names and peer: removal workers close fds
 	peer  map[string]int // "chan", "unit" -> the test's end
 	sa    PPPoL2TPAddr
 	names map[int]string // our fds -> "sock", "chan", "unit"
@@ -54,12 +55,21 @@ func (f *fakePPP) pair(name string) int {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.peer[name] = theirs
 	if f.names == nil {
 		f.names = map[int]string{}
 	}
 	f.names[fd] = name
 	return fd
+}
+
+// name is what fd is ("sock", "chan", "unit").
+func (f *fakePPP) name(fd int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.names[fd]
 }
 
 func (f *fakePPP) ConnectPPPoL2TP(sa []byte) (int, error) {
@@ -96,8 +106,10 @@ func (f *fakePPP) SetNPMode(fd int, proto uint16, m NPMode) error {
 }
 func (f *fakePPP) Write(fd int, b []byte) error { _, err := unix.Write(fd, b); return err }
 func (f *fakePPP) Close(fd int) error {
+	f.mu.Lock()
 	f.log.add("close %s", f.names[fd])
 	delete(f.names, fd)
+	f.mu.Unlock()
 	return unix.Close(fd)
 }
 
@@ -288,6 +300,10 @@ func TestPlaneSessionLifecycle(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if fx.p.poller.Len() != 0 {
+		t.Errorf("poller still has %d fds after Close returned: frames could still be delivered", fx.p.poller.Len())
+	}
+	waitRemoved(t, s)
 	want = []string{"close unit", "close chan", "close sock", "genl SESSION_DELETE 5 7"}
 	if diff := cmp.Diff(want, fx.log.take()); diff != "" {
 		t.Errorf("session close (-want +got):\n%s", diff)

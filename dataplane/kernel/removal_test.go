@@ -1,0 +1,178 @@
+package kernel
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/l2tpd/l2tpd/dataplane"
+)
+
+// gatedPPP is fakePPP whose unit closes wait for the test (an interface
+// the kernel takes its time to remove).
+type gatedPPP struct {
+	*fakePPP
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedPPP) Close(fd int) error {
+	if g.name(fd) == "unit" {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return g.fakePPP.Close(fd)
+}
+
+// opIndex is the index of the first op with prefix at or after from, -1
+// if none.
+func opIndex(ops []string, from int, prefix string) int {
+	for i := from; i < len(ops); i++ {
+		if strings.HasPrefix(ops[i], prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Close returns while the session's kernel objects are still being
+// removed (a removal worker does it), and nothing that needs them gone
+// overtakes the removal: a new session with the same ID waits in
+// AddSession, another session taking the subscriber's address waits in
+// Up; both go on once the removal is done, after it in the kernel.
+func TestCloseLeavesRemovalToWorker(t *testing.T) {
+	log := &opLog{}
+	ppp := &gatedPPP{fakePPP: &fakePPP{t: t, log: log, peer: map[string]int{}},
+		entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	p, err := New(fakeGenl(t, log, nil, nil), Options{PPP: ppp, Links: fakeLinks{log}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var release sync.Once
+	open := func() { release.Do(func() { close(ppp.gate) }) }
+	t.Cleanup(open) // before the plane's Close (cleanups run last first), which waits for removals
+	waits := make(chan string, 2)
+	p.rmWaitHook = func(what string) { waits <- what }
+	tun, err := p.AddTunnel(tunnelCfg(t, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(id uint32) dataplane.Session {
+		s, err := tun.AddSession(dataplane.SessionConfig{LocalID: id, PeerID: 70, PWType: dataplane.PWTypePPP, LNSMode: true}, func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
+		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	s7, s8 := add(7), add(8)
+	if err := s7.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+
+	closed := make(chan error, 1)
+	go func() { closed <- s7.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the removal of the session's kernel objects")
+	}
+	<-ppp.entered // the worker is removing the unit, held by the test
+
+	type result struct {
+		s   dataplane.Session
+		err error
+	}
+	again := make(chan result, 1)
+	go func() {
+		s, err := tun.AddSession(dataplane.SessionConfig{LocalID: 7, PeerID: 71, PWType: dataplane.PWTypePPP, LNSMode: true}, func([]byte) {})
+		again <- result{s, err}
+	}()
+	upped := make(chan error, 1)
+	go func() {
+		c := cfg
+		c.IfName = "sub8"
+		upped <- s8.Up(c)
+	}()
+	var got []string
+	for len(got) < 2 {
+		select {
+		case w := <-waits:
+			got = append(got, w)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waits %q: AddSession and Up did not both wait for the removal", got)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"address", "session"}) {
+		t.Fatalf("waits %q, want one for the session ID and one for the address", got)
+	}
+	open()
+	r := <-again
+	if r.err != nil {
+		t.Fatalf("AddSession with the ID of a session being removed: %v", r.err)
+	}
+	if err := <-upped; err != nil {
+		t.Fatalf("Up with the address of a session being removed: %v", err)
+	}
+	ops := log.take()
+	unit := opIndex(ops, 0, "close unit")
+	del := opIndex(ops, 0, "genl SESSION_DELETE 5 7")
+	create := opIndex(ops, 0, "genl SESSION_CREATE 5 7")
+	addr := opIndex(ops, 0, "addaddr 42 192.0.2.1 peer 100.64.0.9")
+	if unit < 0 || del < unit || create < del || addr < unit {
+		t.Fatalf("ops %q: the new session 7 and the address must come after the old session's removal", ops)
+	}
+	waitRemoved(t, s7)
+	r.s.Close()
+	s8.Close()
+	waitRemoved(t, r.s)
+	waitRemoved(t, s8)
+}
+
+// A removal that fails is reported to OnRemoveError with the session's
+// name (Close returned long before).
+func TestRemovalErrorReported(t *testing.T) {
+	log := &opLog{}
+	ppp := &fakePPP{t: t, log: log, peer: map[string]int{}}
+	var mu sync.Mutex
+	var reported []string
+	p, err := New(fakeGenl(t, log, map[Command]unix.Errno{CmdSessionDelete: unix.EPERM}, nil), Options{PPP: ppp, Links: fakeLinks{log}, StateDir: t.TempDir(),
+		OnRemoveError: func(session string, err error) {
+			mu.Lock()
+			reported = append(reported, session+": "+err.Error())
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	tun, err := p.AddTunnel(tunnelCfg(t, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tun.AddSession(dataplane.SessionConfig{LocalID: 7, PeerID: 70, PWType: dataplane.PWTypePPP, LNSMode: true}, func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitRemoved(t, s)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || !strings.HasPrefix(reported[0], "tunnel 5 session 7: ") || !strings.Contains(reported[0], "SESSION_DELETE") {
+		t.Fatalf("reported %q, want one error for tunnel 5 session 7", reported)
+	}
+}
