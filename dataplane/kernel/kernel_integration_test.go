@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -326,4 +327,64 @@ func TestKernelIfNameCollision(t *testing.T) {
 		}
 	}
 	ta.Close()
+}
+
+// Forty sessions with their interfaces closed at once: Close returns at
+// once, the removal workers remove every interface and kernel session.
+// The log line gives the times (docs/benchmarks.md, "Stopping"): run in
+// the lab with
+//
+//	go test -c -o build/lab/kt/kt.test ./dataplane/kernel/
+//	lab/run.sh SCRIPT  # SCRIPT: L2TPD_KERNEL_TESTS=1 build/lab/kt/kt.test -test.run TestKernelRemovalWorkers -test.v
+func TestKernelRemovalWorkers(t *testing.T) {
+	requireKernel(t)
+	p, err := Dial(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := udpPair(t)
+	ta, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 101, PeerID: 202, Conn: ca,
+		Local: addrPort(ca, false), Peer: addrPort(ca, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ta.Close()
+	const n = 40
+	var ss []dataplane.Session
+	for i := range n {
+		s, err := ta.AddSession(dataplane.SessionConfig{LocalID: uint32(10 + i), PeerID: uint32(20 + i), PWType: dataplane.PWTypePPP, LNSMode: true}, func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Up(dataplane.NetConfig{IfName: fmt.Sprintf("l2tprm%d", i), MTU: 1400, MRU: 1400,
+			Local: netip.MustParseAddr("10.99.0.1"), Peer: netip.AddrFrom4([4]byte{10, 97, 0, byte(i + 2)})}); err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	start := time.Now()
+	for _, s := range ss {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := time.Since(start)
+	for _, s := range ss {
+		waitRemoved(t, s)
+	}
+	removed := time.Since(start)
+	for i := range n {
+		if _, err := net.InterfaceByName(fmt.Sprintf("l2tprm%d", i)); err == nil {
+			t.Errorf("interface l2tprm%d survived its session's removal", i)
+		}
+		if _, err := p.Client().Session(101, uint32(10+i)); !errorsIs(err, ErrNotFound) {
+			t.Errorf("session %d after its removal: %v, want ErrNotFound", 10+i, err)
+		}
+	}
+	t.Logf("%d sessions with interfaces: Close returned after %v (%v each), all removed after %v (%v each, %d removal workers)",
+		n, closed, closed/n, removed, removed/n, removalWorkers)
 }
