@@ -121,6 +121,18 @@ type Tunnel interface {
 	Close() error
 }
 
+// BlockingAdd is implemented by a Tunnel whose AddSession makes system
+// calls slow enough (the kernel plane: SESSION_CREATE, a PPPoL2TP socket,
+// its channel and a /dev/ppp fd: 17 ms a session in the lab VM) that the
+// control plane runs it on a worker and carries on with the tunnel's
+// other calls meanwhile. AddBlocks reports whether this Tunnel is such a
+// one. For it, AddSession and Close may run at once: a session added
+// while the Tunnel closes is closed with it, or refused.
+type BlockingAdd interface {
+	Tunnel
+	AddBlocks() bool
+}
+
 // Flusher is implemented by a Tunnel that may hold the PPP frames its
 // sessions' SendFrame is given and send them together (one system call for
 // many). SendFrame and Flush are called on the tunnel's goroutine only; the

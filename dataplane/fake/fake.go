@@ -63,6 +63,9 @@ type Plane struct {
 	// Up calls it first (outside the plane's lock): a test holds an Up
 	// there to see what the control plane does meanwhile, or fails it.
 	upGate func(s *Session, cfg dataplane.NetConfig) error
+	// addGate, when set, makes every Tunnel a dataplane.BlockingAdd whose
+	// AddSession calls it first (outside the plane's lock).
+	addGate func(cfg dataplane.SessionConfig) error
 }
 
 var _ dataplane.Plane = (*Plane)(nil)
@@ -80,6 +83,16 @@ func (p *Plane) SetUpGate(gate func(s *Session, cfg dataplane.NetConfig) error) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.upGate = gate
+}
+
+// SetAddGate makes the plane's tunnels report AddBlocks (the control
+// plane then runs AddSession on a worker) and has their AddSession call
+// gate first; AddSession returns gate's error if it gives one. nil
+// restores a plain AddSession.
+func (p *Plane) SetAddGate(gate func(cfg dataplane.SessionConfig) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.addGate = gate
 }
 
 // SetError makes every later op fail with err (wrapped); nil clears it.
@@ -185,7 +198,7 @@ type Tunnel struct {
 	closed   bool
 }
 
-var _ dataplane.Tunnel = (*Tunnel)(nil)
+var _ dataplane.BlockingAdd = (*Tunnel)(nil)
 
 // Config returns the configuration the tunnel was added with.
 func (t *Tunnel) Config() dataplane.TunnelConfig { return t.cfg }
@@ -193,10 +206,18 @@ func (t *Tunnel) Config() dataplane.TunnelConfig { return t.cfg }
 // AddSession implements dataplane.Tunnel.
 func (t *Tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) (dataplane.Session, error) {
 	what := fmt.Sprintf("tunnel %d session %d", t.cfg.LocalID, cfg.LocalID)
+	p := t.plane
+	p.mu.Lock()
+	gate := p.addGate
+	p.mu.Unlock()
+	if gate != nil {
+		if err := gate(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := t.plane.failure(OpAddSession, what); err != nil {
 		return nil, err
 	}
-	p := t.plane
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t.closed {
@@ -210,6 +231,14 @@ func (t *Tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandl
 	s := &Session{tunnel: t, cfg: cfg, rx: rx}
 	t.sessions = append(t.sessions, s)
 	return s, nil
+}
+
+// AddBlocks implements dataplane.BlockingAdd: true while the plane has an
+// AddSession gate (SetAddGate).
+func (t *Tunnel) AddBlocks() bool {
+	t.plane.mu.Lock()
+	defer t.plane.mu.Unlock()
+	return t.plane.addGate != nil
 }
 
 // HandleData implements dataplane.Tunnel: it records a copy of pkt.

@@ -426,7 +426,7 @@ type Tunnel struct {
 	closed   bool
 }
 
-var _ dataplane.Tunnel = (*Tunnel)(nil)
+var _ dataplane.BlockingAdd = (*Tunnel)(nil)
 
 // withFD runs fn with the tunnel socket's fd, which stays valid meanwhile.
 func (t *Tunnel) withFD(fn func(fd int) error) error {
@@ -483,18 +483,30 @@ func (t *Tunnel) AddSession(cfg dataplane.SessionConfig, rx dataplane.FrameHandl
 			return nil, fmt.Errorf("kernel: tunnel %d session %d: tunnel closed", tid, cfg.LocalID)
 		}
 	}
+	// Held while the session opens: a Tunnel.Close running meanwhile (on
+	// the tunnel's goroutine, while a worker adds: BlockingAdd) closes it
+	// once it is whole, not halfway.
+	s.mu.Lock()
 	t.sessions[cfg.LocalID] = s
 	t.mu.Unlock()
 
-	if err := s.open(cfg, rx); err != nil {
+	err := s.open(cfg, rx)
+	s.mu.Unlock()
+	if err != nil {
 		s.teardown()
 		t.mu.Lock()
-		delete(t.sessions, cfg.LocalID)
+		if t.sessions[cfg.LocalID] == s {
+			delete(t.sessions, cfg.LocalID)
+		}
 		t.mu.Unlock()
 		return nil, err
 	}
 	return s, nil
 }
+
+// AddBlocks implements dataplane.BlockingAdd: the control plane runs
+// AddSession on a worker.
+func (t *Tunnel) AddBlocks() bool { return true }
 
 // Close implements dataplane.Tunnel: closes the sessions, then
 // TUNNEL_DELETE. The UDP socket is left open: it belongs to the caller.

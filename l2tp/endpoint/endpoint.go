@@ -133,6 +133,9 @@ type Endpoint struct {
 	// rxBufs: receive buffers of every tunnel socket's reader, held only
 	// while a reader has datagrams to hand out.
 	rxBufs *udpbatch.Buffers
+	// addSlots bounds the data plane AddSessions running on workers at
+	// once across the endpoint (dataplane.BlockingAdd).
+	addSlots chan struct{}
 
 	// Test hooks (nil in production): passHook is called on a tunnel
 	// goroutine after it handled the items queued for a pass (how many),
@@ -149,6 +152,11 @@ const (
 	rxBatch   = 16
 	rxBufSize = 9216
 )
+
+// addWorkers is how many data plane AddSessions run at once on workers
+// (dataplane.BlockingAdd); most of one is waiting for the kernel, and
+// the bound keeps a burst of calls from tying up an OS thread each.
+const addWorkers = 8
 
 type logKey struct {
 	addr  netip.Addr
@@ -187,12 +195,13 @@ func New(cfg Config) (*Endpoint, error) {
 		cfg.MaxRefused = DefaultMaxRefused
 	}
 	e := &Endpoint{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		rand:    cfg.Rand,
-		tunnels: make(map[uint32]*Tunnel),
-		byPeer:  make(map[peerKey]*Tunnel),
-		load:    make(map[netip.Addr]*peerLoad),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		rand:     cfg.Rand,
+		tunnels:  make(map[uint32]*Tunnel),
+		byPeer:   make(map[peerKey]*Tunnel),
+		load:     make(map[netip.Addr]*peerLoad),
+		addSlots: make(chan struct{}, addWorkers),
 	}
 	bufs, err := udpbatch.NewBuffers(rxBatch, rxBufSize)
 	if err != nil {

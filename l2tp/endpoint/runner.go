@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/l2tpd/l2tpd/dataplane"
+	"github.com/l2tpd/l2tpd/internal/fault"
 	"github.com/l2tpd/l2tpd/internal/udpbatch"
 	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/tunnel"
@@ -59,7 +60,11 @@ type Tunnel struct {
 	// earlyBytes is what they hold. Tunnel goroutine only.
 	early      map[uint32][][]byte
 	earlyBytes int
-	wasUp      bool
+	// adding: established calls whose data plane session a worker is
+	// creating (dataplane.BlockingAdd); their PPP frames wait in early
+	// meanwhile. Tunnel goroutine only.
+	adding map[uint32]*pendingAdd
+	wasUp  bool
 	// refused: answered with StopCCN at once; the role never hears of it.
 	refused bool
 	// downReported: the role has had TunnelDown.
@@ -279,12 +284,15 @@ const (
 
 // keepEarly keeps a PPP control frame for session sid when the core has
 // answered that call (our session ID is known to the peer) and it is not
-// established yet; anything else is dropped, as before the call exists.
+// established yet, or its data plane session is being created (t.adding);
+// anything else is dropped, as before the call exists.
 // frame is the item's own copy (handleData), so it may be kept.
 func (t *Tunnel) keepEarly(sid uint32, frame []byte) {
-	cs := t.core.Session(sid)
-	if cs == nil || (cs.State != tunnel.SessionWaitConnect && cs.State != tunnel.SessionWaitReply) {
-		return
+	if t.adding[sid] == nil {
+		cs := t.core.Session(sid)
+		if cs == nil || (cs.State != tunnel.SessionWaitConnect && cs.State != tunnel.SessionWaitReply) {
+			return
+		}
 	}
 	q := t.early[sid]
 	if len(q) >= maxEarlyFrames || t.earlyBytes+len(frame) > maxEarlyBytes {
@@ -712,6 +720,10 @@ func (t *Tunnel) handleItems(now time.Time, items []inbound) {
 				if t.live(s) {
 					t.schedule(s)
 				}
+			} else if t.adding[it.sid] != nil {
+				// The data plane session exists and delivers, but the
+				// tunnel has not had its worker's answer yet.
+				t.keepEarly(it.sid, it.pkt)
 			}
 		default:
 			_, payload, err := l2tp.ParseHeader(it.pkt)
@@ -798,7 +810,8 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 	case tunnel.SessionDown:
 		s := t.dropSession(ev.ID)
 		t.forgetDP(ev.ID)
-		t.takeEarly(ev.ID) // frames kept for a call that never came up
+		delete(t.adding, ev.ID) // its data plane session goes when the worker is done (addDone)
+		t.takeEarly(ev.ID)      // frames kept for a call that never came up
 		// Fields inline, not t.log.With: With clones the encoder (and a
 		// buffer) per call, which showed in profiles at high setup rates.
 		// Check first: the fields of a call to Info are on the heap even
@@ -833,29 +846,119 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 }
 
 func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
-	s := &Session{T: t, ID: ev.ID, PeerID: ev.PeerID, Info: ev.Info}
 	t.mu.Lock()
 	dpt := t.dp
 	t.mu.Unlock()
-	if dpt != nil {
-		cs := t.core.Session(ev.ID)
-		seq := t.settings.DataSeq || ev.Info.SequencingRequired
-		cfg := dataplane.SessionConfig{
-			LocalID: ev.ID, PeerID: ev.PeerID, PWType: dataplane.PWTypePPP,
-			LNSMode: cs != nil && !cs.WeAreLAC, SendSeq: seq, RecvSeq: ev.Info.SequencingRequired,
-			ReorderTimeout: t.settings.ReorderTimeout,
+	if dpt == nil {
+		t.sessionReady(now, ev, nil)
+		return
+	}
+	cs := t.core.Session(ev.ID)
+	seq := t.settings.DataSeq || ev.Info.SequencingRequired
+	cfg := dataplane.SessionConfig{
+		LocalID: ev.ID, PeerID: ev.PeerID, PWType: dataplane.PWTypePPP,
+		LNSMode: cs != nil && !cs.WeAreLAC, SendSeq: seq, RecvSeq: ev.Info.SequencingRequired,
+		ReorderTimeout: t.settings.ReorderTimeout,
+	}
+	sid := ev.ID
+	rx := func(frame []byte) {
+		// Called during HandleData on the tunnel's reader (the frame
+		// joins the batch it holds) or on the data plane's goroutine.
+		t.in.post(inbound{pkt: append([]byte(nil), frame...), sid: sid, frame: true})
+	}
+	if ba, ok := dpt.(dataplane.BlockingAdd); ok && ba.AddBlocks() {
+		t.startAdd(ev, dpt, cfg, rx)
+		return
+	}
+	dps, err := dpt.AddSession(cfg, rx)
+	if err != nil {
+		t.dataPlaneRefused(now, ev, err)
+		return
+	}
+	t.sessionReady(now, ev, dps)
+}
+
+// dataPlaneRefused hangs up a call the data plane could not create.
+func (t *Tunnel) dataPlaneRefused(now time.Time, ev tunnel.SessionUp, err error) {
+	t.log.Error("data plane refused the session; hanging up", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.Error(err))
+	_ = t.core.Hangup(now, ev.ID, l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "data plane error"}, "data plane error: "+err.Error())
+}
+
+// pendingAdd is a data plane AddSession running on a worker for an
+// established call (t.adding).
+type pendingAdd struct {
+	ev  tunnel.SessionUp
+	dps dataplane.Session // set by the worker before it posts
+	err error
+}
+
+// startAdd creates the call's data plane session on a worker (at most
+// addWorkers at once across the endpoint): the tunnel goroutine goes on
+// with its other calls, and this one's PPP frames wait in t.early until
+// addDone. The role hears of the session (SessionUp) only then.
+func (t *Tunnel) startAdd(ev tunnel.SessionUp, dpt dataplane.Tunnel, cfg dataplane.SessionConfig, rx dataplane.FrameHandler) {
+	pa := &pendingAdd{ev: ev}
+	if t.adding == nil {
+		t.adding = make(map[uint32]*pendingAdd)
+	}
+	t.adding[ev.ID] = pa
+	slots := t.e.addSlots
+	go func() {
+		select {
+		case slots <- struct{}{}:
+		case <-t.done:
+			return // the tunnel ended: finish told the role
 		}
-		sid := ev.ID
-		dps, err := dpt.AddSession(cfg, func(frame []byte) {
-			// Called during HandleData on the tunnel's reader (the frame
-			// joins the batch it holds) or on the data plane's goroutine.
-			t.in.post(inbound{pkt: append([]byte(nil), frame...), sid: sid, frame: true})
-		})
-		if err != nil {
-			t.log.Error("data plane refused the session; hanging up", zap.Uint32("session", ev.ID), zap.Uint32("peer_session", ev.PeerID), zap.Error(err))
-			_ = t.core.Hangup(now, ev.ID, l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "data plane error"}, "data plane error: "+err.Error())
-			return
+		pa.dps, pa.err = t.addGuarded(dpt, cfg, rx)
+		<-slots
+		if !t.do(func(now time.Time) { t.addDone(now, pa) }) && pa.dps != nil {
+			// The tunnel ended meanwhile (its data plane tunnel closed
+			// its sessions, or is closing them): make sure of this one.
+			pa.dps.Close()
 		}
+	}()
+}
+
+// addGuarded is the worker's AddSession: a panic in it (a bug in the data
+// path) is that call's error, not the daemon's end.
+func (t *Tunnel) addGuarded(dpt dataplane.Tunnel, cfg dataplane.SessionConfig, rx dataplane.FrameHandler) (s dataplane.Session, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fault.Recovered(t.log, "internal error creating a session in the data path: hanging it up; its tunnel and the other sessions go on", r,
+				zap.Uint32("session", cfg.LocalID))
+			s, err = nil, fmt.Errorf("internal error in the data path: %v", r)
+		}
+	}()
+	return dpt.AddSession(cfg, rx)
+}
+
+// addDone is a worker's AddSession outcome, on the tunnel goroutine.
+func (t *Tunnel) addDone(now time.Time, pa *pendingAdd) {
+	id := pa.ev.ID
+	if t.adding[id] != pa {
+		// The call ended while its session was being created (the role
+		// has had SessionDown): the session goes.
+		if pa.dps != nil {
+			if err := pa.dps.Close(); err != nil {
+				t.log.Warn("removing session from the data plane", zap.Uint32("session", id), zap.Error(err))
+			}
+		}
+		return
+	}
+	delete(t.adding, id)
+	if pa.err != nil {
+		t.takeEarly(id)
+		t.dataPlaneRefused(now, pa.ev, pa.err)
+		return
+	}
+	t.sessionReady(now, pa.ev, pa.dps)
+}
+
+// sessionReady makes an established call a session with its data plane
+// session (nil without a data plane) and tells the role.
+func (t *Tunnel) sessionReady(now time.Time, ev tunnel.SessionUp, dps dataplane.Session) {
+	s := &Session{T: t, ID: ev.ID, PeerID: ev.PeerID, Info: ev.Info}
+	if dps != nil {
 		s.DP = dps
 		t.mu.Lock()
 		t.dpSessions[ev.ID] = struct{}{}
@@ -925,6 +1028,19 @@ func (t *Tunnel) finish(now time.Time, reason string) {
 			s := t.dropSession(id)
 			t.endSession(now, s, tunnel.SessionDown{ID: id, PeerID: s.PeerID, Reason: reason, WasUp: true})
 		}
+	}
+	// Calls whose data plane session a worker is still creating: the role
+	// had no SessionUp for them but admitted them. The data plane tunnel,
+	// closed below, closes what the workers add.
+	for id, pa := range t.adding {
+		delete(t.adding, id)
+		r := reason
+		if r == "" {
+			r = "tunnel gone"
+		}
+		t.guarded("reporting a session down", func() {
+			t.handler().SessionDown(&Session{T: t, ID: id, PeerID: pa.ev.PeerID}, tunnel.SessionDown{ID: id, PeerID: pa.ev.PeerID, Reason: r})
+		})
 	}
 	if !t.refused && !t.downReported {
 		t.downReported = true
