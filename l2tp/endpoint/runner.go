@@ -903,7 +903,9 @@ func (t *Tunnel) startAdd(ev tunnel.SessionUp, dpt dataplane.Tunnel, cfg datapla
 	}
 	t.adding[ev.ID] = pa
 	slots := t.e.addSlots
+	t.e.wg.Add(1) // Shutdown waits for it: it ends once the tunnel has (t.done)
 	go func() {
+		defer t.e.wg.Done()
 		select {
 		case slots <- struct{}{}:
 		case <-t.done:
