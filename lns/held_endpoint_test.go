@@ -15,12 +15,12 @@ import (
 	"github.com/l2tpd/l2tpd/lac"
 )
 
-// Our LAC places 20 calls at once on one tunnel to an LNS with
-// max_starting = 1 (real endpoints over loopback UDP, no PPP): calls are
-// held and admitted one by one, and the LNS counts them from what the
-// tunnel core reports (held behind the first without asking included).
-func TestHeldCallsThroughEndpoint(t *testing.T) {
-	const calls = 20
+// heldPair starts an LNS with max_starting = 1 (role drivers from
+// drivers) and our LAC placing calls calls on one tunnel to it, over
+// loopback UDP with fake data planes; it returns the LNS role and the
+// LAC's endpoint (both shut down when the test ends).
+func heldPair(t *testing.T, calls int, drivers DriverFactory) (*LNS, *endpoint.Endpoint) {
+	t.Helper()
 	lnsCfg, err := config.Parse([]byte(`
 [l2tp]
 listen = ["127.0.0.1:1701"]
@@ -32,17 +32,13 @@ max_starting_wait = "1m"
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := make(chan struct{}, calls)
-	role := New(lnsCfg, zap.NewNop(), func(*endpoint.Session, *config.Peer) endpoint.Driver {
-		up <- struct{}{}
-		return nil
-	})
+	role := New(lnsCfg, zap.NewNop(), drivers)
 	lnsEP, err := endpoint.New(endpoint.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
 		Plane: fake.New(), Handler: role, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lnsEP.Shutdown(context.Background())
+	t.Cleanup(func() { lnsEP.Shutdown(context.Background()) })
 	lacCfg, err := config.Parse([]byte(fmt.Sprintf(`
 [l2tp]
 listen = []
@@ -61,10 +57,24 @@ password = "pw"
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lacEP.Shutdown(context.Background())
+	t.Cleanup(func() { lacEP.Shutdown(context.Background()) })
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	lac.Start(ctx, lacEP, &lacCfg.LACs[0], zap.NewNop(), nil)
+	return role, lacEP
+}
+
+// Our LAC places 20 calls at once on one tunnel to an LNS with
+// max_starting = 1 (real endpoints over loopback UDP, no PPP): calls are
+// held and admitted one by one, and the LNS counts them from what the
+// tunnel core reports (held behind the first without asking included).
+func TestHeldCallsThroughEndpoint(t *testing.T) {
+	const calls = 20
+	up := make(chan struct{}, calls)
+	role, _ := heldPair(t, calls, func(*endpoint.Session, *config.Peer) endpoint.Driver {
+		up <- struct{}{}
+		return nil
+	})
 
 	timeout := time.After(30 * time.Second)
 	for i := range calls {
@@ -97,49 +107,11 @@ func (idleDriver) Close(time.Time, string) {}
 // established, and is admitted once it has. The counts follow each
 // session from starting to established to gone.
 func TestStartingUntilEstablished(t *testing.T) {
-	lnsCfg, err := config.Parse([]byte(`
-[l2tp]
-listen = ["127.0.0.1:1701"]
-accept_unknown_peers = true
-hello_interval = "0s"
-max_starting = 1
-max_starting_wait = "1m"
-`), "lns.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	up := make(chan *endpoint.Session, 2)
-	role := New(lnsCfg, zap.NewNop(), func(s *endpoint.Session, _ *config.Peer) endpoint.Driver {
+	role, lacEP := heldPair(t, 2, func(s *endpoint.Session, _ *config.Peer) endpoint.Driver {
 		up <- s
 		return idleDriver{}
 	})
-	lnsEP, err := endpoint.New(endpoint.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		Plane: fake.New(), Handler: role, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lnsEP.Shutdown(context.Background())
-	lacCfg, err := config.Parse([]byte(fmt.Sprintf(`
-[l2tp]
-listen = []
-hello_interval = "0s"
-[[lac]]
-name = "lac"
-lns = "%s"
-sessions = 2
-username = "alice"
-password = "pw"
-`, lnsEP.ListenAddrs()[0])), "lac.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lacEP, err := endpoint.New(endpoint.Config{Plane: fake.New(), Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	lac.Start(ctx, lacEP, &lacCfg.LACs[0], zap.NewNop(), nil)
 
 	next := func(what string) *endpoint.Session {
 		t.Helper()

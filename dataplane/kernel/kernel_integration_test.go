@@ -42,6 +42,33 @@ func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
 	return a, b
 }
 
+// kernelPlane is the real kernel plane (closed when the test ends), with
+// any tunnels an earlier run left removed.
+func kernelPlane(t *testing.T) *Plane {
+	t.Helper()
+	requireKernel(t)
+	p, err := Dial(Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if _, err := p.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// kernelTunnel adds an L2TPv2 tunnel local -> peer on c.
+func kernelTunnel(t *testing.T, p *Plane, local, peer uint32, c *net.UDPConn) dataplane.Tunnel {
+	t.Helper()
+	tun, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: local, PeerID: peer, Conn: c,
+		Local: addrPort(c, false), Peer: addrPort(c, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tun
+}
+
 func addrPort(c *net.UDPConn, remote bool) netip.AddrPort {
 	if remote {
 		return c.RemoteAddr().(*net.UDPAddr).AddrPort()
@@ -50,26 +77,10 @@ func addrPort(c *net.UDPConn, remote bool) netip.AddrPort {
 }
 
 func TestKernelTunnelSessionOverLoopback(t *testing.T) {
-	requireKernel(t)
-	p, err := Dial(Options{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if _, err := p.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
+	p := kernelPlane(t)
 	ca, cb := udpPair(t)
-	ta, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 101, PeerID: 202, Conn: ca,
-		Local: addrPort(ca, false), Peer: addrPort(ca, true)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 202, PeerID: 101, Conn: cb,
-		Local: addrPort(cb, false), Peer: addrPort(cb, true)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ta := kernelTunnel(t, p, 101, 202, ca)
+	tb := kernelTunnel(t, p, 202, 101, cb)
 	got := make(chan []byte, 1)
 	gotA := make(chan []byte, 1)
 	sa, err := ta.AddSession(dataplane.SessionConfig{LocalID: 11, PeerID: 22, PWType: dataplane.PWTypePPP, LNSMode: true},
@@ -337,21 +348,9 @@ func TestKernelIfNameCollision(t *testing.T) {
 //	go test -c -o build/lab/kt/kt.test ./dataplane/kernel/
 //	lab/run.sh SCRIPT  # SCRIPT: L2TPD_KERNEL_TESTS=1 build/lab/kt/kt.test -test.run TestKernelRemovalWorkers -test.v
 func TestKernelRemovalWorkers(t *testing.T) {
-	requireKernel(t)
-	p, err := Dial(Options{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if _, err := p.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
+	p := kernelPlane(t)
 	ca, _ := udpPair(t)
-	ta, err := p.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 101, PeerID: 202, Conn: ca,
-		Local: addrPort(ca, false), Peer: addrPort(ca, true)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ta := kernelTunnel(t, p, 101, 202, ca)
 	defer ta.Close()
 	const n = 40
 	var ss []dataplane.Session

@@ -125,6 +125,26 @@ func (h *driverHandler) SessionUp(s *Session) Driver {
 	return d
 }
 
+// responderCore is the settings (tunnel 7, handler h) and core of an LNS
+// tunnel that answered an SCCRQ and waits for the SCCCN.
+func responderCore(t *testing.T, e *Endpoint, h Handler) (TunnelSettings, *tunnel.Tunnel) {
+	t.Helper()
+	hdr, payload, err := l2tp.ParseHeader(sccrq(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := l2tp.ParseMessage(payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := TunnelSettings{Tunnel: tunnel.Config{HostName: "lns", LocalID: 7, Rand: e.rand}, Handler: h}
+	core, err := tunnel.NewResponder(settings.Tunnel, e.cfg.Now(), hdr, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return settings, core
+}
+
 // batchTunnel is an LNS tunnel (responder, waiting for SCCCN) with its own
 // socket connected to peer, session 3 known to a flushTunnel data plane,
 // and its goroutines not started yet.
@@ -136,21 +156,8 @@ func batchTunnel(t *testing.T, e *Endpoint, peer *net.UDPConn) (*Tunnel, *flushT
 		t.Fatal(err)
 	}
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	pkt := sccrq(9)
-	hdr, payload, err := l2tp.ParseHeader(pkt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := l2tp.ParseMessage(payload, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &driverHandler{recorder: newRecorder(), d: map[uint32]*echoDriver{}}
-	settings := TunnelSettings{Tunnel: tunnel.Config{HostName: "lns", LocalID: 7, Rand: e.rand}, Handler: h}
-	core, err := tunnel.NewResponder(settings.Tunnel, e.cfg.Now(), hdr, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings, core := responderCore(t, e, h)
 	tun := e.newTunnel(7, settings, peerAddr, local, conn, nil)
 	tun.connected = true
 	tun.core = core

@@ -9,7 +9,6 @@ import (
 
 	"github.com/l2tpd/l2tpd/dataplane"
 	"github.com/l2tpd/l2tpd/dataplane/fake"
-	"github.com/l2tpd/l2tpd/l2tp"
 	"github.com/l2tpd/l2tpd/l2tp/tunnel"
 )
 
@@ -52,20 +51,7 @@ func newAddFixture(t *testing.T) *addFixture {
 		fx.entered <- cfg
 		return <-fx.release
 	})
-	pkt := sccrq(9)
-	hdr, payload, err := l2tp.ParseHeader(pkt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := l2tp.ParseMessage(payload, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	settings := TunnelSettings{Tunnel: tunnel.Config{HostName: "lns", LocalID: 7, Rand: e.rand}, Handler: fx.h}
-	core, err := tunnel.NewResponder(settings.Tunnel, e.cfg.Now(), hdr, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings, core := responderCore(t, e, fx.h)
 	fx.tun = e.newTunnel(7, settings, netip.MustParseAddrPort("192.0.2.1:1701"), netip.MustParseAddrPort("192.0.2.2:1701"), nil, nil)
 	fx.tun.core = core
 	dpt, err := fx.plane.AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 7, PeerID: 9})
