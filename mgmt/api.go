@@ -374,7 +374,7 @@ type Status struct {
 	Draining     bool `json:"draining"`
 	ShuttingDown bool `json:"shutting_down"`
 	Tunnels      int  `json:"tunnels"`
-	Sessions     int  `json:"sessions"`
+	Sessions     int  `json:"sessions"` // admitted calls: up, or still setting up
 }
 
 // ShutdownRequest asks the daemon to exit.

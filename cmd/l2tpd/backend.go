@@ -458,8 +458,11 @@ func changes(a, b *config.Config) []string {
 }
 
 func (d *daemon) status() mgmt.Status {
-	tunnels, sessions, _ := d.role.Counts()
-	return mgmt.Status{Draining: d.role.Draining(), ShuttingDown: d.shuttingDown.Load(), Tunnels: tunnels, Sessions: sessions}
+	// Sessions counts every admitted call, those still setting up too
+	// (their PPP is not up yet), so a drain watched until it reads 0 has
+	// none left.
+	tunnels, sessions, starting := d.role.Counts()
+	return mgmt.Status{Draining: d.role.Draining(), ShuttingDown: d.shuttingDown.Load(), Tunnels: tunnels, Sessions: sessions + starting}
 }
 
 // Drain implements mgmt.Backend.
