@@ -186,3 +186,24 @@ func TestBlockingAddRefused(t *testing.T) {
 		t.Fatalf("after a refused add: %d SessionUp, early %v (%d bytes), adding %v", len(fx.h.sessUp), fx.tun.early, fx.tun.earlyBytes, fx.tun.adding)
 	}
 }
+
+// Past maxAddWaiting AddSessions started and not done, a tunnel adds the
+// session itself (no goroutine): the role has SessionUp at once.
+func TestBlockingAddBoundedGoroutines(t *testing.T) {
+	fx := newAddFixture(t)
+	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
+	fx.tun.e.addWaiting.Store(maxAddWaiting)
+	defer fx.tun.e.addWaiting.Store(0)
+	fx.tun.sessionUp(time.Unix(1000, 0), tunnel.SessionUp{ID: 3, PeerID: 30})
+	select {
+	case s := <-fx.h.sessUp:
+		if s.ID != 3 || s.DP == nil {
+			t.Fatalf("SessionUp for %d with data plane session %v", s.ID, s.DP)
+		}
+	default:
+		t.Fatal("past the bound the session was not added inline")
+	}
+	if len(fx.tun.adding) != 0 {
+		t.Fatalf("adding %v, want none", fx.tun.adding)
+	}
+}

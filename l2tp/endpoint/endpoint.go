@@ -136,6 +136,10 @@ type Endpoint struct {
 	// addSlots bounds the data plane AddSessions running on workers at
 	// once across the endpoint (dataplane.BlockingAdd).
 	addSlots chan struct{}
+	// addWaiting counts the worker goroutines started for AddSessions and
+	// not done (running or waiting for a slot): past maxAddWaiting a
+	// tunnel adds inline instead of starting another.
+	addWaiting atomic.Int64
 
 	// Test hooks (nil in production): passHook is called on a tunnel
 	// goroutine after it handled the items queued for a pass (how many),
@@ -157,6 +161,12 @@ const (
 // (dataplane.BlockingAdd); most of one is waiting for the kernel, and
 // the bound keeps a burst of calls from tying up an OS thread each.
 const addWorkers = 8
+
+// maxAddWaiting bounds the goroutines of AddSessions started and not done
+// (each a few KiB): admission (max_starting, max_sessions) normally keeps
+// them far below; with both off, a flood of calls past it has its
+// sessions added on its tunnels' goroutines, as without BlockingAdd.
+const maxAddWaiting = 4096
 
 type logKey struct {
 	addr  netip.Addr

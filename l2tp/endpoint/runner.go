@@ -866,7 +866,7 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		// joins the batch it holds) or on the data plane's goroutine.
 		t.in.post(inbound{pkt: append([]byte(nil), frame...), sid: sid, frame: true})
 	}
-	if ba, ok := dpt.(dataplane.BlockingAdd); ok && ba.AddBlocks() {
+	if ba, ok := dpt.(dataplane.BlockingAdd); ok && ba.AddBlocks() && t.e.addWaiting.Load() < maxAddWaiting {
 		t.startAdd(ev, dpt, cfg, rx)
 		return
 	}
@@ -904,8 +904,10 @@ func (t *Tunnel) startAdd(ev tunnel.SessionUp, dpt dataplane.Tunnel, cfg datapla
 	t.adding[ev.ID] = pa
 	slots := t.e.addSlots
 	t.e.wg.Add(1) // Shutdown waits for it: it ends once the tunnel has (t.done)
+	t.e.addWaiting.Add(1)
 	go func() {
 		defer t.e.wg.Done()
+		defer t.e.addWaiting.Add(-1)
 		select {
 		case slots <- struct{}{}:
 		case <-t.done:
