@@ -60,14 +60,16 @@ type Plane struct {
 	unitGroup uint32
 
 	// rmMu guards the removal queue: sessions closed and waiting for a
-	// removal worker (rmQueue), and those not yet torn down (rmPending,
-	// queued or being removed), which an Up of another session waits for
-	// when it would take the same address or route (waitRemovals).
-	rmMu      sync.Mutex
-	rmCond    *sync.Cond
-	rmQueue   []*Session
-	rmPending map[*Session]struct{}
-	rmClosed  bool
+	// removal worker (rmQueue), and the addresses and routes of those not
+	// yet torn down (rmHeld, queued or being removed), which an Up of
+	// another session waits for when it would take one (waitRemovals).
+	// An Up waits for the holder of a key before it takes it, so a key
+	// has one holder being removed at a time.
+	rmMu     sync.Mutex
+	rmCond   *sync.Cond
+	rmQueue  []*Session
+	rmHeld   map[netip.Prefix]*Session
+	rmClosed bool
 	rmWG      sync.WaitGroup
 	onRmErr   func(string, error)
 	// rmWaitHook (tests) is called when AddSession ("session") or Up
@@ -122,7 +124,7 @@ func New(nl *Client, opts Options) (*Plane, error) {
 	}
 	p.onRmErr = opts.OnRemoveError
 	p.rmCond = sync.NewCond(&p.rmMu)
-	p.rmPending = make(map[*Session]struct{})
+	p.rmHeld = make(map[netip.Prefix]*Session)
 	if p.poller == nil {
 		pl, err := NewPoller()
 		if err != nil {
@@ -180,27 +182,24 @@ func (p *Plane) enqueueRemoval(s *Session) bool {
 	if p.rmClosed {
 		return false
 	}
-	p.rmPending[s] = struct{}{}
+	for _, k := range s.rmKeys {
+		p.rmHeld[k] = s
+	}
 	p.rmQueue = append(p.rmQueue, s)
 	p.rmCond.Signal()
 	return true
 }
 
-// waitRemovals waits until no session still being removed holds any of
-// keys (a peer address as a /32 or /128, routes): the interface of a
-// subscriber who left must be gone before another one's takes its
-// address or routes.
-func (p *Plane) waitRemovals(keys []netip.Prefix) {
-	if len(keys) == 0 {
-		return
-	}
+// waitRemovals waits until no session still being removed holds an
+// address or route cfg gives (netKeys): the interface of a subscriber who
+// left must be gone before another one's takes its address or routes.
+func (p *Plane) waitRemovals(cfg NetConfig) {
 	var wait []chan struct{}
 	p.rmMu.Lock()
-	for s := range p.rmPending {
-		for _, k := range s.rmKeys {
-			if slices.Contains(keys, k) {
+	if len(p.rmHeld) > 0 {
+		for _, k := range netKeys(cfg) {
+			if s := p.rmHeld[k]; s != nil {
 				wait = append(wait, s.gone)
-				break
 			}
 		}
 	}
@@ -668,7 +667,7 @@ func (s *Session) Up(cfg NetConfig) error {
 	wrap := func(err error) error { return fmt.Errorf("kernel: %s: up: %w", s.label(), err) }
 	// A subscriber who left may still hold this address or these
 	// routes on an interface being removed.
-	p.waitRemovals(netKeys(cfg))
+	p.waitRemovals(cfg)
 	first := s.unitFD < 0
 	if first {
 		if err := s.newUnit(cfg.IfName); err != nil {
@@ -913,9 +912,14 @@ func (s *Session) forget() {
 		delete(t.sessions, s.id)
 	}
 	t.mu.Unlock()
-	t.plane.rmMu.Lock()
-	delete(t.plane.rmPending, s)
-	t.plane.rmMu.Unlock()
+	p := t.plane
+	p.rmMu.Lock()
+	for _, k := range s.rmKeys {
+		if p.rmHeld[k] == s {
+			delete(p.rmHeld, k)
+		}
+	}
+	p.rmMu.Unlock()
 	close(s.gone)
 }
 

@@ -139,6 +139,11 @@ func TestCloseLeavesRemovalToWorker(t *testing.T) {
 	s8.Close()
 	waitRemoved(t, r.s)
 	waitRemoved(t, s8)
+	p.rmMu.Lock()
+	defer p.rmMu.Unlock()
+	if len(p.rmHeld) != 0 || len(p.rmQueue) != 0 {
+		t.Fatalf("after every removal: addresses held %v, queue %d", p.rmHeld, len(p.rmQueue))
+	}
 }
 
 // A removal that fails is reported to OnRemoveError with the session's

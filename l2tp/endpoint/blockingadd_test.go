@@ -151,24 +151,54 @@ func TestBlockingAddTunnelEndsMeanwhile(t *testing.T) {
 		t.Fatalf("SessionDown %+v, want session 3 not up", ev)
 	}
 	fx.release <- nil
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		open := 0
-		for _, s := range fx.plane.Sessions() {
-			if !s.Closed() {
-				open++
-			}
-		}
-		if open == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d data plane sessions left open after the tunnel ended", open)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the worker's last step, not standing in for an event
+	fx.tun.e.Shutdown(t.Context()) // waits for the worker too
+	if n := openSessions(fx.plane); n != 0 {
+		t.Fatalf("%d data plane sessions left open after the tunnel ended", n)
 	}
 	if len(fx.h.sessUp) != 0 {
 		t.Fatal("the role had SessionUp on an ended tunnel")
+	}
+}
+
+// openSessions counts a fake plane's sessions not closed.
+func openSessions(p *fake.Plane) int {
+	n := 0
+	for _, s := range p.Sessions() {
+		if !s.Closed() {
+			n++
+		}
+	}
+	return n
+}
+
+// The tunnel ending after the worker made the session but before the
+// tunnel goroutine handled that outcome: the role hears SessionDown, never
+// SessionUp, and the session closes with the data plane tunnel.
+func TestBlockingAddTunnelEndsBeforeOutcome(t *testing.T) {
+	fx := newAddFixture(t)
+	now := time.Unix(1000, 0)
+	fx.tun.sessionUp(now, tunnel.SessionUp{ID: 3, PeerID: 30})
+	<-fx.entered
+	fx.release <- nil
+	var outcome func(time.Time)
+	select {
+	case outcome = <-fx.tun.cmds: // posted, not run
+	case <-time.After(10 * time.Second):
+		t.Fatal("no outcome posted to the tunnel goroutine")
+	}
+	if openSessions(fx.plane) != 1 {
+		t.Fatalf("data plane sessions %v, want the one added, open", fx.plane.Sessions())
+	}
+	fx.tun.finish(now, "test: tunnel down")
+	if ev := waitFor(t, fx.h.sessDown, "SessionDown"); ev.ID != 3 || ev.WasUp {
+		t.Fatalf("SessionDown %+v, want session 3 not up", ev)
+	}
+	outcome(now) // late: must not bring the session up
+	if len(fx.h.sessUp) != 0 || len(fx.h.sessDown) != 0 {
+		t.Fatalf("after the late outcome: %d SessionUp, %d more SessionDown", len(fx.h.sessUp), len(fx.h.sessDown))
+	}
+	if n := openSessions(fx.plane); n != 0 {
+		t.Fatalf("%d data plane sessions left open after the tunnel ended", n)
 	}
 }
 
