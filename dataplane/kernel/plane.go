@@ -70,8 +70,8 @@ type Plane struct {
 	rmQueue  []*Session
 	rmHeld   map[netip.Prefix]*Session
 	rmClosed bool
-	rmWG      sync.WaitGroup
-	onRmErr   func(string, error)
+	rmWG     sync.WaitGroup
+	onRmErr  func(string, error)
 	// rmWaitHook (tests) is called when AddSession ("session") or Up
 	// ("address") is about to wait for a removal.
 	rmWaitHook func(what string)
