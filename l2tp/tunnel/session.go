@@ -29,16 +29,44 @@ func (t *Tunnel) allocSessionID() (uint32, error) {
 			return 0, fmt.Errorf("tunnel %d: session ID: %w", t.cfg.LocalID, err)
 		}
 		id := uint32(binary.BigEndian.Uint16(b[:]))
-		if id != 0 && t.sessions[id] == nil {
+		if id != 0 && t.freeSessionID(id) {
 			return id, nil
 		}
 	}
 	for id := uint32(1); id <= 0xffff; id++ { // nearly full: scan
-		if t.sessions[id] == nil {
+		if t.freeSessionID(id) {
 			return id, nil
 		}
 	}
 	return 0, ErrTooManySessions
+}
+
+func (t *Tunnel) freeSessionID(id uint32) bool {
+	if t.sessions[id] != nil {
+		return false
+	}
+	return !t.SessionIDReserved(id)
+}
+
+// ReserveSessionID keeps a session ID that no call uses any more from
+// being given to a new call until ReleaseSessionID: the runner still
+// holds something under it (a data plane session being created for a
+// call that ended meanwhile), which a new call with the same ID would
+// collide with.
+func (t *Tunnel) ReserveSessionID(id uint32) {
+	if t.reserved == nil {
+		t.reserved = make(map[uint32]struct{})
+	}
+	t.reserved[id] = struct{}{}
+}
+
+// ReleaseSessionID undoes ReserveSessionID.
+func (t *Tunnel) ReleaseSessionID(id uint32) { delete(t.reserved, id) }
+
+// SessionIDReserved reports whether id is reserved (ReserveSessionID).
+func (t *Tunnel) SessionIDReserved(id uint32) bool {
+	_, ok := t.reserved[id]
+	return ok
 }
 
 // PlaceCall starts a call: as LAC an incoming call (ICRQ), as LNS an

@@ -97,6 +97,7 @@ type Tunnel struct {
 	ourChallenge []byte
 
 	sessions   map[uint32]*Session
+	reserved   map[uint32]struct{}  // session IDs not to give out (ReserveSessionID)
 	byPeer     map[peerKey]*Session // sessions by the peer's ID, once known
 	nextSerial uint32
 	// deferred: calls held by DeferCall, oldest first (also in sessions,

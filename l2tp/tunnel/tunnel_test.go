@@ -505,3 +505,52 @@ func TestCloseBeforeSCCRPSendsNothing(t *testing.T) {
 		t.Fatalf("TunnelDown %d, want 1", n)
 	}
 }
+
+// constRand reads as the same byte over and over: every random session
+// ID it gives is the same.
+type constRand byte
+
+func (c constRand) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c)
+	}
+	return len(p), nil
+}
+
+// A reserved session ID is not given to a new call, even when the random
+// draw keeps landing on it; once released it is given again.
+func TestReservedSessionIDNotReused(t *testing.T) {
+	nc := cfg(200, "lns", 2)
+	nc.Rand = constRand(5) // every draw: session ID 0x0505
+	p := newPair(t, cfg(100, "lac", 1), nc)
+	p.run(5 * time.Second)
+	call := func() uint32 {
+		t.Helper()
+		p.lnsEv = p.lnsEv[:0]
+		if _, err := p.lac.PlaceCall(p.now, Incoming, CallInfo{}); err != nil {
+			t.Fatal(err)
+		}
+		p.run(5 * time.Second)
+		n, up := count[SessionUp](p.lnsEv)
+		if n != 1 {
+			t.Fatalf("LNS SessionUp %d, want 1", n)
+		}
+		if err := p.lns.Hangup(p.now, up.ID, l2tp.ResultCode{Result: l2tp.ResultCDNAdmin}, "test"); err != nil {
+			t.Fatal(err)
+		}
+		p.run(5 * time.Second)
+		return up.ID
+	}
+	const drawn = 0x0505
+	if id := call(); id != drawn {
+		t.Fatalf("first call got session %#x, want %#x", id, drawn)
+	}
+	p.lns.ReserveSessionID(drawn)
+	if id := call(); id == drawn {
+		t.Fatalf("a call got reserved session ID %#x", id)
+	}
+	p.lns.ReleaseSessionID(drawn)
+	if id := call(); id != drawn {
+		t.Fatalf("after release a call got session %#x, want %#x", id, drawn)
+	}
+}
