@@ -51,6 +51,10 @@ func newAddFixture(t *testing.T) *addFixture {
 		fx.entered <- cfg
 		return <-fx.release
 	})
+	// Run before the Shutdown above (cleanups run last first): a test
+	// that failed before releasing an add must not leave Shutdown
+	// waiting for its worker.
+	t.Cleanup(func() { close(fx.release) })
 	settings, core := responderCore(t, e, fx.h)
 	fx.tun = e.newTunnel(7, settings, netip.MustParseAddrPort("192.0.2.1:1701"), netip.MustParseAddrPort("192.0.2.2:1701"), nil, nil)
 	fx.tun.core = core
@@ -124,6 +128,9 @@ func TestBlockingAddCallEndsMeanwhile(t *testing.T) {
 	if ev := waitFor(t, fx.h.sessDown, "SessionDown"); ev.ID != 3 || ev.WasUp {
 		t.Fatalf("SessionDown %+v, want session 3 not up", ev)
 	}
+	if !fx.tun.core.SessionIDReserved(3) {
+		t.Fatal("the ended call's session ID is free while its add runs")
+	}
 	fx.release <- nil
 	fx.runCmd(t, now)
 	if len(fx.h.sessUp) != 0 {
@@ -133,8 +140,8 @@ func TestBlockingAddCallEndsMeanwhile(t *testing.T) {
 	if len(ss) != 1 || !ss[0].Closed() {
 		t.Fatalf("data plane sessions %v, want the one added, closed", ss)
 	}
-	if len(fx.tun.sessions) != 0 || len(fx.tun.adding) != 0 {
-		t.Fatalf("sessions %v adding %v", fx.tun.sessions, fx.tun.adding)
+	if len(fx.tun.sessions) != 0 || len(fx.tun.adding) != 0 || fx.tun.core.SessionIDReserved(3) {
+		t.Fatalf("sessions %v adding %v, ID reserved %v", fx.tun.sessions, fx.tun.adding, fx.tun.core.SessionIDReserved(3))
 	}
 }
 
@@ -217,13 +224,13 @@ func TestBlockingAddRefused(t *testing.T) {
 	}
 }
 
-// Past maxAddWaiting AddSessions started and not done, a tunnel adds the
-// session itself (no goroutine): the role has SessionUp at once.
-func TestBlockingAddBoundedGoroutines(t *testing.T) {
+// Past addQueueLen AddSessions waiting for a worker, a tunnel adds the
+// session itself: the role has SessionUp at once.
+func TestBlockingAddQueueFull(t *testing.T) {
 	fx := newAddFixture(t)
 	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
-	fx.tun.e.addWaiting.Store(maxAddWaiting)
-	defer fx.tun.e.addWaiting.Store(0)
+	fx.tun.e.addOnce.Do(func() {})    // no workers
+	fx.tun.e.addQ = make(chan addJob) // and no room
 	fx.tun.sessionUp(time.Unix(1000, 0), tunnel.SessionUp{ID: 3, PeerID: 30})
 	select {
 	case s := <-fx.h.sessUp:
@@ -231,9 +238,71 @@ func TestBlockingAddBoundedGoroutines(t *testing.T) {
 			t.Fatalf("SessionUp for %d with data plane session %v", s.ID, s.DP)
 		}
 	default:
-		t.Fatal("past the bound the session was not added inline")
+		t.Fatal("with the queue full the session was not added inline")
 	}
 	if len(fx.tun.adding) != 0 {
 		t.Fatalf("adding %v, want none", fx.tun.adding)
+	}
+}
+
+// A call that ends while its add waits in the queue: the worker never
+// makes its session, and its ID is not given to a new call until the
+// worker's outcome is handled.
+func TestBlockingAddCallEndsQueued(t *testing.T) {
+	fx := newAddFixture(t)
+	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
+	e := fx.tun.e
+	e.addOnce.Do(func() {}) // no workers: the test runs the job
+	now := time.Unix(1000, 0)
+	fx.tun.sessionUp(now, tunnel.SessionUp{ID: 3, PeerID: 30})
+	var j addJob
+	select {
+	case j = <-e.addQ:
+	default:
+		t.Fatal("the add was not queued")
+	}
+	fx.tun.handleEvent(now, tunnel.SessionDown{ID: 3, PeerID: 30, Reason: "peer sent CDN", WasUp: true})
+	if ev := waitFor(t, fx.h.sessDown, "SessionDown"); ev.ID != 3 || ev.WasUp {
+		t.Fatalf("SessionDown %+v, want session 3 not up", ev)
+	}
+	if !fx.tun.core.SessionIDReserved(3) {
+		t.Fatal("the ended call's session ID is free while its add is pending")
+	}
+	j.run()
+	fx.runCmd(t, now)
+	if n := len(fx.plane.Sessions()); n != 0 {
+		t.Fatalf("%d data plane sessions made for a call that ended before its add ran", n)
+	}
+	if fx.tun.core.SessionIDReserved(3) || len(fx.tun.adding) != 0 || len(fx.h.sessUp) != 0 {
+		t.Fatalf("after the outcome: ID reserved %v, adding %v, %d SessionUp", fx.tun.core.SessionIDReserved(3), fx.tun.adding, len(fx.h.sessUp))
+	}
+}
+
+// A worker whose tunnel goroutine is behind with its commands (its queue
+// full) does not wait for it: it goes on with the queue, and the outcome
+// reaches the tunnel once it catches up.
+func TestBlockingAddTunnelBehind(t *testing.T) {
+	fx := newAddFixture(t)
+	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
+	e := fx.tun.e
+	e.addOnce.Do(func() {}) // no workers: the test runs the job
+	now := time.Unix(1000, 0)
+	fx.tun.sessionUp(now, tunnel.SessionUp{ID: 3, PeerID: 30})
+	j := <-e.addQ
+	for len(fx.tun.cmds) < cap(fx.tun.cmds) {
+		fx.tun.cmds <- func(time.Time) {}
+	}
+	ran := make(chan struct{})
+	go func() { j.run(); close(ran) }()
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker waited for a tunnel goroutine that was behind")
+	}
+	for range cap(fx.tun.cmds) + 1 { // the fillers, then the outcome
+		fx.runCmd(t, now)
+	}
+	if s := waitFor(t, fx.h.sessUp, "SessionUp"); s.ID != 3 || s.DP == nil {
+		t.Fatalf("SessionUp for %d with data plane session %v", s.ID, s.DP)
 	}
 }

@@ -133,13 +133,10 @@ type Endpoint struct {
 	// rxBufs: receive buffers of every tunnel socket's reader, held only
 	// while a reader has datagrams to hand out.
 	rxBufs *udpbatch.Buffers
-	// addSlots bounds the data plane AddSessions running on workers at
-	// once across the endpoint (dataplane.BlockingAdd).
-	addSlots chan struct{}
-	// addWaiting counts the worker goroutines started for AddSessions and
-	// not done (running or waiting for a slot): past maxAddWaiting a
-	// tunnel adds inline instead of starting another.
-	addWaiting atomic.Int64
+	// addQ: data plane AddSessions waiting for one of the addWorkers
+	// (dataplane.BlockingAdd), started with the first (addOnce).
+	addQ    chan addJob
+	addOnce sync.Once
 
 	// Test hooks (nil in production): passHook is called on a tunnel
 	// goroutine after it handled the items queued for a pass (how many),
@@ -157,16 +154,17 @@ const (
 	rxBufSize = 9216
 )
 
-// addWorkers is how many data plane AddSessions run at once on workers
-// (dataplane.BlockingAdd); most of one is waiting for the kernel, and
-// the bound keeps a burst of calls from tying up an OS thread each.
+// addWorkers is how many data plane AddSessions run at once, each on a
+// worker goroutine of the endpoint (dataplane.BlockingAdd); most of one
+// is waiting for the kernel, and the bound keeps a burst of calls from
+// tying up an OS thread each.
 const addWorkers = 8
 
-// maxAddWaiting bounds the goroutines of AddSessions started and not done
-// (each a few KiB): admission (max_starting, max_sessions) normally keeps
+// addQueueLen bounds the AddSessions waiting for a worker (each a few
+// hundred bytes): admission (max_starting, max_sessions) normally keeps
 // them far below; with both off, a flood of calls past it has its
 // sessions added on its tunnels' goroutines, as without BlockingAdd.
-const maxAddWaiting = 4096
+const addQueueLen = 4096
 
 type logKey struct {
 	addr  netip.Addr
@@ -205,13 +203,13 @@ func New(cfg Config) (*Endpoint, error) {
 		cfg.MaxRefused = DefaultMaxRefused
 	}
 	e := &Endpoint{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		rand:     cfg.Rand,
-		tunnels:  make(map[uint32]*Tunnel),
-		byPeer:   make(map[peerKey]*Tunnel),
-		load:     make(map[netip.Addr]*peerLoad),
-		addSlots: make(chan struct{}, addWorkers),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		rand:    cfg.Rand,
+		tunnels: make(map[uint32]*Tunnel),
+		byPeer:  make(map[peerKey]*Tunnel),
+		load:    make(map[netip.Addr]*peerLoad),
+		addQ:    make(chan addJob, addQueueLen),
 	}
 	bufs, err := udpbatch.NewBuffers(rxBatch, rxBufSize)
 	if err != nil {

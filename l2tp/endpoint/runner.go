@@ -810,8 +810,15 @@ func (t *Tunnel) handleEvent(now time.Time, ev tunnel.Event) {
 	case tunnel.SessionDown:
 		s := t.dropSession(ev.ID)
 		t.forgetDP(ev.ID)
-		delete(t.adding, ev.ID) // its data plane session goes when the worker is done (addDone)
-		t.takeEarly(ev.ID)      // frames kept for a call that never came up
+		if pa := t.adding[ev.ID]; pa != nil {
+			// Its data plane session goes when the worker is done
+			// (addDone), or is never made; until then no new call gets
+			// its ID.
+			delete(t.adding, ev.ID)
+			pa.ended.Store(true)
+			t.core.ReserveSessionID(ev.ID)
+		}
+		t.takeEarly(ev.ID) // frames kept for a call that never came up
 		// Fields inline, not t.log.With: With clones the encoder (and a
 		// buffer) per call, which showed in profiles at high setup rates.
 		// Check first: the fields of a call to Info are on the heap even
@@ -866,8 +873,7 @@ func (t *Tunnel) sessionUp(now time.Time, ev tunnel.SessionUp) {
 		// joins the batch it holds) or on the data plane's goroutine.
 		t.in.post(inbound{pkt: append([]byte(nil), frame...), sid: sid, frame: true})
 	}
-	if ba, ok := dpt.(dataplane.BlockingAdd); ok && ba.AddBlocks() && t.e.addWaiting.Load() < maxAddWaiting {
-		t.startAdd(ev, dpt, cfg, rx)
+	if ba, ok := dpt.(dataplane.BlockingAdd); ok && ba.AddBlocks() && t.startAdd(ev, dpt, cfg, rx) {
 		return
 	}
 	dps, err := dpt.AddSession(cfg, rx)
@@ -884,43 +890,108 @@ func (t *Tunnel) dataPlaneRefused(now time.Time, ev tunnel.SessionUp, err error)
 	_ = t.core.Hangup(now, ev.ID, l2tp.ResultCode{Result: l2tp.ResultCDNTempResources, Error: l2tp.ErrCodeNoResources, Message: "data plane error"}, "data plane error: "+err.Error())
 }
 
-// pendingAdd is a data plane AddSession running on a worker for an
-// established call (t.adding).
+// pendingAdd is a data plane AddSession queued for or running on a
+// worker for an established call (t.adding).
 type pendingAdd struct {
-	ev  tunnel.SessionUp
-	dps dataplane.Session // set by the worker before it posts
-	err error
+	ev tunnel.SessionUp
+	// ended: the call ended before its session was made (set on the
+	// tunnel goroutine, read by the worker): a worker that has not
+	// started the add skips it.
+	ended atomic.Bool
+	dps   dataplane.Session // set by the worker before it posts
+	err   error
 }
 
-// startAdd creates the call's data plane session on a worker (at most
-// addWorkers at once across the endpoint): the tunnel goroutine goes on
-// with its other calls, and this one's PPP frames wait in t.early until
-// addDone. The role hears of the session (SessionUp) only then.
-func (t *Tunnel) startAdd(ev tunnel.SessionUp, dpt dataplane.Tunnel, cfg dataplane.SessionConfig, rx dataplane.FrameHandler) {
+// addJob is one pendingAdd on the endpoint's queue.
+type addJob struct {
+	t   *Tunnel
+	pa  *pendingAdd
+	dpt dataplane.Tunnel
+	cfg dataplane.SessionConfig
+	rx  dataplane.FrameHandler
+}
+
+// startAdd queues the call's data plane session for a worker (addWorkers
+// run at once across the endpoint): the tunnel goroutine goes on with its
+// other calls, and this one's PPP frames wait in t.early until addDone.
+// The role hears of the session (SessionUp) only then. It reports false,
+// queueing nothing, when addQueueLen adds are already waiting.
+func (t *Tunnel) startAdd(ev tunnel.SessionUp, dpt dataplane.Tunnel, cfg dataplane.SessionConfig, rx dataplane.FrameHandler) bool {
+	e := t.e
+	e.addOnce.Do(e.startAddWorkers)
 	pa := &pendingAdd{ev: ev}
+	select {
+	case e.addQ <- addJob{t: t, pa: pa, dpt: dpt, cfg: cfg, rx: rx}:
+	default:
+		return false
+	}
 	if t.adding == nil {
 		t.adding = make(map[uint32]*pendingAdd)
 	}
 	t.adding[ev.ID] = pa
-	slots := t.e.addSlots
-	t.e.wg.Add(1) // Shutdown waits for it: it ends once the tunnel has (t.done)
-	t.e.addWaiting.Add(1)
-	go func() {
-		defer t.e.wg.Done()
-		defer t.e.addWaiting.Add(-1)
-		select {
-		case slots <- struct{}{}:
-		case <-t.done:
-			return // the tunnel ended: finish told the role
-		}
-		pa.dps, pa.err = t.addGuarded(dpt, cfg, rx)
-		<-slots
-		if !t.do(func(now time.Time) { t.addDone(now, pa) }) && pa.dps != nil {
-			// The tunnel ended meanwhile (its data plane tunnel closed
-			// its sessions, or is closing them): make sure of this one.
-			pa.dps.Close()
-		}
-	}()
+	return true
+}
+
+// startAddWorkers starts the endpoint's addWorkers; they end with it
+// (Shutdown waits for them). A job left on the queue then belongs to a
+// tunnel that has ended too: its finish told the role of the call.
+func (e *Endpoint) startAddWorkers() {
+	for range addWorkers {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			for {
+				select {
+				case j := <-e.addQ:
+					j.run()
+				case <-e.ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+}
+
+// run makes the job's data plane session, unless its call or tunnel has
+// ended, and posts the outcome to the tunnel goroutine (addDone).
+func (j addJob) run() {
+	t, pa := j.t, j.pa
+	select {
+	case <-t.done:
+		return // finish told the role
+	default:
+	}
+	if !pa.ended.Load() {
+		pa.dps, pa.err = t.addGuarded(j.dpt, j.cfg, j.rx)
+	}
+	post := func(now time.Time) { t.addDone(now, pa) }
+	select {
+	case t.cmds <- post:
+		return
+	case <-t.done:
+	default:
+		// The tunnel goroutine is behind with its commands: post from a
+		// goroutine of its own, so that this worker goes on with the
+		// other tunnels' adds.
+		t.e.wg.Add(1)
+		go func() {
+			defer t.e.wg.Done()
+			if !t.do(post) {
+				pa.closeOrphan()
+			}
+		}()
+		return
+	}
+	pa.closeOrphan()
+}
+
+// closeOrphan closes the session a worker made for a tunnel that ended
+// meanwhile (its data plane tunnel closed its sessions, or is closing
+// them): to make sure of this one.
+func (pa *pendingAdd) closeOrphan() {
+	if pa.dps != nil {
+		pa.dps.Close()
+	}
 }
 
 // addGuarded is the worker's AddSession: a panic in it (a bug in the data
@@ -940,8 +1011,10 @@ func (t *Tunnel) addGuarded(dpt dataplane.Tunnel, cfg dataplane.SessionConfig, r
 func (t *Tunnel) addDone(now time.Time, pa *pendingAdd) {
 	id := pa.ev.ID
 	if t.adding[id] != pa {
-		// The call ended while its session was being created (the role
-		// has had SessionDown): the session goes.
+		// The call ended while its session was queued or being created
+		// (the role has had SessionDown): the session goes, and a new
+		// call may have its ID.
+		t.core.ReleaseSessionID(id)
 		if pa.dps != nil {
 			if err := pa.dps.Close(); err != nil {
 				t.log.Warn("removing session from the data plane", zap.Uint32("session", id), zap.Error(err))
