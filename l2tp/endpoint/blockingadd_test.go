@@ -245,22 +245,30 @@ func TestBlockingAddQueueFull(t *testing.T) {
 	}
 }
 
+// queuedAdd brings call 3 up on the fixture's tunnel with no add workers
+// running and returns its add, queued, for the test to run; the data
+// plane adds at once.
+func (fx *addFixture) queuedAdd(t *testing.T, now time.Time) addJob {
+	t.Helper()
+	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
+	fx.tun.e.addOnce.Do(func() {}) // no workers
+	fx.tun.sessionUp(now, tunnel.SessionUp{ID: 3, PeerID: 30})
+	select {
+	case j := <-fx.tun.e.addQ:
+		return j
+	default:
+		t.Fatal("the add was not queued")
+		return addJob{}
+	}
+}
+
 // A call that ends while its add waits in the queue: the worker never
 // makes its session, and its ID is not given to a new call until the
 // worker's outcome is handled.
 func TestBlockingAddCallEndsQueued(t *testing.T) {
 	fx := newAddFixture(t)
-	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
-	e := fx.tun.e
-	e.addOnce.Do(func() {}) // no workers: the test runs the job
 	now := time.Unix(1000, 0)
-	fx.tun.sessionUp(now, tunnel.SessionUp{ID: 3, PeerID: 30})
-	var j addJob
-	select {
-	case j = <-e.addQ:
-	default:
-		t.Fatal("the add was not queued")
-	}
+	j := fx.queuedAdd(t, now)
 	fx.tun.handleEvent(now, tunnel.SessionDown{ID: 3, PeerID: 30, Reason: "peer sent CDN", WasUp: true})
 	if ev := waitFor(t, fx.h.sessDown, "SessionDown"); ev.ID != 3 || ev.WasUp {
 		t.Fatalf("SessionDown %+v, want session 3 not up", ev)
@@ -283,12 +291,8 @@ func TestBlockingAddCallEndsQueued(t *testing.T) {
 // reaches the tunnel once it catches up.
 func TestBlockingAddTunnelBehind(t *testing.T) {
 	fx := newAddFixture(t)
-	fx.plane.SetAddGate(func(dataplane.SessionConfig) error { return nil })
-	e := fx.tun.e
-	e.addOnce.Do(func() {}) // no workers: the test runs the job
 	now := time.Unix(1000, 0)
-	fx.tun.sessionUp(now, tunnel.SessionUp{ID: 3, PeerID: 30})
-	j := <-e.addQ
+	j := fx.queuedAdd(t, now)
 	for len(fx.tun.cmds) < cap(fx.tun.cmds) {
 		fx.tun.cmds <- func(time.Time) {}
 	}
