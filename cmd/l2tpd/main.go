@@ -30,6 +30,7 @@ import (
 	"github.com/l2tpd/l2tpd/dataplane"
 	"github.com/l2tpd/l2tpd/dataplane/kernel"
 	"github.com/l2tpd/l2tpd/dataplane/userspace"
+	"github.com/l2tpd/l2tpd/internal/gctune"
 	"github.com/l2tpd/l2tpd/l2tp/endpoint"
 	"github.com/l2tpd/l2tpd/lac"
 	"github.com/l2tpd/l2tpd/lns"
@@ -106,7 +107,7 @@ func run() int {
 	}
 	log := d.log
 	defer log.Sync()
-	log.Debug("garbage collector", zap.Int("gc_percent", tuneGC(os.Getenv)))
+	log.Debug("garbage collector", zap.Int("gc_percent", gctune.Apply(defaultGCPercent, os.Getenv)))
 	if *debugListen != "" {
 		srv, err := startDebug(*debugListen, log)
 		if err != nil {
