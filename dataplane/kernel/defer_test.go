@@ -68,7 +68,7 @@ func deferFixture(t *testing.T, foreign ...int) (*Plane, *opLog, []dataplane.Ses
 			t.Fatal(err)
 		}
 		if err := s.Up(dataplane.NetConfig{IfName: fmt.Sprintf("sub%d", id), MTU: 1400, MRU: 1400,
-			Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}); err != nil {
+			Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.AddrFrom4([4]byte{100, 64, 0, byte(id)})}); err != nil {
 			t.Fatal(err)
 		}
 		ss = append(ss, s)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/l2tpd/l2tpd/dataplane"
 )
@@ -60,16 +61,20 @@ type Plane struct {
 	unitGroup uint32
 
 	// rmMu guards the removal queue: sessions closed and waiting for a
-	// removal worker (rmQueue), and the addresses and routes of those not
-	// yet torn down (rmHeld, queued or being removed), which an Up of
-	// another session waits for when it would take one (waitRemovals).
-	// An Up waits for the holder of a key before it takes it, so a key
-	// has one holder being removed at a time.
+	// removal worker (rmQueue); and the holder of each address and route
+	// an Up applied (held), from that Up until the session is removed
+	// (queued or being removed after Close included), which an Up of
+	// another session waits for when it would take one (waitHolders). An
+	// Up waits for the holder of a key before it takes it, so a key has
+	// one holder at a time.
 	rmMu     sync.Mutex
 	rmCond   *sync.Cond
 	rmQueue  []*Session
-	rmHeld   map[netip.Prefix]*Session
+	held     map[netip.Prefix]*Session
 	rmClosed bool
+	// holdWait bounds an Up's wait for a session that holds one of its
+	// addresses or routes and is not closing (defaultHoldWait).
+	holdWait time.Duration
 	rmWG     sync.WaitGroup
 	onRmErr  func(string, error)
 	// rmWaitHook (tests) is called when AddSession ("session") or Up
@@ -124,7 +129,8 @@ func New(nl *Client, opts Options) (*Plane, error) {
 	}
 	p.onRmErr = opts.OnRemoveError
 	p.rmCond = sync.NewCond(&p.rmMu)
-	p.rmHeld = make(map[netip.Prefix]*Session)
+	p.held = make(map[netip.Prefix]*Session)
+	p.holdWait = defaultHoldWait
 	if p.poller == nil {
 		pl, err := NewPoller()
 		if err != nil {
@@ -183,23 +189,36 @@ func (p *Plane) enqueueRemoval(s *Session) bool {
 		return false
 	}
 	for _, k := range s.rmKeys {
-		p.rmHeld[k] = s
+		p.held[k] = s
 	}
 	p.rmQueue = append(p.rmQueue, s)
 	p.rmCond.Signal()
 	return true
 }
 
-// waitRemovals waits until no session still being removed holds an
-// address or route cfg gives (netKeys): the interface of a subscriber who
-// left must be gone before another one's takes its address or routes.
-func (p *Plane) waitRemovals(cfg NetConfig) {
-	var wait []chan struct{}
+// defaultHoldWait is how long an Up waits for a session that holds one
+// of its addresses or routes and is not closing. The control plane gives
+// an address back just before it closes the session that had it (a new
+// Up finds it closing, or closed in a moment); a holder that stays is a
+// duplicate the control plane should have refused.
+const defaultHoldWait = 3 * time.Second
+
+// waitHolders waits until no other session holds an address or route
+// cfg gives (netKeys): the interface of a subscriber who left must be
+// gone before another one's takes its address or routes. It waits for a
+// session being removed as long as the removal takes, for one not closing
+// at most holdWait, and then fails.
+func (p *Plane) waitHolders(s *Session, cfg NetConfig) error {
+	type holder struct {
+		key netip.Prefix
+		s   *Session
+	}
+	var wait []holder
 	p.rmMu.Lock()
-	if len(p.rmHeld) > 0 {
-		for _, k := range netKeys(cfg) {
-			if s := p.rmHeld[k]; s != nil {
-				wait = append(wait, s.gone)
+	if len(p.held) > 0 {
+		for _, k := range s.netKeys(cfg) {
+			if h := p.held[k]; h != nil && h != s {
+				wait = append(wait, holder{k, h})
 			}
 		}
 	}
@@ -207,16 +226,49 @@ func (p *Plane) waitRemovals(cfg NetConfig) {
 	if len(wait) > 0 && p.rmWaitHook != nil {
 		p.rmWaitHook("address")
 	}
-	for _, c := range wait {
-		<-c
+	var bound <-chan time.Time
+	for _, w := range wait {
+		if bound == nil && !w.s.isClosing.Load() {
+			t := time.NewTimer(p.holdWait)
+			defer t.Stop()
+			bound = t.C
+		}
+		select {
+		case <-w.s.gone:
+		case <-bound:
+			if !w.s.isClosing.Load() {
+				return fmt.Errorf("%v is still in use by %s after %v: a subscriber's addresses and routes must be unique (check the pools and the addresses RADIUS gives)", w.key, w.s.label(), p.holdWait)
+			}
+			<-w.s.gone // it closed meanwhile: its removal ends
+		}
+	}
+	return nil
+}
+
+// setHeld records s as the holder of the keys its Up applied (now) and no
+// longer of those it gave up (before).
+func (p *Plane) setHeld(s *Session, before, now []netip.Prefix) {
+	p.rmMu.Lock()
+	defer p.rmMu.Unlock()
+	for _, k := range before {
+		if p.held[k] == s && !slices.Contains(now, k) {
+			delete(p.held, k)
+		}
+	}
+	for _, k := range now {
+		if p.held[k] == nil {
+			p.held[k] = s
+		}
 	}
 }
 
-// netKeys are the addresses and routes cfg gives an interface that no
-// other interface may hold at the same time.
-func netKeys(cfg NetConfig) []netip.Prefix {
+// netKeys are the addresses and routes cfg gives s's interface that no
+// other interface may hold at the same time: the subscriber's address
+// (the peer's, in LNS mode; a LAC's sessions to one LNS all have the
+// LNS's address as their peer) and the routes.
+func (s *Session) netKeys(cfg NetConfig) []netip.Prefix {
 	var keys []netip.Prefix
-	if cfg.Local.IsValid() && cfg.Peer.IsValid() {
+	if s.lnsMode && cfg.Local.IsValid() && cfg.Peer.IsValid() {
 		keys = append(keys, netip.PrefixFrom(cfg.Peer, cfg.Peer.BitLen()))
 	}
 	keys = append(keys, cfg.Routes...)
@@ -567,9 +619,10 @@ type Session struct {
 	created bool // SESSION_CREATE succeeded
 	closed  bool
 	isPPP   bool
+	lnsMode bool // the peer is the subscriber (netKeys)
 	// gone is closed once the session's kernel objects are removed after
 	// Close (which sets closing first); rmKeys are the addresses and
-	// routes its interface held (waitRemovals). Neither needs mu (a
+	// routes its interface held (waitHolders). Neither needs mu (a
 	// teardown holds it for its whole length).
 	gone      chan struct{}
 	isClosing atomic.Bool
@@ -600,6 +653,7 @@ func (s *Session) open(cfg dataplane.SessionConfig, rx dataplane.FrameHandler) e
 		return nil
 	}
 	s.isPPP = true
+	s.lnsMode = cfg.LNSMode
 	s.rx = rx
 	addr := PPPoL2TPAddr{Version: t.cfg.Version, Peer: t.cfg.Peer, TunnelID: t.cfg.LocalID, SessionID: cfg.LocalID,
 		PeerTunnelID: t.cfg.PeerID, PeerSessionID: cfg.PeerID}
@@ -667,7 +721,9 @@ func (s *Session) Up(cfg NetConfig) error {
 	wrap := func(err error) error { return fmt.Errorf("kernel: %s: up: %w", s.label(), err) }
 	// A subscriber who left may still hold this address or these
 	// routes on an interface being removed.
-	p.waitRemovals(cfg)
+	if err := p.waitHolders(s, cfg); err != nil {
+		return wrap(err)
+	}
 	first := s.unitFD < 0
 	if first {
 		if err := s.newUnit(cfg.IfName); err != nil {
@@ -731,10 +787,12 @@ func (s *Session) Up(cfg NetConfig) error {
 	if err := s.applyRoutes(cfg); err != nil {
 		return wrap(err)
 	}
+	before := s.netKeys(s.applied)
 	s.applied = cfg
 	s.applied.IfName = s.ifname
 	s.applied.Routes = slices.Clone(cfg.Routes)
 	s.applied.IPv6Routes = slices.Clone(cfg.IPv6Routes)
+	p.setHeld(s, before, s.netKeys(s.applied))
 	return nil
 }
 
@@ -874,7 +932,7 @@ func (s *Session) Close() error {
 	s.closed = true
 	s.sendFD.Store(-1)
 	if s.unitFD >= 0 {
-		s.rmKeys = netKeys(s.applied)
+		s.rmKeys = s.netKeys(s.applied)
 	}
 	// No frame is delivered for it any more (the fds close later).
 	p.poller.Unregister(s.chanFD)
@@ -915,8 +973,8 @@ func (s *Session) forget() {
 	p := t.plane
 	p.rmMu.Lock()
 	for _, k := range s.rmKeys {
-		if p.rmHeld[k] == s {
-			delete(p.rmHeld, k)
+		if p.held[k] == s {
+			delete(p.held, k)
 		}
 	}
 	p.rmMu.Unlock()

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -141,8 +142,8 @@ func TestCloseLeavesRemovalToWorker(t *testing.T) {
 	waitRemoved(t, s8)
 	p.rmMu.Lock()
 	defer p.rmMu.Unlock()
-	if len(p.rmHeld) != 0 || len(p.rmQueue) != 0 {
-		t.Fatalf("after every removal: addresses held %v, queue %d", p.rmHeld, len(p.rmQueue))
+	if len(p.held) != 0 || len(p.rmQueue) != 0 {
+		t.Fatalf("after every removal: addresses held %v, queue %d", p.held, len(p.rmQueue))
 	}
 }
 
@@ -179,5 +180,153 @@ func TestRemovalErrorReported(t *testing.T) {
 	defer mu.Unlock()
 	if len(reported) != 1 || !strings.HasPrefix(reported[0], "tunnel 5 session 7: ") || !strings.Contains(reported[0], "SESSION_DELETE") {
 		t.Fatalf("reported %q, want one error for tunnel 5 session 7", reported)
+	}
+}
+
+// holderFixture: a plane on fakes with tunnel 5 and sessions 7 and 8
+// (not up; in LNS mode unless lac), and the Up waits reported on the
+// channel it returns.
+func holderFixture(t *testing.T, lac ...bool) (*Plane, *opLog, dataplane.Session, dataplane.Session, chan string) {
+	t.Helper()
+	log := &opLog{}
+	ppp := &fakePPP{t: t, log: log, peer: map[string]int{}}
+	p, err := New(fakeGenl(t, log, nil, nil), Options{PPP: ppp, Links: fakeLinks{log}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	waits := make(chan string, 4)
+	p.rmWaitHook = func(what string) { waits <- what }
+	tun, err := p.AddTunnel(tunnelCfg(t, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss []dataplane.Session
+	for _, id := range []uint32{7, 8} {
+		s, err := tun.AddSession(dataplane.SessionConfig{LocalID: id, PeerID: 70, PWType: dataplane.PWTypePPP, LNSMode: len(lac) == 0}, func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	return p, log, ss[0], ss[1], waits
+}
+
+// An Up taking the address of a session that is up and not closing (the
+// control plane gave the address back just before it closed that
+// session) waits for that session to close and be removed, then goes
+// on; a session's own Up again does not wait for itself.
+func TestUpWaitsForLiveHolder(t *testing.T) {
+	p, log, s7, s8, waits := holderFixture(t)
+	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
+		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	if err := s7.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MTU = 1380
+	if err := s7.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waits:
+		t.Fatalf("a session's Up waited (%s) for the address it holds itself", w)
+	default:
+	}
+	log.take()
+	upped := make(chan error, 1)
+	go func() {
+		c := cfg
+		c.IfName = "sub8"
+		upped <- s8.Up(c)
+	}()
+	select {
+	case <-waits:
+	case err := <-upped:
+		t.Fatalf("Up with the address of a session still up returned at once (%v)", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Up with the address of a session still up neither waited nor returned")
+	}
+	if err := s7.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-upped; err != nil {
+		t.Fatalf("Up after the holder closed: %v", err)
+	}
+	ops := log.take()
+	unit := opIndex(ops, 0, "close unit")
+	addr := opIndex(ops, 0, "addaddr")
+	if unit < 0 || addr < unit {
+		t.Fatalf("ops %q: the address must be added after the old holder's interface is gone", ops)
+	}
+	s8.Close()
+	waitRemoved(t, s8)
+	p.rmMu.Lock()
+	defer p.rmMu.Unlock()
+	if len(p.held) != 0 {
+		t.Fatalf("after every removal: addresses held %v", p.held)
+	}
+}
+
+// An Up taking the address of a session that stays up (a duplicate the
+// control plane should have refused) fails after holdWait, naming the
+// address and the session that holds it, and adds nothing.
+func TestUpFailsOnDuplicateHolder(t *testing.T) {
+	p, log, s7, s8, _ := holderFixture(t)
+	p.holdWait = 50 * time.Millisecond
+	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
+		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	if err := s7.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+	cfg.IfName = "sub8"
+	err := s8.Up(cfg)
+	if err == nil || !strings.Contains(err.Error(), "100.64.0.9/32") || !strings.Contains(err.Error(), "session 7") {
+		t.Fatalf("Up with the address of a session that stays up: %v, want an error naming 100.64.0.9/32 and session 7", err)
+	}
+	if i := opIndex(log.take(), 0, "addaddr"); i >= 0 {
+		t.Fatal("the duplicate address was added")
+	}
+}
+
+// An Up that moves a session to another address gives up the old one: an
+// Up of another session takes it without waiting.
+func TestUpGivesUpOldAddress(t *testing.T) {
+	_, _, s7, s8, waits := holderFixture(t)
+	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
+		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	if err := s7.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Peer = netip.MustParseAddr("100.64.0.10")
+	if err := s7.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.IfName, cfg.Peer = "sub8", netip.MustParseAddr("100.64.0.9")
+	if err := s8.Up(cfg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waits:
+		t.Fatalf("Up waited (%s) for an address its old holder had given up", w)
+	default:
+	}
+}
+
+// A LAC's sessions to one LNS all have the LNS's address as their peer:
+// their Ups do not wait for one another.
+func TestLACSessionsShareThePeer(t *testing.T) {
+	_, _, s7, s8, waits := holderFixture(t, true)
+	for i, s := range []dataplane.Session{s7, s8} {
+		cfg := dataplane.NetConfig{IfName: fmt.Sprintf("lac%d", i), MTU: 1400, MRU: 1400,
+			Local: netip.AddrFrom4([4]byte{100, 64, 0, byte(10 + i)}), Peer: netip.MustParseAddr("192.0.2.1")}
+		if err := s.Up(cfg); err != nil {
+			t.Fatalf("LAC session %d: %v", i, err)
+		}
+	}
+	select {
+	case w := <-waits:
+		t.Fatalf("a LAC session's Up waited (%s) for another with the same LNS", w)
+	default:
 	}
 }
