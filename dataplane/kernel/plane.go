@@ -77,8 +77,8 @@ type Plane struct {
 	holdWait time.Duration
 	rmWG     sync.WaitGroup
 	onRmErr  func(string, error)
-	// rmWaitHook (tests) is called when AddSession ("session") or Up
-	// ("address") is about to wait for a removal.
+	// rmWaitHook (tests) is called when AddSession ("session") is about
+	// to wait for a removal, or Up ("address") for a holder.
 	rmWaitHook func(what string)
 }
 
@@ -720,7 +720,7 @@ func (s *Session) Up(cfg NetConfig) error {
 	p := s.tunnel.plane
 	wrap := func(err error) error { return fmt.Errorf("kernel: %s: up: %w", s.label(), err) }
 	// A subscriber who left may still hold this address or these
-	// routes on an interface being removed.
+	// routes on an interface being removed, or about to be closed.
 	if err := p.waitHolders(s, cfg); err != nil {
 		return wrap(err)
 	}
