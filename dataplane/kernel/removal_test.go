@@ -71,8 +71,7 @@ func TestCloseLeavesRemovalToWorker(t *testing.T) {
 		}
 		return s
 	}
-	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
-		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	cfg := subscriberNet("sub7", "100.64.0.9")
 	s7, s8 := add(7), add(8)
 	if err := s7.Up(cfg); err != nil {
 		t.Fatal(err)
@@ -183,6 +182,23 @@ func TestRemovalErrorReported(t *testing.T) {
 	}
 }
 
+// subscriberNet is an LNS session's network: interface name, our
+// address 192.0.2.1, the subscriber's peer.
+func subscriberNet(name, peer string) dataplane.NetConfig {
+	return dataplane.NetConfig{IfName: name, MTU: 1400, MRU: 1400,
+		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr(peer)}
+}
+
+// noWait fails the test if an Up reported a wait on waits.
+func noWait(t *testing.T, waits chan string, what string) {
+	t.Helper()
+	select {
+	case w := <-waits:
+		t.Fatalf("an Up waited (%s) %s", w, what)
+	default:
+	}
+}
+
 // holderFixture: a plane on fakes with tunnel 5 and sessions 7 and 8
 // (not up; in LNS mode unless lac), and the Up waits reported on the
 // channel it returns.
@@ -218,8 +234,7 @@ func holderFixture(t *testing.T, lac ...bool) (*Plane, *opLog, dataplane.Session
 // on; a session's own Up again does not wait for itself.
 func TestUpWaitsForLiveHolder(t *testing.T) {
 	p, log, s7, s8, waits := holderFixture(t)
-	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
-		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	cfg := subscriberNet("sub7", "100.64.0.9")
 	if err := s7.Up(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +242,7 @@ func TestUpWaitsForLiveHolder(t *testing.T) {
 	if err := s7.Up(cfg); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case w := <-waits:
-		t.Fatalf("a session's Up waited (%s) for the address it holds itself", w)
-	default:
-	}
+	noWait(t, waits, "for the address it holds itself")
 	log.take()
 	upped := make(chan error, 1)
 	go func() {
@@ -273,8 +284,7 @@ func TestUpWaitsForLiveHolder(t *testing.T) {
 func TestUpFailsOnDuplicateHolder(t *testing.T) {
 	p, log, s7, s8, _ := holderFixture(t)
 	p.holdWait = 50 * time.Millisecond
-	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
-		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	cfg := subscriberNet("sub7", "100.64.0.9")
 	if err := s7.Up(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +303,7 @@ func TestUpFailsOnDuplicateHolder(t *testing.T) {
 // Up of another session takes it without waiting.
 func TestUpGivesUpOldAddress(t *testing.T) {
 	_, _, s7, s8, waits := holderFixture(t)
-	cfg := dataplane.NetConfig{IfName: "sub7", MTU: 1400, MRU: 1400,
-		Local: netip.MustParseAddr("192.0.2.1"), Peer: netip.MustParseAddr("100.64.0.9")}
+	cfg := subscriberNet("sub7", "100.64.0.9")
 	if err := s7.Up(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -306,11 +315,7 @@ func TestUpGivesUpOldAddress(t *testing.T) {
 	if err := s8.Up(cfg); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case w := <-waits:
-		t.Fatalf("Up waited (%s) for an address its old holder had given up", w)
-	default:
-	}
+	noWait(t, waits, "for an address its old holder had given up")
 }
 
 // A LAC's sessions to one LNS all have the LNS's address as their peer:
@@ -324,9 +329,5 @@ func TestLACSessionsShareThePeer(t *testing.T) {
 			t.Fatalf("LAC session %d: %v", i, err)
 		}
 	}
-	select {
-	case w := <-waits:
-		t.Fatalf("a LAC session's Up waited (%s) for another with the same LNS", w)
-	default:
-	}
+	noWait(t, waits, "for another LAC session with the same LNS")
 }
