@@ -188,10 +188,7 @@ func (p *Plane) enqueueRemoval(s *Session) bool {
 	if p.rmClosed {
 		return false
 	}
-	for _, k := range s.rmKeys {
-		p.held[k] = s
-	}
-	p.rmQueue = append(p.rmQueue, s)
+	p.rmQueue = append(p.rmQueue, s) // its keys stay in held (setHeld) until forget
 	p.rmCond.Signal()
 	return true
 }
