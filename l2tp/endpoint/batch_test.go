@@ -125,6 +125,18 @@ func (h *driverHandler) SessionUp(s *Session) Driver {
 	return d
 }
 
+// fakeEndpoint is an endpoint on a fake data plane, with no listener,
+// shut down when the test ends.
+func fakeEndpoint(t *testing.T) *Endpoint {
+	t.Helper()
+	e, err := New(Config{Plane: fake.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Shutdown(t.Context()) })
+	return e
+}
+
 // responderCore is the settings (tunnel 7, handler h) and core of an LNS
 // tunnel that answered an SCCRQ and waits for the SCCCN.
 func responderCore(t *testing.T, e *Endpoint, h Handler) (TunnelSettings, *tunnel.Tunnel) {
@@ -359,11 +371,7 @@ func TestFlushOncePerPass(t *testing.T) {
 // (one batch write), in order, with their bytes as they were when queued
 // although the core reuses its buffers.
 func TestSendQueuedBatch(t *testing.T) {
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown(t.Context())
+	e := fakeEndpoint(t)
 	var writes [][][]byte
 	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
 		var cp [][]byte
@@ -436,11 +444,7 @@ type callHarness struct {
 
 func newCallHarness(t *testing.T) *callHarness {
 	t.Helper()
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Shutdown(t.Context()) })
+	e := fakeEndpoint(t)
 	h := &callHarness{t: t}
 	e.writeHook = func(_ *Tunnel, msgs [][]byte) {
 		for _, m := range msgs {
@@ -553,11 +557,7 @@ func (p *batchSendTunnel) FlushWith(ctrl [][]byte) error {
 // messages and the frames its drivers sent leave in one send, control
 // messages first; without control messages the frames leave by Flush.
 func TestPassSendsControlAndFramesTogether(t *testing.T) {
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown(t.Context())
+	e := fakeEndpoint(t)
 	peer := udpFrom(t, "127.0.0.1:0")
 	tun, ft, d := batchTunnel(t, e, peer)
 	dp := &batchSendTunnel{flushTunnel: ft}

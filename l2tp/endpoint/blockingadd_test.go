@@ -40,11 +40,7 @@ type addFixture struct {
 
 func newAddFixture(t *testing.T) *addFixture {
 	t.Helper()
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Shutdown(t.Context()) })
+	e := fakeEndpoint(t)
 	fx := &addFixture{h: &frameHandler{recorder: newRecorder(), d: map[uint32]*frameRec{}},
 		plane: fake.New(), entered: make(chan dataplane.SessionConfig, 1), release: make(chan error)}
 	fx.plane.SetAddGate(func(cfg dataplane.SessionConfig) error {

@@ -34,11 +34,7 @@ func dataMsg(sid uint32, frame ...byte) []byte {
 // for the tunnel goroutine, in order behind the ICCN, and its PPP control
 // frame reaches the session's driver there; an IP packet is not.
 func TestEarlyFrameKeptForSession(t *testing.T) {
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown(t.Context())
+	e := fakeEndpoint(t)
 	tun := e.newTunnel(7, TunnelSettings{}, netip.MustParseAddrPort("192.0.2.1:1701"), netip.MustParseAddrPort("192.0.2.2:1701"), nil, nil)
 	dpt, err := fake.New().AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 7, PeerID: 9})
 	if err != nil {
@@ -119,11 +115,7 @@ func TestPPPControlFrame(t *testing.T) {
 // tunnel's nor another tunnel's on the same 4-tuple is dropped, not routed
 // by its session ID to this tunnel's session of that ID.
 func TestDataForOtherTunnelIDDropped(t *testing.T) {
-	e, err := New(Config{Plane: fake.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown(t.Context())
+	e := fakeEndpoint(t)
 	peer := netip.MustParseAddrPort("192.0.2.2:1701")
 	tun := e.newTunnel(7, TunnelSettings{}, netip.MustParseAddrPort("192.0.2.1:1701"), peer, nil, nil)
 	dpt, err := fake.New().AddTunnel(dataplane.TunnelConfig{Version: 2, LocalID: 7, PeerID: 9})
