@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -323,6 +324,81 @@ func TestMarkdownHoldTable(t *testing.T) {
 		"| ours | 20.0 ms | 25.0 ms | 1.25 | 2822 | 3.11% |\n" +
 		"| peer | 1.0 ms | 0.0 ms | - | - | - |\n"
 	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func cpuRun(us int, rate float64) *Result {
+	return &Result{TargetCPUPerSetup: time.Duration(us) * time.Microsecond, SetupRate: rate}
+}
+
+func TestGroupRunsPicksTheMedianRun(t *testing.T) {
+	a1, a2, a3 := cpuRun(90, 1), cpuRun(70, 2), cpuRun(110, 3)
+	b1, b2 := cpuRun(200, 4), cpuRun(100, 5)
+	c := cpuRun(50, 6)
+	groups := GroupRuns([]string{"a", "b", "a", "c", "b", "a"}, []*Result{a1, b1, a2, c, b2, a3})
+	if len(groups) != 3 {
+		t.Fatalf("%d groups, want 3 (a, b, c)", len(groups))
+	}
+	for i, want := range []struct {
+		name   string
+		runs   []*Result
+		median *Result
+	}{
+		{"a", []*Result{a1, a2, a3}, a1}, // 70, 90, 110
+		{"b", []*Result{b1, b2}, b2},     // even: the lower middle
+		{"c", []*Result{c}, c},
+	} {
+		g := groups[i]
+		if g.Name != want.name || !slices.Equal(g.Runs, want.runs) || g.Median != want.median {
+			t.Errorf("group %d: %s, %d runs, median CPU %v; want %s, %d runs in the given order, median CPU %v",
+				i, g.Name, len(g.Runs), g.Median.TargetCPUPerSetup, want.name, len(want.runs), want.median.TargetCPUPerSetup)
+		}
+	}
+}
+
+func TestMarkdownRepeatsTable(t *testing.T) {
+	once := GroupRuns([]string{"x"}, []*Result{cpuRun(50, 1)})
+	if got := MarkdownRepeatsTable(once); got != "" {
+		t.Fatalf("no repeated run, got a table:\n%s", got)
+	}
+	groups := GroupRuns([]string{"ours-1000", "once", "ours-1000", "ours-1000"},
+		[]*Result{cpuRun(90, 5000), cpuRun(1, 1), cpuRun(75, 6100.4), cpuRun(120, 4000)})
+	want := "| run | runs | target CPU/setup of each run | median | highest / lowest | rate/s of each run |\n" +
+		"|---|---:|---|---:|---:|---|\n" +
+		"| ours-1000 | 3 | 0.090, 0.075, 0.120 ms | 0.090 ms | 1.60 | 5000, 6100, 4000 |\n"
+	if got := MarkdownRepeatsTable(groups); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestMarkdownRatioTable(t *testing.T) {
+	run := func(us int, rate, rate99 float64, p99ms int) *Result {
+		r := cpuRun(us, rate)
+		r.SetupRate99 = rate99
+		r.SessionSetup.P99 = time.Duration(p99ms) * time.Millisecond
+		return r
+	}
+	names := []string{"ours-local-1000", "ours-radius-1000", "peer-1000", "ours-radius-1000", "peer-1000",
+		"ours-local-overload-20000", "peer-overload-20000", "ours-local-100000", "peer-x-1000"}
+	results := []*Result{
+		run(40, 9000, 9000, 10), run(60, 6000, 6000, 20), run(100, 5000, 4000, 25),
+		run(80, 5500, 5500, 22), run(140, 4500, 4500, 30),
+		run(50, 8000, 0, 40), run(200, 2000, 1000, 400),
+		run(45, 9000, 9000, 12), // no peer-100000: no row
+		run(10, 1, 1, 1),        // peer's own run of another load: no row, though "peer-x" ends like one
+	}
+	if got := MarkdownRatioTable(GroupRuns(names, results), "nobody"); got != "" {
+		t.Fatalf("no counterpart, got a table:\n%s", got)
+	}
+	// ours-radius-1000's median is the 60 us run (60 < 80), peer-1000's
+	// the 100 us run (100 < 140).
+	want := "| run | against | rate/s | rate/s to 99% | target CPU/setup | setup p99 |\n" +
+		"|---|---|---:|---:|---:|---:|\n" +
+		"| ours-local-1000 | peer-1000 | 1.80 | 2.25 | 0.40 | 0.40 |\n" +
+		"| ours-radius-1000 | peer-1000 | 1.20 | 1.50 | 0.60 | 0.80 |\n" +
+		"| ours-local-overload-20000 | peer-overload-20000 | 4.00 | - | 0.25 | 0.10 |\n"
+	if got := MarkdownRatioTable(GroupRuns(names, results), "peer"); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -280,3 +280,119 @@ func MarkdownHoldTable(names []string, results []*Result) string {
 	}
 	return b.String()
 }
+
+// RunGroup is the runs of one load on one target that share a name (a
+// benchmark repeats the short runs, whose CPU per setup is a fraction of
+// a second of the target's time and moves by a fifth from one run to the
+// next) and the run that stands for them.
+type RunGroup struct {
+	Name string
+	Runs []*Result // in the order given
+	// Median is the run with the median target CPU per setup (the lower
+	// of the two middle runs for an even count): a whole run, so that
+	// its row's figures belong together.
+	Median *Result
+}
+
+// GroupRuns groups results by name, in the order each name first
+// appears.
+func GroupRuns(names []string, results []*Result) []RunGroup {
+	var groups []RunGroup
+	at := make(map[string]int)
+	for i, r := range results {
+		g, ok := at[names[i]]
+		if !ok {
+			g = len(groups)
+			at[names[i]] = g
+			groups = append(groups, RunGroup{Name: names[i]})
+		}
+		groups[g].Runs = append(groups[g].Runs, r)
+	}
+	for i := range groups {
+		byCPU := append([]*Result(nil), groups[i].Runs...)
+		sort.SliceStable(byCPU, func(a, b int) bool { return byCPU[a].TargetCPUPerSetup < byCPU[b].TargetCPUPerSetup })
+		groups[i].Median = byCPU[(len(byCPU)-1)/2]
+	}
+	return groups
+}
+
+// MarkdownRepeatsTable lists the repeated runs' target CPU per setup and
+// setup rate, each run in the order run, and which one the tables use
+// (the median). It is empty when no name has more than one run.
+func MarkdownRepeatsTable(groups []RunGroup) string {
+	var b strings.Builder
+	for _, g := range groups {
+		if len(g.Runs) < 2 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| run | runs | target CPU/setup of each run | median | highest / lowest | rate/s of each run |\n")
+			b.WriteString("|---|---:|---|---:|---:|---|\n")
+		}
+		cpus := make([]string, len(g.Runs))
+		rates := make([]string, len(g.Runs))
+		lo, hi := g.Runs[0].TargetCPUPerSetup, g.Runs[0].TargetCPUPerSetup
+		for i, r := range g.Runs {
+			cpus[i] = strconv.FormatFloat(float64(r.TargetCPUPerSetup)/1e6, 'f', 3, 64)
+			rates[i] = strconv.FormatFloat(r.SetupRate, 'f', 0, 64)
+			lo, hi = min(lo, r.TargetCPUPerSetup), max(hi, r.TargetCPUPerSetup)
+		}
+		spread := "-"
+		if lo > 0 {
+			spread = strconv.FormatFloat(float64(hi)/float64(lo), 'f', 2, 64)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s ms | %s ms | %s | %s |\n", g.Name, len(g.Runs), strings.Join(cpus, ", "),
+			strconv.FormatFloat(float64(g.Median.TargetCPUPerSetup)/1e6, 'f', 3, 64), spread, strings.Join(rates, ", "))
+	}
+	return b.String()
+}
+
+// MarkdownRatioTable compares each run with the same load on the target
+// base: a run named TARGET-LOAD against base-LOAD (ours-radius-1000
+// against l2tpns-1000, ours-local-overload-20000 against
+// l2tpns-overload-20000), median runs against median runs. Rates are
+// ours over base (higher is better), CPU and latency too (lower is
+// better); a figure either run lacks is "-". The runs whose names begin
+// with base and a dash are base's own. It is empty when no run has a
+// counterpart.
+func MarkdownRatioTable(groups []RunGroup, base string) string {
+	byName := make(map[string]*Result, len(groups))
+	for _, g := range groups {
+		byName[g.Name] = g.Median
+	}
+	ratio := func(a, b float64) string {
+		if a <= 0 || b <= 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(a/b, 'f', 2, 64)
+	}
+	var b strings.Builder
+	for _, g := range groups {
+		if strings.HasPrefix(g.Name, base+"-") {
+			continue // base's own runs
+		}
+		against := ""
+		for i := 0; i < len(g.Name); i++ {
+			if g.Name[i] != '-' {
+				continue
+			}
+			if _, ok := byName[base+g.Name[i:]]; ok {
+				against = base + g.Name[i:]
+				break
+			}
+		}
+		if against == "" {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| run | against | rate/s | rate/s to 99% | target CPU/setup | setup p99 |\n")
+			b.WriteString("|---|---|---:|---:|---:|---:|\n")
+		}
+		r, o := g.Median, byName[against]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", g.Name, against,
+			ratio(r.SetupRate, o.SetupRate), ratio(r.SetupRate99, o.SetupRate99),
+			ratio(float64(r.TargetCPUPerSetup), float64(o.TargetCPUPerSetup)),
+			ratio(float64(r.SessionSetup.P99), float64(o.SessionSetup.P99)))
+	}
+	return b.String()
+}

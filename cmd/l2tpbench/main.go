@@ -145,11 +145,20 @@ func run(args []string) int {
 	return 0
 }
 
-// table prints a Markdown table of JSON results given as NAME=FILE.
+// table prints the Markdown tables of JSON results given as NAME=FILE: a
+// name given more than once is a repeated run, and its row is the run
+// with the median target CPU per setup (a third table lists every run).
+// With --against BASE, a fourth gives each run's ratios to BASE's run of
+// the same load (TARGET-LOAD against BASE-LOAD).
 func table(args []string) int {
+	fs := flag.NewFlagSet("l2tpbench table", flag.ContinueOnError)
+	against := fs.String("against", "", "compare each TARGET-LOAD run with the run named `BASE`-LOAD")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
 	var names []string
 	var results []*bench.Result
-	for _, a := range args {
+	for _, a := range fs.Args() {
 		name, path, ok := strings.Cut(a, "=")
 		if !ok {
 			fmt.Fprintf(os.Stderr, "l2tpbench table: %q: want NAME=FILE.json\n", a)
@@ -168,9 +177,22 @@ func table(args []string) int {
 		names = append(names, name)
 		results = append(results, &r)
 	}
+	groups := bench.GroupRuns(names, results)
+	names, results = names[:0], results[:0]
+	for _, g := range groups {
+		names = append(names, g.Name)
+		results = append(results, g.Median)
+	}
 	fmt.Print(bench.MarkdownTable(names, results))
-	if h := bench.MarkdownHoldTable(names, results); h != "" {
-		fmt.Print("\n" + h)
+	for _, t := range []string{bench.MarkdownHoldTable(names, results), bench.MarkdownRepeatsTable(groups)} {
+		if t != "" {
+			fmt.Print("\n" + t)
+		}
+	}
+	if *against != "" {
+		if t := bench.MarkdownRatioTable(groups, *against); t != "" {
+			fmt.Print("\n" + t)
+		}
 	}
 	return 0
 }
