@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -468,21 +467,20 @@ func (c *Client) tick(now time.Time) {
 // read hands the replies arriving on s's socket to the calls waiting for
 // them, until the socket is closed.
 // Replies are read with recvmmsg(2), as many as wait per system call:
-// the answers to a batch of accounting records come back together.
+// the answers to a batch of accounting records come back together. A
+// short batch means the socket is empty: the reader then waits for the
+// next reply instead of asking again only to be told EAGAIN
+// (udpbatch.Reader.Each).
 func (c *Client) read(s *server) {
 	r, err := udpbatch.NewReader(s.sock, c.replyBufs)
 	if err != nil {
 		c.log.Error("radius: cannot read replies; requests to this server time out", zap.String("server", s.name), zap.Error(err))
 		return
 	}
-	for {
-		n, err := r.Read()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // ICMP errors (ECONNREFUSED): the request times out
-		}
+	// Each returns once the socket is closed; an error it reports on the
+	// way (ECONNREFUSED after an ICMP port unreachable) leaves the request
+	// to time out.
+	_ = r.Each(func(n int, err error) bool {
 		for i := range n {
 			if r.Truncated(i) {
 				c.invalid.Add(1) // longer than a RADIUS packet may be
@@ -491,7 +489,8 @@ func (c *Client) read(s *server) {
 			b, _ := r.Msg(i)
 			c.replyGuarded(s, b)
 		}
-	}
+		return true
+	})
 }
 
 // replyGuarded is reply; a panic in it (a bug reading a reply, or in a
