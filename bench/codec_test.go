@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ func TestParseSchedstatRun(t *testing.T) {
 // PIDSample of this process counts the CPU it burns, to better than a
 // clock tick: 30 ms of work shows as 30 ms, not 20 or 40.
 func TestPIDSampleNanoseconds(t *testing.T) {
-	if _, _, err := schedstatSum(os.Getpid()); err != nil {
+	if _, err := taskSum(os.Getpid()); err != nil {
 		t.Skipf("no schedstat: %v", err)
 	}
 	// The work is measured on this thread (RUSAGE_THREAD): the goroutine
@@ -203,6 +204,81 @@ func TestParseStatusRSS(t *testing.T) {
 	}
 	if _, err := ParseStatusRSS([]byte("VmRSS:\t12 MB\n")); !errors.Is(err, ErrProcFormat) {
 		t.Fatalf("MB unit: %v", err)
+	}
+}
+
+func TestParseStatusSwitches(t *testing.T) {
+	status := []byte("Name:\tl2tpd\nThreads:\t7\nvoluntary_ctxt_switches:\t338\nnonvoluntary_ctxt_switches:\t 1820\n")
+	v, inv, err := ParseStatusSwitches(status)
+	if err != nil || v != 338 || inv != 1820 {
+		t.Fatalf("got %d, %d, %v; want 338, 1820", v, inv, err)
+	}
+	for _, bad := range []string{
+		"",
+		"voluntary_ctxt_switches:\t3\n", // one of the two
+		"voluntary_ctxt_switches:\t-3\nnonvoluntary_ctxt_switches:\t1\n",
+		"voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n",
+		"voluntary_ctxt_switches:\t1 2\nnonvoluntary_ctxt_switches:\t1\n",
+	} {
+		if v, inv, err := ParseStatusSwitches([]byte(bad)); !errors.Is(err, ErrProcFormat) {
+			t.Errorf("%q: got %d, %d, %v; want ErrProcFormat", bad, v, inv, err)
+		}
+	}
+}
+
+// PIDSample counts the context switches of every thread, not only the
+// first one's (/proc/PID/status): four threads each block 20 times.
+func TestPIDSampleCountsEveryThreadsSwitches(t *testing.T) {
+	if _, err := taskSum(os.Getpid()); err != nil {
+		t.Skipf("no /proc/PID/task: %v", err)
+	}
+	const threads, blocks = 4, 20
+	tck := ClockTicks()
+	a, err := PIDSample(os.Getpid(), tck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range threads {
+		var p, ack [2]int
+		if err := syscall.Pipe(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Pipe(ack[:]); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(2)
+		go func() { // blocks in read(2) on its own thread each time
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b := make([]byte, 1)
+			for range blocks {
+				syscall.Read(p[0], b)
+				syscall.Write(ack[1], b)
+			}
+		}()
+		go func() { // writes once the reader has taken the last byte
+			defer wg.Done()
+			b := []byte{1}
+			for range blocks {
+				syscall.Write(p[1], b)
+				syscall.Read(ack[0], b)
+			}
+		}()
+		t.Cleanup(func() {
+			for _, fd := range []int{p[0], p[1], ack[0], ack[1]} {
+				syscall.Close(fd)
+			}
+		})
+	}
+	wg.Wait()
+	b, err := PIDSample(os.Getpid(), tck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Switches - a.Switches; d < threads*blocks {
+		t.Fatalf("%d voluntary context switches counted, want at least %d (%d threads blocking %d times)", d, threads*blocks, threads, blocks)
 	}
 }
 
@@ -292,6 +368,9 @@ func FuzzParseProc(f *testing.F) {
 		}
 		if v, err := ParseStatusRSS(status); err == nil && v < 0 {
 			t.Fatalf("negative RSS %d", v)
+		}
+		if v, inv, err := ParseStatusSwitches(status); err == nil && (v < 0 || inv < 0) {
+			t.Fatalf("negative context switches %d, %d", v, inv)
 		}
 		_, _ = ParseAuxv(stat, 17)
 		_ = isEchoReply(stat, netip.AddrFrom4([4]byte{1, 2, 3, 4}), netip.AddrFrom4([4]byte{5, 6, 7, 8}))

@@ -11,10 +11,17 @@ import (
 	"time"
 )
 
-// ProcSample is a process's CPU time and resident memory at one moment.
+// ProcSample is a process's CPU time, resident memory and context
+// switches at one moment.
 type ProcSample struct {
 	CPU time.Duration // user + system
 	RSS int64         // bytes (0 if unknown)
+	// Context switches summed over the threads: Switches when a thread
+	// blocked (voluntary), Preemptions when another task took its CPU
+	// (involuntary). Each costs a switch out and back in; on a machine
+	// shared with a RADIUS server, the preemptions show how often its
+	// wake-ups took the server's CPU.
+	Switches, Preemptions int64
 }
 
 // SelfSample reads this process's CPU time (getrusage) and RSS
@@ -24,13 +31,13 @@ func SelfSample() (ProcSample, error) {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return ProcSample{}, fmt.Errorf("getrusage: %w", err)
 	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	ps := ProcSample{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), Switches: ru.Nvcsw, Preemptions: ru.Nivcsw}
 	st, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return ProcSample{CPU: cpu}, nil
+		return ps, nil
 	}
-	rss, _ := ParseStatusRSS(st)
-	return ProcSample{CPU: cpu, RSS: rss}, nil
+	ps.RSS, _ = ParseStatusRSS(st)
+	return ps, nil
 }
 
 // PIDSample reads process pid's CPU time and RSS (/proc/PID/status). The
@@ -41,48 +48,67 @@ func SelfSample() (ProcSample, error) {
 // samples takes its time with it from the sum; the servers measured here
 // keep their threads (the Go runtime, l2tpns), and stat's ticks do count
 // them, so a sum below stat's by more than a tick per thread falls back to
-// stat.
+// stat. The context switches are summed over /proc/PID/task/*/status
+// (the process's own status gives its first thread's only).
 func PIDSample(pid int, clkTck int64) (ProcSample, error) {
 	ps, err := pidSampleTicks(pid, clkTck)
 	if err != nil {
 		return ps, err
 	}
-	if ns, threads, err := schedstatSum(pid); err == nil && threads > 0 {
-		sum := time.Duration(ns)
+	ts, err := taskSum(pid)
+	if err != nil {
+		return ps, nil
+	}
+	ps.Switches, ps.Preemptions = ts.switches, ts.preemptions
+	if ts.threads > 0 {
+		sum := time.Duration(ts.runNs)
 		tick := time.Second / time.Duration(clkTck)
-		if sum+time.Duration(threads+1)*tick >= ps.CPU {
+		if sum+time.Duration(ts.threads+1)*tick >= ps.CPU {
 			ps.CPU = sum
 		}
 	}
 	return ps, nil
 }
 
-// schedstatSum is the sum of the first field of /proc/PID/task/*/schedstat
-// (time on the CPU, ns) and the number of threads read.
-func schedstatSum(pid int) (int64, int, error) {
+// taskTotals are a process's threads' figures, summed.
+type taskTotals struct {
+	runNs                 int64 // /proc/PID/task/*/schedstat: time on the CPU
+	threads               int   // whose schedstat was read
+	switches, preemptions int64 // /proc/PID/task/*/status
+}
+
+// taskSum sums the figures of pid's threads. A thread that exited
+// meanwhile is left out; a thread whose status cannot be parsed adds no
+// switches.
+func taskSum(pid int) (taskTotals, error) {
+	var ts taskTotals
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, 0, err
+		return ts, err
 	}
-	var sum int64
-	n := 0
 	for _, e := range ents {
 		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // the thread exited meanwhile
 			}
-			return 0, 0, err
+			return ts, err
 		}
 		ns, err := ParseSchedstatRun(b)
 		if err != nil {
-			return 0, 0, err
+			return ts, err
 		}
-		sum += ns
-		n++
+		ts.runNs += ns
+		ts.threads++
+		if st, err := os.ReadFile(dir + "/" + e.Name() + "/status"); err == nil {
+			if v, inv, err := ParseStatusSwitches(st); err == nil {
+				ts.switches += v
+				ts.preemptions += inv
+			}
+		}
 	}
-	return sum, n, nil
+	return ts, nil
 }
 
 // ParseSchedstatRun returns the first field of a /proc/PID/schedstat line:
@@ -165,6 +191,38 @@ func ParseStatusRSS(status []byte) (int64, error) {
 		return kb * 1024, nil
 	}
 	return 0, ErrNoRSS
+}
+
+// ParseStatusSwitches returns voluntary_ctxt_switches and
+// nonvoluntary_ctxt_switches from the contents of /proc/PID/status (or a
+// thread's).
+func ParseStatusSwitches(status []byte) (voluntary, involuntary int64, err error) {
+	found := 0
+	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
+		name, val, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch string(name) {
+		case "voluntary_ctxt_switches":
+			dst = &voluntary
+		case "nonvoluntary_ctxt_switches":
+			dst = &involuntary
+		default:
+			continue
+		}
+		v, err := strconv.ParseInt(string(bytes.TrimSpace(val)), 10, 64)
+		if err != nil || v < 0 {
+			return 0, 0, fmt.Errorf("status: %s %q: %w", name, bytes.TrimSpace(val), ErrProcFormat)
+		}
+		*dst = v
+		found++
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("status: %d of the two ctxt_switches lines: %w", found, ErrProcFormat)
+	}
+	return voluntary, involuntary, nil
 }
 
 // atClkTck is the auxiliary vector entry of the clock tick rate.

@@ -15,6 +15,9 @@ type Phase struct {
 	Wall   time.Duration `json:"wall_ns"`
 	Self   time.Duration `json:"self_cpu_ns"`
 	Target time.Duration `json:"target_cpu_ns"`
+	// The target's context switches in the phase (ProcSample).
+	TargetSwitches    int64 `json:"target_switches,omitempty"`
+	TargetPreemptions int64 `json:"target_preemptions,omitempty"`
 }
 
 // DataResult counts the data probes.
@@ -107,10 +110,14 @@ type Result struct {
 	SelfCPUPerSetup   time.Duration `json:"self_cpu_per_setup_ns"`
 	TargetCPU         time.Duration `json:"target_cpu_ns,omitempty"`
 	TargetCPUPerSetup time.Duration `json:"target_cpu_per_setup_ns,omitempty"`
-	TargetRSSBefore   int64         `json:"target_rss_before_bytes,omitempty"`
-	TargetRSSHeld     int64         `json:"target_rss_held_bytes,omitempty"`
-	TargetRSSAfter    int64         `json:"target_rss_after_bytes,omitempty"`
-	TargetRSSPeak     int64         `json:"target_rss_peak_bytes,omitempty"`
+	// The target's context switches per setup: blocking (voluntary) and
+	// preempted (involuntary), summed over its threads.
+	TargetSwitchesPerSetup    float64 `json:"target_switches_per_setup,omitempty"`
+	TargetPreemptionsPerSetup float64 `json:"target_preemptions_per_setup,omitempty"`
+	TargetRSSBefore           int64   `json:"target_rss_before_bytes,omitempty"`
+	TargetRSSHeld             int64   `json:"target_rss_held_bytes,omitempty"`
+	TargetRSSAfter            int64   `json:"target_rss_after_bytes,omitempty"`
+	TargetRSSPeak             int64   `json:"target_rss_peak_bytes,omitempty"`
 	// TargetBytesPerSession is (RSS while held - RSS before) / sessions up.
 	TargetBytesPerSession int64 `json:"target_bytes_per_session,omitempty"`
 	// TargetHoldCPUPercent is the target's CPU during the hold, in
@@ -165,6 +172,9 @@ func (r *Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "; %d bytes per session", r.TargetBytesPerSession)
 		}
 		b.WriteString("\n")
+		if r.Up > 0 {
+			fmt.Fprintf(&b, "target context switches per setup: %.2f blocking, %.2f preempted\n", r.TargetSwitchesPerSetup, r.TargetPreemptionsPerSetup)
+		}
 		if r.Hold.Wall > 0 {
 			fmt.Fprintf(&b, "target CPU while holding %d sessions for %s: %.2f%% of one core\n", r.SessionsAtEnd, r.Hold.Wall.Round(time.Millisecond), r.TargetHoldCPUPercent)
 		}

@@ -299,7 +299,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	setupEnd := time.Now()
 	afterSetup := meter.sample()
-	res.Setup = Phase{Wall: setupEnd.Sub(r.start), Self: afterSetup.self.CPU - base.self.CPU, Target: afterSetup.target.CPU - base.target.CPU}
+	res.Setup = Phase{Wall: setupEnd.Sub(r.start), Self: afterSetup.self.CPU - base.self.CPU, Target: afterSetup.target.CPU - base.target.CPU,
+		TargetSwitches:    afterSetup.target.Switches - base.target.Switches,
+		TargetPreemptions: afterSetup.target.Preemptions - base.target.Preemptions}
 
 	if runErr == nil && o.DataPackets > 0 {
 		res.Data = r.probeData(ctx)
@@ -805,6 +807,8 @@ func (r *runner) finish(res *Result, base, end meterSample) {
 		res.SelfCPUPerSetup = res.Setup.Self / time.Duration(res.Up)
 		if r.o.TargetPID > 0 {
 			res.TargetCPUPerSetup = res.Setup.Target / time.Duration(res.Up)
+			res.TargetSwitchesPerSetup = float64(res.Setup.TargetSwitches) / float64(res.Up)
+			res.TargetPreemptionsPerSetup = float64(res.Setup.TargetPreemptions) / float64(res.Up)
 		}
 	}
 	res.SelfCPU = end.self.CPU - base.self.CPU

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,6 +99,7 @@ func TestRunAgainstOurLNS(t *testing.T) {
 				Target: addr, Tunnels: 4, Sessions: n, InFlight: 50, Auth: m, Password: "pw",
 				Interval: 20 * time.Millisecond, Progress: func(Sample) { samples.Add(1) },
 				SetupTimeout: 20 * time.Second,
+				TargetPID:    os.Getpid(), // the LNS runs in this process
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -114,12 +116,17 @@ func TestRunAgainstOurLNS(t *testing.T) {
 			if res.SetupRate <= 0 || res.SetupRate99 <= 0 || res.SelfCPU <= 0 || res.ControlSent < 4*3+n*2 {
 				t.Fatalf("rate %v self CPU %v control sent %d", res.SetupRate, res.SelfCPU, res.ControlSent)
 			}
+			if res.TargetCPUPerSetup <= 0 || res.TargetSwitchesPerSetup <= 0 || res.Setup.TargetSwitches <= 0 {
+				t.Fatalf("target (this process): CPU per setup %v, context switches per setup %.2f (%d in the setup)",
+					res.TargetCPUPerSetup, res.TargetSwitchesPerSetup, res.Setup.TargetSwitches)
+			}
 			if got := acct.starts.Load(); got != n {
 				t.Fatalf("LNS accounted %d sessions, want %d", got, n)
 			}
 			waitUntil(t, 10*time.Second, func() bool { return acct.stops.Load() == n })
 			var text strings.Builder
-			if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), fmt.Sprintf("up %d, failed 0", n)) {
+			if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), fmt.Sprintf("up %d, failed 0", n)) ||
+				!strings.Contains(text.String(), "target context switches per setup: ") {
 				t.Fatalf("text report (%v):\n%s", err, text.String())
 			}
 		})
