@@ -313,6 +313,10 @@ stop_pid() { # stop_pid PID SECONDS: TERM, then KILL after SECONDS
 			fmt.Fprintf(&s, "PID=$(cat %s)\n", shq(xl.PIDFile))
 		}
 		fmt.Fprintf(&s, "%s -names %s -interval 250ms -out %s &\nGM=$!\n", shq(c.GroupMeter), l.Target.groupNames(), shq(base+".group.csv"))
+		// The load starts once the meter has its first sample: a meter
+		// that starts late (a slow VM reading its binary) has none of
+		// the setup, and the group's CPU per setup came out 0.
+		fmt.Fprintf(&s, "wait_for 60 test -s %s || fail 'groupmeter wrote no sample'\n", shq(base+".group.csv"))
 		cmd := c.benchCmd(l)
 		if l.Target == TargetOurs && c.Profile > 0 {
 			fmt.Fprintf(&s, "ip netns exec %s curl -s -o %s 'http://%s/debug/pprof/profile?seconds=%d' &\nPROF=$!\n",

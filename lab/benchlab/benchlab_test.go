@@ -45,6 +45,8 @@ func TestScript(t *testing.T) {
 		`(?m)^ip netns exec lac /bin/l2tpbench --target 10\.201\.0\.1:1701 --password pw --auth chap --tunnels 2 --sessions 50 --in-flight 20 --hold 2s --setup-timeout 1m0s --timeout 1m0s --json \S+/xl2tpd-pppd-50\.json \S+ \S+ --quiet > `,
 		`(?m)^'/bin/groupmeter' -names l2tpd -interval 250ms -out '\S+/ours-kernel-200\.group\.csv' &$`,
 		`(?m)^'/bin/groupmeter' -names xl2tpd,pppd -interval 250ms -out '\S+/xl2tpd-pppd-50\.group\.csv' &$`,
+		// The load waits for the meter's first sample.
+		`(?m)^'/bin/groupmeter' -names xl2tpd,pppd .*\nGM=\$!\nwait_for 60 test -s '\S+/xl2tpd-pppd-50\.group\.csv' \|\| fail .*\n(.*\n)*ip netns exec lac /bin/l2tpbench .*--sessions 50 `,
 		`xl2tpd -D -c `,
 		`--log-level '\\''warn'\\''`, // quoted twice: inside sh -c
 	} {
