@@ -463,7 +463,7 @@ func TestMarkdownRatioTable(t *testing.T) {
 	results := []*Result{
 		run(40, 9000, 9000, 10), run(60, 6000, 6000, 20), run(100, 5000, 4000, 25),
 		run(80, 5500, 5500, 22), run(140, 4500, 4500, 30),
-		run(50, 8000, 0, 40), run(200, 2000, 1000, 400),
+		run(50, 8000, 0, 4), run(200, 2000, 1000, 2500),
 		run(45, 9000, 9000, 12), // no peer-100000: no row
 		run(10, 1, 1, 1),        // peer's own run of another load: no row, though "peer-x" ends like one
 	}
@@ -476,7 +476,7 @@ func TestMarkdownRatioTable(t *testing.T) {
 		"|---|---|---:|---:|---:|---:|\n" +
 		"| ours-local-1000 | peer-1000 | 1.80 | 2.25 | 0.40 | 0.40 |\n" +
 		"| ours-radius-1000 | peer-1000 | 1.20 | 1.50 | 0.60 | 0.80 |\n" +
-		"| ours-local-overload-20000 | peer-overload-20000 | 4.00 | - | 0.25 | 0.10 |\n"
+		"| ours-local-overload-20000 | peer-overload-20000 | 4.00 | - | 0.25 | 0.0016 |\n"
 	if got := MarkdownRatioTable(GroupRuns(names, results), "peer"); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}

@@ -362,7 +362,8 @@ func MarkdownRepeatsTable(groups []RunGroup) string {
 // against l2tpns-1000, ours-local-overload-20000 against
 // l2tpns-overload-20000), median runs against median runs. Rates are
 // ours over base (higher is better), CPU and latency too (lower is
-// better); a figure either run lacks is "-". The runs whose names begin
+// better), with two decimals, or two significant digits below 0.1; a
+// figure either run lacks is "-". The runs whose names begin
 // with base and a dash are base's own. It is empty when no run has a
 // counterpart.
 func MarkdownRatioTable(groups []RunGroup, base string) string {
@@ -374,7 +375,11 @@ func MarkdownRatioTable(groups []RunGroup, base string) string {
 		if a <= 0 || b <= 0 {
 			return "-"
 		}
-		return strconv.FormatFloat(a/b, 'f', 2, 64)
+		r := a / b
+		if r < 0.1 {
+			return strconv.FormatFloat(r, 'g', 2, 64) // 0.0015, not 0.00
+		}
+		return strconv.FormatFloat(r, 'f', 2, 64)
 	}
 	var b strings.Builder
 	for _, g := range groups {
