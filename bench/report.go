@@ -129,6 +129,9 @@ type Result struct {
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms" }
 
+// cpuMS is a CPU time per setup in milliseconds, three decimals, no unit.
+func cpuMS(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
+
 func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB" }
 
 func latLine(name string, l Latency) string {
@@ -253,8 +256,7 @@ func MarkdownTable(names []string, results []*Result) string {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.0f | %.0f | %s | %s | %s | %s | %d | %s | %s | %s |\n",
 			names[i], r.Options.Tunnels, r.Options.Sessions, r.Up, r.Failed+r.Dropped, r.SetupRate, r.SetupRate99,
 			f(r.SessionSetup.P50), f(r.SessionSetup.P90), f(r.SessionSetup.P99), f(r.SessionSetup.Max), r.Retransmits,
-			strconv.FormatFloat(float64(r.TargetCPUPerSetup)/1e6, 'f', 3, 64)+" ms", mib(rss),
-			strconv.FormatFloat(float64(r.SelfCPUPerSetup)/1e6, 'f', 3, 64)+" ms")
+			cpuMS(r.TargetCPUPerSetup)+" ms", mib(rss), cpuMS(r.SelfCPUPerSetup)+" ms")
 	}
 	return b.String()
 }
@@ -343,7 +345,7 @@ func MarkdownRepeatsTable(groups []RunGroup) string {
 		rates := make([]string, len(g.Runs))
 		lo, hi := g.Runs[0].TargetCPUPerSetup, g.Runs[0].TargetCPUPerSetup
 		for i, r := range g.Runs {
-			cpus[i] = strconv.FormatFloat(float64(r.TargetCPUPerSetup)/1e6, 'f', 3, 64)
+			cpus[i] = cpuMS(r.TargetCPUPerSetup)
 			rates[i] = strconv.FormatFloat(r.SetupRate, 'f', 0, 64)
 			lo, hi = min(lo, r.TargetCPUPerSetup), max(hi, r.TargetCPUPerSetup)
 		}
@@ -352,7 +354,7 @@ func MarkdownRepeatsTable(groups []RunGroup) string {
 			spread = strconv.FormatFloat(float64(hi)/float64(lo), 'f', 2, 64)
 		}
 		fmt.Fprintf(&b, "| %s | %d | %s ms | %s ms | %s | %s |\n", g.Name, len(g.Runs), strings.Join(cpus, ", "),
-			strconv.FormatFloat(float64(g.Median.TargetCPUPerSetup)/1e6, 'f', 3, 64), spread, strings.Join(rates, ", "))
+			cpuMS(g.Median.TargetCPUPerSetup), spread, strings.Join(rates, ", "))
 	}
 	return b.String()
 }
