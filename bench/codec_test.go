@@ -143,6 +143,49 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+func TestParseStatMinFaults(t *testing.T) {
+	stat := []byte("4242 (l2tpd (x) y) S 1 4242 4242 0 -1 4194560 1200 7 3 0 250 75 0 0 20 0 12 0 5000 123456 789 18446744073709551615\n")
+	got, err := ParseStatMinFaults(stat)
+	if err != nil || got != 1200 {
+		t.Fatalf("got %d, %v; want 1200 (minflt, not cminflt or majflt)", got, err)
+	}
+	for _, bad := range []string{"", "4242 l2tpd S 1", "4242 (l2tpd) S 1 2 3 4 5 6", "4242 (x) S 1 1 1 0 -1 0 -5 0", "4242 (x) S 1 1 1 0 -1 0 1e3 0"} {
+		if v, err := ParseStatMinFaults([]byte(bad)); !errors.Is(err, ErrProcFormat) {
+			t.Errorf("%q: got %d, %v; want ErrProcFormat", bad, v, err)
+		}
+	}
+}
+
+// TestPIDSampleCountsFaults: writing to fresh pages of memory shows as
+// that many faults (at least) in the process's sample.
+func TestPIDSampleCountsFaults(t *testing.T) {
+	const pages = 1024
+	mem, err := syscall.Mmap(-1, 0, pages*4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	a, err := PIDSample(os.Getpid(), ClockTicks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self0, _ := SelfSample()
+	for i := 0; i < len(mem); i += 4096 {
+		mem[i] = 1
+	}
+	b, err := PIDSample(os.Getpid(), ClockTicks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self1, _ := SelfSample()
+	if d := b.Faults - a.Faults; d < pages {
+		t.Errorf("PIDSample: %d faults after writing %d fresh pages, want at least %d", d, pages, pages)
+	}
+	if d := self1.Faults - self0.Faults; d < pages {
+		t.Errorf("SelfSample: %d faults after writing %d fresh pages, want at least %d", d, pages, pages)
+	}
+}
+
 func TestParseSchedstatRun(t *testing.T) {
 	got, err := ParseSchedstatRun([]byte("123456789 4242 17\n"))
 	if err != nil || got != 123456789 {
@@ -363,6 +406,9 @@ func FuzzParseProc(f *testing.F) {
 		if v, err := ParseStatCPUTicks(stat); err == nil && v < 0 {
 			t.Fatalf("negative ticks %d", v)
 		}
+		if v, err := ParseStatMinFaults(stat); err == nil && v < 0 {
+			t.Fatalf("negative faults %d", v)
+		}
 		if v, err := ParseSchedstatRun(stat); err == nil && v < 0 {
 			t.Fatalf("negative run time %d", v)
 		}
@@ -378,13 +424,18 @@ func FuzzParseProc(f *testing.F) {
 }
 
 func TestMarkdownTable(t *testing.T) {
-	r := &Result{Options: OptionsSummary{Tunnels: 10, Sessions: 1000}, Up: 998, Failed: 2, SetupRate: 1234.4, SetupRate99: 2000,
+	r := &Result{Options: OptionsSummary{Tunnels: 10, Sessions: 1000, TargetPID: 42}, Up: 998, Failed: 2, SetupRate: 1234.4, SetupRate99: 2000,
 		SessionSetup: Latency{P50: 1500 * time.Microsecond, P90: 2 * time.Millisecond, P99: 30 * time.Millisecond, Max: 3 * time.Second},
-		Retransmits:  7, TargetCPUPerSetup: 123456 * time.Nanosecond, TargetRSSHeld: 64 << 20, SelfCPUPerSetup: 50 * time.Microsecond}
-	got := MarkdownTable([]string{"ours"}, []*Result{r})
-	want := "| ours | 10 | 1000 | 998 | 2 | 1234 | 2000 | 1.5 ms | 2.0 ms | 30.0 ms | 3000.0 ms | 7 | 0.123 ms | 64.0 MiB | 0.050 ms |\n"
-	if !strings.HasSuffix(got, want) || strings.Count(got, "\n") != 3 {
-		t.Fatalf("got\n%s\nwant last row\n%s", got, want)
+		Retransmits:  7, TargetCPUPerSetup: 123456 * time.Nanosecond, TargetFaultsPerSetup: 1.526, TargetRSSHeld: 64 << 20, SelfCPUPerSetup: 50 * time.Microsecond}
+	// A target measured without its pid (xl2tpd + pppd: a group of
+	// processes) has no fault count.
+	group := &Result{Options: OptionsSummary{Tunnels: 2, Sessions: 200}, Up: 200, SetupRate: 5,
+		TargetCPUPerSetup: 13 * time.Millisecond, TargetRSSPeak: 695 << 20, SelfCPUPerSetup: 50 * time.Microsecond}
+	got := MarkdownTable([]string{"ours", "xl2tpd"}, []*Result{r, group})
+	want := "| ours | 10 | 1000 | 998 | 2 | 1234 | 2000 | 1.5 ms | 2.0 ms | 30.0 ms | 3000.0 ms | 7 | 0.123 ms | 1.53 | 64.0 MiB | 0.050 ms |\n" +
+		"| xl2tpd | 2 | 200 | 200 | 0 | 5 | 0 | 0.0 ms | 0.0 ms | 0.0 ms | 0.0 ms | 0 | 13.000 ms | - | 695.0 MiB | 0.050 ms |\n"
+	if !strings.HasSuffix(got, want) || strings.Count(got, "\n") != 4 || !strings.Contains(got, "| target CPU/setup | target faults/setup |") {
+		t.Fatalf("got\n%s\nwant last rows\n%s", got, want)
 	}
 }
 

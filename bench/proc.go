@@ -22,6 +22,10 @@ type ProcSample struct {
 	// shared with a RADIUS server, the preemptions show how often its
 	// wake-ups took the server's CPU.
 	Switches, Preemptions int64
+	// Faults are the minor page faults of all threads (/proc/PID/stat
+	// minflt): each is a fresh page of memory the kernel backed on first
+	// touch, on a virtual machine several microseconds each.
+	Faults int64
 }
 
 // SelfSample reads this process's CPU time (getrusage) and RSS
@@ -31,7 +35,7 @@ func SelfSample() (ProcSample, error) {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return ProcSample{}, fmt.Errorf("getrusage: %w", err)
 	}
-	ps := ProcSample{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), Switches: ru.Nvcsw, Preemptions: ru.Nivcsw}
+	ps := ProcSample{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), Switches: ru.Nvcsw, Preemptions: ru.Nivcsw, Faults: ru.Minflt}
 	st, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return ps, nil
@@ -134,6 +138,10 @@ func pidSampleTicks(pid int, clkTck int64) (ProcSample, error) {
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
 	}
+	faults, err := ParseStatMinFaults(stat)
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
@@ -142,7 +150,7 @@ func pidSampleTicks(pid int, clkTck int64) (ProcSample, error) {
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("target pid %d: %w", pid, err)
 	}
-	return ProcSample{CPU: time.Duration(ticks) * time.Second / time.Duration(clkTck), RSS: rss}, nil
+	return ProcSample{CPU: time.Duration(ticks) * time.Second / time.Duration(clkTck), RSS: rss, Faults: faults}, nil
 }
 
 // Errors of the /proc parsers.
@@ -151,18 +159,28 @@ var (
 	ErrNoRSS      = errors.New("no VmRSS line")
 )
 
-// ParseStatCPUTicks returns utime+stime (fields 14 and 15, proc(5)) from
-// the contents of /proc/PID/stat. The command name (field 2) is skipped up
-// to its last ')', since it may contain spaces and parentheses.
-func ParseStatCPUTicks(stat []byte) (int64, error) {
+// statFields returns the fields of /proc/PID/stat from field 3 (state)
+// on, at least want of them. The command name (field 2) is skipped up to
+// its last ')', since it may contain spaces and parentheses.
+func statFields(stat []byte, want int) ([][]byte, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("stat: no command name: %w", ErrProcFormat)
+		return nil, fmt.Errorf("stat: no command name: %w", ErrProcFormat)
 	}
 	fields := bytes.Fields(stat[i+1:])
+	if len(fields) < want {
+		return nil, fmt.Errorf("stat: %d fields after the command name: %w", len(fields), ErrProcFormat)
+	}
+	return fields, nil
+}
+
+// ParseStatCPUTicks returns utime+stime (fields 14 and 15, proc(5)) from
+// the contents of /proc/PID/stat.
+func ParseStatCPUTicks(stat []byte) (int64, error) {
 	// fields[0] is field 3 (state): utime is field 14, stime field 15.
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("stat: %d fields after the command name: %w", len(fields), ErrProcFormat)
+	fields, err := statFields(stat, 13)
+	if err != nil {
+		return 0, err
 	}
 	ut, err1 := strconv.ParseInt(string(fields[11]), 10, 64)
 	st, err2 := strconv.ParseInt(string(fields[12]), 10, 64)
@@ -170,6 +188,21 @@ func ParseStatCPUTicks(stat []byte) (int64, error) {
 		return 0, fmt.Errorf("stat: utime %q stime %q: %w", fields[11], fields[12], ErrProcFormat)
 	}
 	return ut + st, nil
+}
+
+// ParseStatMinFaults returns minflt (field 10, proc(5)), the minor page
+// faults of all the process's threads, from the contents of
+// /proc/PID/stat.
+func ParseStatMinFaults(stat []byte) (int64, error) {
+	fields, err := statFields(stat, 8)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(string(fields[7]), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("stat: minflt %q: %w", fields[7], ErrProcFormat)
+	}
+	return n, nil
 }
 
 // ParseStatusRSS returns VmRSS in bytes from the contents of

@@ -301,7 +301,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	afterSetup := meter.sample()
 	res.Setup = Phase{Wall: setupEnd.Sub(r.start), Self: afterSetup.self.CPU - base.self.CPU, Target: afterSetup.target.CPU - base.target.CPU,
 		TargetSwitches:    afterSetup.target.Switches - base.target.Switches,
-		TargetPreemptions: afterSetup.target.Preemptions - base.target.Preemptions}
+		TargetPreemptions: afterSetup.target.Preemptions - base.target.Preemptions,
+		TargetFaults:      afterSetup.target.Faults - base.target.Faults}
 
 	if runErr == nil && o.DataPackets > 0 {
 		res.Data = r.probeData(ctx)
@@ -809,6 +810,7 @@ func (r *runner) finish(res *Result, base, end meterSample) {
 			res.TargetCPUPerSetup = res.Setup.Target / time.Duration(res.Up)
 			res.TargetSwitchesPerSetup = float64(res.Setup.TargetSwitches) / float64(res.Up)
 			res.TargetPreemptionsPerSetup = float64(res.Setup.TargetPreemptions) / float64(res.Up)
+			res.TargetFaultsPerSetup = float64(res.Setup.TargetFaults) / float64(res.Up)
 		}
 	}
 	res.SelfCPU = end.self.CPU - base.self.CPU

@@ -126,7 +126,8 @@ func TestRunAgainstOurLNS(t *testing.T) {
 			waitUntil(t, 10*time.Second, func() bool { return acct.stops.Load() == n })
 			var text strings.Builder
 			if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), fmt.Sprintf("up %d, failed 0", n)) ||
-				!strings.Contains(text.String(), "target context switches per setup: ") {
+				!strings.Contains(text.String(), "target context switches per setup: ") ||
+				!strings.Contains(text.String(), "target page faults per setup: ") {
 				t.Fatalf("text report (%v):\n%s", err, text.String())
 			}
 		})
