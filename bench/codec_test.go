@@ -129,31 +129,34 @@ func TestChecksumOddLength(t *testing.T) {
 	}
 }
 
+// utime + stime (250 + 75), after a command name with spaces and a ')'
+// (proc(5): field 2 is in parens).
 func TestParseStat(t *testing.T) {
-	// A command name with spaces and a ')' (proc(5): field 2 is in parens).
-	stat := []byte("4242 (l2tpd (x) y) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 75 0 0 20 0 12 0 5000 123456 789 18446744073709551615\n")
-	got, err := ParseStatCPUTicks(stat)
-	if err != nil || got != 325 {
-		t.Fatalf("got %d, %v; want 325", got, err)
+	checkProcParser(t, ParseStatCPUTicks,
+		"4242 (l2tpd (x) y) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 75 0 0 20 0 12 0 5000 123456 789 18446744073709551615\n", 325,
+		[]string{"", "4242 l2tpd S 1", "4242 (l2tpd) S 1 2 3", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 -5 1 0"})
+}
+
+// checkProcParser runs a /proc parser on one good input and on inputs it
+// must refuse with ErrProcFormat.
+func checkProcParser(t *testing.T, parse func([]byte) (int64, error), good string, want int64, bad []string) {
+	t.Helper()
+	got, err := parse([]byte(good))
+	if err != nil || got != want {
+		t.Fatalf("%q: got %d, %v; want %d", good, got, err, want)
 	}
-	for _, bad := range []string{"", "4242 l2tpd S 1", "4242 (l2tpd) S 1 2 3", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 -5 1 0"} {
-		if v, err := ParseStatCPUTicks([]byte(bad)); err == nil {
-			t.Errorf("%q: got %d, want an error", bad, v)
+	for _, b := range bad {
+		if v, err := parse([]byte(b)); !errors.Is(err, ErrProcFormat) {
+			t.Errorf("%q: got %d, %v; want ErrProcFormat", b, v, err)
 		}
 	}
 }
 
+// minflt (1200), not cminflt (7) or majflt (3).
 func TestParseStatMinFaults(t *testing.T) {
-	stat := []byte("4242 (l2tpd (x) y) S 1 4242 4242 0 -1 4194560 1200 7 3 0 250 75 0 0 20 0 12 0 5000 123456 789 18446744073709551615\n")
-	got, err := ParseStatMinFaults(stat)
-	if err != nil || got != 1200 {
-		t.Fatalf("got %d, %v; want 1200 (minflt, not cminflt or majflt)", got, err)
-	}
-	for _, bad := range []string{"", "4242 l2tpd S 1", "4242 (l2tpd) S 1 2 3 4 5 6", "4242 (x) S 1 1 1 0 -1 0 -5 0", "4242 (x) S 1 1 1 0 -1 0 1e3 0"} {
-		if v, err := ParseStatMinFaults([]byte(bad)); !errors.Is(err, ErrProcFormat) {
-			t.Errorf("%q: got %d, %v; want ErrProcFormat", bad, v, err)
-		}
-	}
+	checkProcParser(t, ParseStatMinFaults,
+		"4242 (l2tpd (x) y) S 1 4242 4242 0 -1 4194560 1200 7 3 0 250 75 0 0 20 0 12 0 5000 123456 789 18446744073709551615\n", 1200,
+		[]string{"", "4242 l2tpd S 1", "4242 (l2tpd) S 1 2 3 4 5 6", "4242 (x) S 1 1 1 0 -1 0 -5 0", "4242 (x) S 1 1 1 0 -1 0 1e3 0"})
 }
 
 // TestPIDSampleCountsFaults: writing to fresh pages of memory shows as
@@ -187,15 +190,7 @@ func TestPIDSampleCountsFaults(t *testing.T) {
 }
 
 func TestParseSchedstatRun(t *testing.T) {
-	got, err := ParseSchedstatRun([]byte("123456789 4242 17\n"))
-	if err != nil || got != 123456789 {
-		t.Fatalf("got %d, %v; want 123456789", got, err)
-	}
-	for _, bad := range []string{"", "1 2", "1 2 3 4", "-5 1 1", "x 1 1"} {
-		if v, err := ParseSchedstatRun([]byte(bad)); !errors.Is(err, ErrProcFormat) {
-			t.Errorf("%q: got %d, %v; want ErrProcFormat", bad, v, err)
-		}
-	}
+	checkProcParser(t, ParseSchedstatRun, "123456789 4242 17\n", 123456789, []string{"", "1 2", "1 2 3 4", "-5 1 1", "x 1 1"})
 }
 
 // PIDSample of this process counts the CPU it burns, to better than a
