@@ -120,6 +120,11 @@ func TestRunAgainstOurLNS(t *testing.T) {
 				t.Fatalf("target (this process): CPU per setup %v, context switches per setup %.2f (%d in the setup)",
 					res.TargetCPUPerSetup, res.TargetSwitchesPerSetup, res.Setup.TargetSwitches)
 			}
+			// The LNS and the emulator share this process: 200 sessions' state
+			// grows its heap into fresh pages (126 faults or more in 18 runs).
+			if res.Setup.TargetFaults <= 0 || res.TargetFaultsPerSetup != float64(res.Setup.TargetFaults)/float64(n) {
+				t.Fatalf("target (this process): %d page faults in the setup, %.2f per setup", res.Setup.TargetFaults, res.TargetFaultsPerSetup)
+			}
 			if got := acct.starts.Load(); got != n {
 				t.Fatalf("LNS accounted %d sessions, want %d", got, n)
 			}
