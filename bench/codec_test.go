@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/l2tpd/l2tpd/l2tp"
 )
 
@@ -242,6 +244,77 @@ func TestParseStatusRSS(t *testing.T) {
 	}
 	if _, err := ParseStatusRSS([]byte("VmRSS:\t12 MB\n")); !errors.Is(err, ErrProcFormat) {
 		t.Fatalf("MB unit: %v", err)
+	}
+}
+
+// PIDSample counts the preemptions of every thread: two threads that
+// spin on the same CPU for 200 ms take it from each other (the kernel's
+// time slices are a few milliseconds).
+func TestPIDSampleCountsPreemptions(t *testing.T) {
+	if _, err := taskSum(os.Getpid()); err != nil {
+		t.Skipf("no /proc/PID/task: %v", err)
+	}
+	var cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &cpus); err != nil {
+		t.Skipf("sched_getaffinity: %v", err)
+	}
+	cpu := -1
+	for i := range 1024 {
+		if cpus.IsSet(i) {
+			cpu = i
+			break
+		}
+	}
+	if cpu < 0 {
+		t.Skip("no CPU in this thread's affinity mask")
+	}
+	tck := ClockTicks()
+	a, err := PIDSample(os.Getpid(), tck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	var spun, done sync.WaitGroup
+	release := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		spun.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			// The thread goes back to the runtime afterwards with its
+			// affinity as it was: a thread that exits takes its counts
+			// (and its CPU time, see PIDSample) with it, and the tests
+			// after this one measure this process too.
+			runtime.LockOSThread()
+			var one unix.CPUSet
+			one.Set(cpu)
+			err := unix.SchedSetaffinity(0, &one)
+			for err == nil && time.Now().Before(deadline) {
+			}
+			errs <- err
+			spun.Done()
+			<-release
+			if unix.SchedSetaffinity(0, &cpus) == nil {
+				runtime.UnlockOSThread()
+			} // else the runtime retires the thread with the goroutine
+		}()
+	}
+	spun.Wait()
+	b, err := PIDSample(os.Getpid(), tck)
+	close(release)
+	done.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Skipf("sched_setaffinity: %v", err)
+		}
+	}
+	if d := b.Preemptions - a.Preemptions; d < 10 {
+		t.Fatalf("%d involuntary context switches counted after two threads shared one CPU for 200 ms, want at least 10 (50-65 here)", d)
 	}
 }
 

@@ -53,7 +53,8 @@ func SelfSample() (ProcSample, error) {
 // keep their threads (the Go runtime, l2tpns), and stat's ticks do count
 // them, so a sum below stat's by more than a tick per thread falls back to
 // stat. The context switches are summed over /proc/PID/task/*/status
-// (the process's own status gives its first thread's only).
+// (the process's own status gives its first thread's only); a thread
+// that exits takes its switches with it too.
 func PIDSample(pid int, clkTck int64) (ProcSample, error) {
 	ps, err := pidSampleTicks(pid, clkTck)
 	if err != nil {
